@@ -1,0 +1,25 @@
+# The two commands: `make run` (set up, then the main job on the embedded defaults)
+# and `make test` (set up, then the suite). Nothing else needs installing by hand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --editable .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/curator demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) curator.duckdb curator.duckdb.wal

@@ -1,0 +1,191 @@
+"""Entry point of the `curator` console script."""
+from __future__ import annotations
+
+import click
+import duckdb
+
+import storage
+from cli.output import ProgressBar, print_json, print_table
+from curator import __version__, formats, readers
+from jobs import demo as demo_job
+from jobs.ingest import IngestOptions, IngestReport, ingest as run_ingest
+from storage import jobs as job_rows
+from storage import pairs as pair_rows
+from storage import query
+from storage import rejects as reject_rows
+
+
+class CuratorGroup(click.Group):
+    """Turns expected failures into one clear line and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except storage.DatabaseLocked as err:
+            raise click.ClickException(str(err)) from None
+        except (FileNotFoundError, ValueError, duckdb.Error) as err:
+            raise click.ClickException(str(err)) from None
+
+
+@click.group(cls=CuratorGroup)
+@click.option("--db", "db_path", envvar="CURATOR_DB", default=storage.DEFAULT_DB, show_default=True,
+              help="DuckDB file to use (or set CURATOR_DB).")
+@click.version_option(__version__, prog_name="curator")
+@click.pass_context
+def cli(ctx: click.Context, db_path: str) -> None:
+    """curator: ingest, map, curate and export LLM fine-tuning data."""
+    ctx.obj = {"db": db_path}
+
+
+def _db(ctx: click.Context) -> str:
+    return ctx.obj["db"]
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--source", help="Source name for every pair (else the record's own, else the file name).")
+@click.option("--format", "fmt", default="auto", show_default=True,
+              type=click.Choice(("auto",) + formats.FORMATS), help="Record format; auto-detected per file.")
+@click.option("--prompt-field", help="Read any flat records: the key holding the prompt (with --response-field).")
+@click.option("--response-field", help="The key holding the response (with --prompt-field).")
+@click.option("--max-record-bytes", default=readers.DEFAULT_MAX_RECORD_BYTES, show_default=True, type=int,
+              help="Records larger than this are rejected, not read.")
+@click.option("--batch-size", default=20_000, show_default=True, type=int,
+              help="Records committed per transaction (the resume granularity).")
+@click.pass_context
+def ingest(ctx, paths, source, fmt, prompt_field, response_field, max_record_bytes, batch_size):
+    """Read prompt-response pairs from files (.jsonl .json .csv .parquet, optionally .gz/.zst)."""
+    options = IngestOptions(source=source, format=fmt, prompt_field=prompt_field,
+                            response_field=response_field, max_record_bytes=max_record_bytes)
+    con = storage.connect(_db(ctx))
+    bar = ProgressBar()
+    try:
+        report = run_ingest(con, list(paths), options, progress=bar, batch_records=batch_size)
+    finally:
+        bar.close()
+        con.close()
+    _print_ingest(report)
+    accepted = report.total("pairs")
+    failed = [f for f in report.files if f.status == "failed"]
+    if failed or (accepted == 0 and any(f.status != "already ingested" for f in report.files)):
+        raise click.ClickException(
+            "no pairs were accepted" + ("" if failed else "; see `curator rejects` for why")
+            if accepted == 0 else f"{len(failed)} file(s) could not be ingested")
+
+
+def _print_ingest(report: IngestReport) -> None:
+    for f in report.files:
+        if f.status == "already ingested":
+            click.echo(f"{f.path}: already ingested, nothing to do ({f.note})")
+        elif f.status == "failed":
+            click.echo(f"{f.path}: not ingested: {f.note}", err=True)
+        else:
+            extra = f" ({f.note})" if f.note else ""
+            click.echo(f"{f.path}: {f.status}{extra}: {f.pairs:,} pairs, {f.rejects:,} rejected, "
+                       f"{f.duplicates:,} exact duplicates, format {f.format or 'not recognised'}")
+    rejects = report.total("rejects")
+    click.echo(f"job {report.job_id}: {report.total('pairs'):,} pairs added, {rejects:,} rejected, "
+               f"{report.total('duplicates'):,} exact duplicates (kept, counted)")
+    if rejects:
+        click.echo(f"warning: {rejects:,} record(s) rejected; `curator rejects --job {report.job_id}` "
+                   "lists them with file, line and reason", err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.pass_context
+def stats(ctx, as_json):
+    """Counts of pairs, deleted pairs, rejects and pairs per source."""
+    con = storage.connect_read_only(_db(ctx))
+    try:
+        result = pair_rows.stats(con)
+    finally:
+        con.close()
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"pairs     {result['pairs']:,}  (deleted {result['deleted']:,})")
+    click.echo(f"rejects   {result['rejects']:,}")
+    click.echo(f"exact duplicates  {result['exact_duplicates']:,}")
+    click.echo(f"files     {result['files']:,}" + (
+        f"  ({result['files_unfinished']} unfinished: rerun the same ingest to resume)"
+        if result["files_unfinished"] else ""))
+    if result["sources"]:
+        print_table(["source", "pairs"], [(k, f"{v:,}") for k, v in result["sources"].items()])
+
+
+@cli.command()
+@click.option("--job", "job_id", type=int, help="Only this ingest job's rejects.")
+@click.option("--limit", type=int, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of {job, file, line, reason, raw}.")
+@click.pass_context
+def rejects(ctx, job_id, limit, as_json):
+    """Records that were not ingested, with file, line and reason."""
+    con = storage.connect_read_only(_db(ctx))
+    try:
+        rows = reject_rows.listing(con, job_id, limit)
+    finally:
+        con.close()
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["job", "file", "line", "reason", "raw"],
+                [(r["job"], r["file"], r["line"], r["reason"], r["raw"]) for r in rows], max_width=50)
+
+
+@cli.command()
+@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def jobs(ctx, limit, as_json):
+    """Jobs, newest first, with status, progress and counts."""
+    con = storage.connect_read_only(_db(ctx))
+    try:
+        rows = job_rows.listing(con, limit)
+    finally:
+        con.close()
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["id", "kind", "status", "progress", "started", "counts / error"],
+                [(r["id"], r["kind"], r["status"], f"{r['progress']:.0%}", r["started_at"],
+                  r["error"] or r["counts"]) for r in rows], max_width=80)
+
+
+@cli.command()
+@click.argument("statement")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects.")
+@click.pass_context
+def sql(ctx, statement, as_json):
+    """Run read-only SQL (e.g. over pairs_view); nothing can be written through it."""
+    con = storage.connect_read_only(_db(ctx))
+    try:
+        columns, rows = query.run_read_only(con, statement)
+    finally:
+        con.close()
+    if as_json:
+        print_json([dict(zip(columns, row)) for row in rows])
+    else:
+        print_table(columns, rows)
+
+
+@cli.command()
+@click.pass_context
+def demo(ctx):
+    """Set up the demo database: ingest the bundled demo set and print its stats."""
+    con = storage.connect(_db(ctx))
+    bar = ProgressBar()
+    try:
+        report = demo_job.run(con, progress=bar)
+        result = pair_rows.stats(con)
+    finally:
+        bar.close()
+        con.close()
+    _print_ingest(report)
+    click.echo(f"\ndatabase {_db(ctx)}: {result['pairs']:,} pairs from {len(result['sources'])} sources")
+    print_table(["source", "pairs"], [(k, f"{v:,}") for k, v in result["sources"].items()])
+    click.echo(f"\nnext: curator --db {_db(ctx)} sql \"SELECT source, prompt, response FROM pairs_view LIMIT 5\"")
+
+
+def main() -> None:
+    cli(prog_name="curator")

@@ -1,0 +1,92 @@
+"""The schema, as an append-only list of migrations.
+
+Each entry is one schema version: a list of statements applied in one transaction. Never edit
+a released entry; add a new one. `pairs_view` is the documented, stable, read-only face of the
+data (README: "pairs_view"); later versions add columns to it, never remove or rename them.
+"""
+
+# Text normalization for content hashes lives here, as a SQL macro, so that it runs vectorized
+# inside DuckDB during ingest (a Python per-row version costs ~3 s per million pairs) and every
+# later query (dedup, contamination checks) uses the very same definition.
+_NORMALIZE = r"""
+CREATE MACRO normalize_text(t) AS lower(regexp_replace(trim(nfc_normalize(t)), '\s+', ' ', 'g'))
+"""
+
+MIGRATIONS: list[list[str]] = [
+    # 1: pairs, the files they came from, rejected records, jobs.
+    [
+        _NORMALIZE,
+        "CREATE SEQUENCE job_id_seq START 1",
+        """
+        CREATE TABLE jobs (
+            id          BIGINT PRIMARY KEY DEFAULT nextval('job_id_seq'),
+            kind        VARCHAR NOT NULL,
+            params      VARCHAR NOT NULL,            -- JSON
+            status      VARCHAR NOT NULL,            -- running | done | failed
+            progress    DOUBLE NOT NULL DEFAULT 0,   -- 0..1
+            message     VARCHAR,                     -- what it is doing now
+            counts      VARCHAR,                     -- JSON
+            error       VARCHAR,
+            pid         INTEGER,
+            host        VARCHAR,
+            started_at  TIMESTAMP NOT NULL DEFAULT now(),
+            updated_at  TIMESTAMP,
+            finished_at TIMESTAMP
+        )
+        """,
+        "CREATE SEQUENCE file_id_seq START 1",
+        """
+        CREATE TABLE files (
+            id            INTEGER PRIMARY KEY DEFAULT nextval('file_id_seq'),
+            sha256        VARCHAR NOT NULL UNIQUE,   -- content identity: re-ingest is a no-op
+            path          VARCHAR NOT NULL,
+            size          BIGINT NOT NULL,
+            options       VARCHAR NOT NULL,          -- JSON: how its records were read
+            format        VARCHAR,                   -- forced or detected
+            status        VARCHAR NOT NULL,          -- ingesting | done
+            job_id        BIGINT NOT NULL,           -- the job that finished it (or is on it)
+            resume_line   BIGINT NOT NULL DEFAULT 0, -- records/lines committed so far
+            resume_offset BIGINT NOT NULL DEFAULT 0, -- byte offset after them (line files)
+            pairs         BIGINT NOT NULL DEFAULT 0,
+            rejects       BIGINT NOT NULL DEFAULT 0,
+            duplicates    BIGINT,
+            started_at    TIMESTAMP NOT NULL DEFAULT now(),
+            finished_at   TIMESTAMP
+        )
+        """,
+        """
+        CREATE TABLE pairs (
+            id          BIGINT NOT NULL,     -- stable: hash of (file content, line, pair index)
+            file_id     INTEGER NOT NULL,
+            line        BIGINT NOT NULL,     -- 1-based physical line, or record index
+            pair_index  INTEGER NOT NULL,    -- position among the pairs of one record
+            prompt      VARCHAR NOT NULL,
+            response    VARCHAR NOT NULL,
+            messages    VARCHAR,             -- JSON [{role, content}] for multi-turn records
+            source      VARCHAR NOT NULL,
+            prompt_hash UBIGINT NOT NULL,    -- of normalize_text(prompt)
+            pair_hash   UBIGINT NOT NULL,    -- of normalized prompt + response
+            job_id      BIGINT NOT NULL,
+            created_at  TIMESTAMP NOT NULL,
+            deleted_op  BIGINT               -- the curation operation that removed it
+        )
+        """,
+        """
+        CREATE TABLE rejects (
+            job_id  BIGINT NOT NULL,
+            file_id INTEGER NOT NULL,
+            file    VARCHAR NOT NULL,
+            line    BIGINT NOT NULL,
+            reason  VARCHAR NOT NULL,
+            raw     VARCHAR NOT NULL         -- the record as read, cut at 64 KiB
+        )
+        """,
+        """
+        CREATE VIEW pairs_view AS
+        SELECT p.id, p.prompt, p.response, p.source,
+               p.deleted_op IS NOT NULL AS deleted,
+               p.messages, f.path AS file, p.line, p.job_id, p.created_at
+        FROM pairs p JOIN files f ON f.id = p.file_id
+        """,
+    ],
+]

@@ -1,0 +1,53 @@
+"""Shared fixtures: the real datasets beside the checkout, a fresh database, the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+needs_data = pytest.mark.skipif(
+    not DATA.exists(), reason="needs ../shared/data (the project's shared real datasets; CI has it)")
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    return tmp_path / "test.duckdb"
+
+
+class Curator:
+    """Runs `curator --db DB ...` in-process and returns (exit code, output)."""
+
+    def __init__(self, db: Path):
+        self.db = db
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, ok: bool = True):
+        result = self.runner.invoke(cli, ["--db", str(self.db), *map(str, args)], catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    def json(self, *args: str):
+        return json.loads(self(*args, "--json").stdout)
+
+
+@pytest.fixture
+def curator(db, tmp_path, monkeypatch) -> Curator:
+    monkeypatch.setenv("CURATOR_CACHE", str(tmp_path / "cache"))
+    return Curator(db)
+
+
+def run_console(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """The installed console script in a child process (for kill -9 and locking tests)."""
+    exe = Path(sys.executable).with_name("curator")
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **kwargs.pop("env", {})}, **kwargs)
