@@ -50,7 +50,7 @@ def _db(ctx: click.Context) -> str:
 @click.option("--response-field", help="The key holding the response (with --prompt-field).")
 @click.option("--max-record-bytes", default=readers.DEFAULT_MAX_RECORD_BYTES, show_default=True, type=int,
               help="Records larger than this are rejected, not read.")
-@click.option("--batch-size", default=20_000, show_default=True, type=int,
+@click.option("--batch-size", default=readers.BATCH_RECORDS, show_default=True, type=int,
               help="Records committed per transaction (the resume granularity).")
 @click.pass_context
 def ingest(ctx, paths, source, fmt, prompt_field, response_field, max_record_bytes, batch_size):

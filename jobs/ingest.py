@@ -7,6 +7,7 @@ the same command resumes after the last committed one. Files are identified by c
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import orjson
 import pyarrow as pa
 
 from curator import formats, readers
-from jobs.runner import Job, Progress, no_progress
+from jobs.runner import Job, Progress, no_progress, prefetch
 from storage import files as file_rows
 from storage import pairs as pair_rows
 from storage import rejects as reject_rows
@@ -61,7 +62,7 @@ class IngestReport:
 
 
 def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], options: IngestOptions,
-           progress: Progress = no_progress, batch_records: int = 20_000) -> IngestReport:
+           progress: Progress = no_progress, batch_records: int = readers.BATCH_RECORDS) -> IngestReport:
     paths = [Path(p) for p in paths]
     params = {"paths": [str(p) for p in paths], **options.reading()}
     with Job(con, "ingest", params, progress) as job:
@@ -111,24 +112,53 @@ def _ingest_file(con, job: Job, path: Path, options: IngestOptions, batch_record
         status = "resumed"
     report = FileReport(shown, status, row.format,
                         note=f"resumed after line {row.resume_line:,}" if status == "resumed" else None)
-    converter = _Converter(options, row.format, default_source=path.name.split(".")[0])
-    for batch in readers.read_batches(path, start_line=row.resume_line, start_offset=row.resume_offset,
-                                      max_record_bytes=options.max_record_bytes,
-                                      batch_records=batch_records):
-        table, rejects = converter.convert(batch)
+    args = (path, row.resume_line, row.resume_offset, options, row.format,
+            path.name.split(".")[0], batch_records)
+    # Reading and converting batch k+1 (Python) overlaps inserting batch k (DuckDB, which
+    # releases the GIL). A child process instead of a thread was measured slower: pickling
+    # the Arrow batches across costs more than the GIL contention it avoids.
+    for batch in prefetch(converted_batches(*args)):
         con.begin()
-        pair_rows.insert(con, sha, row.id, job.id, table)
-        reject_rows.insert(con, job.id, row.id, shown, *rejects)
-        file_rows.checkpoint(con, row.id, converter.format, batch.line, batch.offset,
-                             table.num_rows, len(rejects[0]))
-        report.pairs += table.num_rows
-        report.rejects += len(rejects[0])
+        pair_rows.insert(con, sha, row.id, job.id, batch.pairs)
+        reject_rows.insert(con, job.id, row.id, shown, batch.reject_lines, batch.reasons, batch.raws)
+        file_rows.checkpoint(con, row.id, batch.format, batch.line, batch.offset,
+                             batch.pairs.num_rows, len(batch.reject_lines))
+        report.pairs += batch.pairs.num_rows
+        report.rejects += len(batch.reject_lines)
+        report.format = batch.format
         job.report(done_bytes + batch.progress, total_bytes, f"{path.name}: line {batch.line:,}")
         con.commit()
-    report.format = converter.format
     report.duplicates = pair_rows.file_duplicates(con, row.id)
     file_rows.finish(con, row.id, report.duplicates)
     return report
+
+
+@dataclass
+class ConvertedBatch:
+    """One batch as the writing side needs it: pairs, rejects and the checkpoint after them."""
+    pairs: pa.Table
+    reject_lines: list[int]
+    reasons: list[str]
+    raws: list[str]
+    format: str | None
+    line: int
+    offset: int
+    progress: int
+
+
+def converted_batches(path: Path, start_line: int, start_offset: int, options: IngestOptions,
+                      fmt: str | None, default_source: str, batch_records: int
+                      ) -> Iterator[ConvertedBatch]:
+    """Read one file from a checkpoint on and convert it, batch by batch."""
+    converter = _Converter(options, fmt, default_source)
+    for batch in readers.read_batches(path, start_line=start_line, start_offset=start_offset,
+                                      max_record_bytes=options.max_record_bytes,
+                                      batch_records=batch_records):
+        table, (lines, reasons, raws) = converter.convert(batch)
+        converted = ConvertedBatch(table, lines, reasons, raws, converter.format,
+                                   batch.line, batch.offset, batch.progress)
+        del batch  # its parsed records are most of ingest's memory: drop them before waiting
+        yield converted
 
 
 def _describe(options: dict) -> str:

@@ -1,12 +1,17 @@
 """The job row's life cycle around a piece of work."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from queue import Full, Queue
+from typing import TypeVar
 
 import duckdb
 
 from storage import jobs as job_rows
+
+T = TypeVar("T")
 
 # progress(done, total, message): units are the job's own (bytes for ingest).
 Progress = Callable[[int, int, str], None]
@@ -47,3 +52,48 @@ class Job:
             pass  # no batch was half-written
         job_rows.fail(self.con, self.id, message, self.counts)
         return False
+
+
+def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """Iterate `items` in a background thread, at most `depth` items ahead of the consumer.
+
+    Ingest uses it to read, parse and convert the next batch in Python while DuckDB, which
+    releases the GIL, inserts the current one: the two halves then run on two cores. An error
+    in the producer is raised in the consumer; a consumer that stops early stops the producer.
+    """
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as err:  # handed to the consumer, which re-raises it
+            put((end, err))
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+

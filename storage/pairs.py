@@ -9,13 +9,15 @@ import pyarrow as pa
 # gives every pair the same id whatever order the files come in (replayable curation logs).
 _INSERT = """
 INSERT INTO pairs
-SELECT (md5_number_lower($sha || ':' || b.line || ':' || b.pair_index) >> 1)::BIGINT,
-       $file_id, b.line, b.pair_index, b.prompt, b.response, b.messages, b.source,
-       md5_number_lower(normalize_text(b.prompt)),
-       md5_number_lower(normalize_text(b.prompt) || chr(31) || normalize_text(b.response)),
+SELECT (md5_number_lower($sha || ':' || line || ':' || pair_index) >> 1)::BIGINT,
+       $file_id, line, pair_index, prompt, response, messages, source,
+       md5_number_lower(prompt_norm),
+       md5_number_lower(prompt_norm || chr(31) || normalize_text(response)),
        $job_id, now(), NULL
-FROM pair_batch b
+FROM (SELECT *, normalize_text(prompt) AS prompt_norm FROM pair_batch)
 """
+
+_SCAN_CHUNK = 8192
 
 BATCH_SCHEMA = pa.schema([
     ("line", pa.int64()),
@@ -31,7 +33,9 @@ def insert(con: duckdb.DuckDBPyConnection, file_sha: str, file_id: int, job_id: 
            batch: pa.Table) -> None:
     if batch.num_rows == 0:
         return
-    con.register("pair_batch", batch)
+    # Many small record batches let DuckDB scan (and hash) the batch on every core; one big
+    # chunk is read by one thread. Slicing is zero-copy.
+    con.register("pair_batch", pa.Table.from_batches(batch.to_batches(max_chunksize=_SCAN_CHUNK)))
     try:
         con.execute(_INSERT, {"sha": file_sha, "file_id": file_id, "job_id": job_id})
     finally:
