@@ -38,7 +38,7 @@ class IngestOptions:
 
     def reading(self) -> dict:
         """The options that decide what rows a file yields: a resumed file must reuse them."""
-        return {k: v for k, v in asdict(self).items()}
+        return asdict(self)
 
 
 @dataclass
