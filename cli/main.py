@@ -1,15 +1,20 @@
 """Entry point of the `curator` console script."""
 from __future__ import annotations
 
+import os
+
 import click
 import duckdb
 
 import storage
 from cli.output import ProgressBar, print_json, print_table
-from curator import __version__, formats, readers
+from curator import __version__, embedding, formats, projection, readers
 from jobs import demo as demo_job
+from jobs.embed import embed as run_embed
+from jobs.map import MapReport, build_map
 from jobs.ingest import IngestOptions, IngestReport, ingest as run_ingest
 from storage import jobs as job_rows
+from storage import maps as map_rows
 from storage import pairs as pair_rows
 from storage import query
 from storage import rejects as reject_rows
@@ -172,20 +177,100 @@ def sql(ctx, statement, as_json):
 @cli.command()
 @click.pass_context
 def demo(ctx):
-    """Set up the demo database: ingest the bundled demo set and print its stats."""
+    """Set up the demo database: ingest the bundled demo set, map it, print its stats."""
     con = storage.connect(_db(ctx))
-    bar = ProgressBar()
+    bar = ProgressBar(unit="", unit_scale=False)
     try:
-        report = demo_job.run(con, progress=bar)
+        ingested, mapped = demo_job.run(con, _db(ctx), progress=bar)
         result = pair_rows.stats(con)
     finally:
         bar.close()
         con.close()
-    _print_ingest(report)
+    _print_ingest(ingested)
+    _print_map(mapped)
     click.echo(f"\ndatabase {_db(ctx)}: {result['pairs']:,} pairs from {len(result['sources'])} sources")
     print_table(["source", "pairs"], [(k, f"{v:,}") for k, v in result["sources"].items()])
-    click.echo(f"\nnext: curator --db {_db(ctx)} sql \"SELECT source, prompt, response FROM pairs_view LIMIT 5\"")
+    click.echo(f"\nnext: curator --db {_db(ctx)} clusters")
+
+
+FIELD = click.Choice(embedding.FIELDS)
+
+
+@cli.command()
+@click.option("--model", help="sentence-transformers model name or local path (default: the bundled all-MiniLM-L6-v2).")
+@click.option("--field", default="prompt", show_default=True, type=FIELD, help="What to embed.")
+@click.option("--fast", is_flag=True, help="Static model2vec embeddings distilled from the model (~50x faster, rougher).")
+@click.option("--batch-size", default=embedding.BATCH_SIZE, show_default=True, type=int)
+@click.option("--commit-every", default=4096, show_default=True, type=int,
+              help="Pairs per committed shard: the resume granularity.")
+@click.pass_context
+def embed(ctx, model, field, fast, batch_size, commit_every):
+    """Embed every pair that has no vector yet for this model and field (resumable)."""
+    con = storage.connect(_db(ctx))
+    bar = ProgressBar(unit="pair", unit_scale=False)
+    try:
+        report = run_embed(con, _db(ctx), model=model, field=field, fast=fast, batch_size=batch_size,
+                           commit_every=commit_every, progress=bar)
+    finally:
+        bar.close()
+        con.close()
+    click.echo(f"embedded {report.embedded:,} pairs ({report.already:,} already had vectors) with "
+               f"{report.model}, field {report.field}: {report.texts_per_s:,.0f} texts/s")
+
+
+@cli.command("map")
+@click.option("--name", help="Map name (default: the field).")
+@click.option("--field", default="prompt", show_default=True, type=FIELD,
+              help="prompt or response (twin maps), or pair.")
+@click.option("--model", help="Embedding model name or path (default: the bundled all-MiniLM-L6-v2).")
+@click.option("--fast", is_flag=True, help="Use static model2vec embeddings: first looks at million-pair sets.")
+@click.option("--seed", default=42, show_default=True, type=int, help="Seed: the same seed gives the same map.")
+@click.option("--min-cluster-size", type=int, help="HDBSCAN's smallest cluster (default: chosen from the size).")
+@click.option("--rebuild", is_flag=True, help="Fit again instead of placing new pairs on the existing map.")
+@click.option("--default", "make_default", is_flag=True, help="Show this map's columns in pairs_view.")
+@click.pass_context
+def map_command(ctx, name, field, model, fast, seed, min_cluster_size, rebuild, make_default):
+    """Embed what is missing, project to 2-D, cluster and label topics; later runs place new pairs."""
+    params = projection.MapParams(seed=seed, min_cluster_size=min_cluster_size)
+    con = storage.connect(_db(ctx))
+    bar = ProgressBar(unit="step", unit_scale=False)
+    try:
+        report = build_map(con, _db(ctx), name=name, field=field, model=model, fast=fast, params=params,
+                           rebuild=rebuild, make_default=make_default, progress=bar)
+    finally:
+        bar.close()
+        con.close()
+    _print_map(report)
+
+
+def _print_map(report: MapReport) -> None:
+    click.echo(f"map {report.name}: {report.fitted:,} points fitted, {report.placed:,} placed without "
+               f"refitting, {report.clusters:,} clusters, {report.noise:,} noise points ({report.model})")
+
+
+@cli.command()
+@click.option("--map", "map_name", help="Map name (default: the default map).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def clusters(ctx, map_name, as_json):
+    """Clusters of a map: id, topic label, parent (coarse) cluster, size, top sources."""
+    con = storage.connect_read_only(_db(ctx))
+    try:
+        chosen = map_rows.find(con, map_name) if map_name else map_rows.default(con)
+        if chosen is None:
+            raise click.ClickException(f"no map {map_name!r}" if map_name else "no map yet: run `curator map`")
+        rows = map_rows.cluster_listing(con, chosen.id)
+    finally:
+        con.close()
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["level", "id", "label", "parent", "size", "top sources"],
+                [(r["level"], r["id"], r["label"], r["parent"], f"{r['size']:,}", r["top_sources"]) for r in rows],
+                max_width=70)
 
 
 def main() -> None:
+    # numba (UMAP, HDBSCAN) compiles for ~30 s per process unless its cache persists.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(projection.numba_cache_dir()))
     cli(prog_name="curator")

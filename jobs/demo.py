@@ -1,21 +1,18 @@
-"""The demo job: write the synthetic demo set (deterministic bytes) and ingest it."""
+"""The demo job: write the synthetic demo set (deterministic bytes), ingest it, map it."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import duckdb
 import orjson
 
 from curator import demo
+from curator.cache import cache_dir
 from jobs.ingest import IngestOptions, IngestReport, ingest
+from jobs.map import MapReport, build_map
 from jobs.runner import Progress, no_progress
 
 DEMO_FILE = "curator-demo-synthetic-v1.jsonl"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CURATOR_CACHE") or Path.home() / ".cache" / "curator")
 
 
 def write_demo_file(directory: Path) -> Path:
@@ -31,5 +28,8 @@ def write_demo_file(directory: Path) -> Path:
     return path
 
 
-def run(con: duckdb.DuckDBPyConnection, progress: Progress = no_progress) -> IngestReport:
-    return ingest(con, [write_demo_file(cache_dir() / "demo")], IngestOptions(), progress)
+def run(con: duckdb.DuckDBPyConnection, db_path: str | Path, progress: Progress = no_progress
+        ) -> tuple[IngestReport, MapReport]:
+    """Ingest the demo set and build (or bring up to date) its prompt map."""
+    report = ingest(con, [write_demo_file(cache_dir() / "demo")], IngestOptions(), progress)
+    return report, build_map(con, db_path, progress=progress)

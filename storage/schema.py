@@ -93,4 +93,78 @@ MIGRATIONS: list[list[str]] = [
         FROM pairs p JOIN files f ON f.id = p.file_id
         """,
     ],
+    # 2: embeddings, maps (2-D coordinates, clusters, topic labels); pairs_view gains the
+    # default map's cluster, topic, x and y.
+    [
+        "CREATE SEQUENCE embedding_set_id_seq START 1",
+        """
+        CREATE TABLE embedding_sets (
+            id         INTEGER PRIMARY KEY DEFAULT nextval('embedding_set_id_seq'),
+            model      VARCHAR NOT NULL,         -- what made the vectors (name, path or fast:...)
+            field      VARCHAR NOT NULL,         -- prompt | response | pair
+            dim        INTEGER NOT NULL,
+            directory  VARCHAR NOT NULL,         -- where the .npy shards live
+            created_at TIMESTAMP NOT NULL DEFAULT now(),
+            UNIQUE (model, field)
+        )
+        """,
+        """
+        CREATE TABLE embeddings (
+            set_id  INTEGER NOT NULL,
+            pair_id BIGINT NOT NULL,
+            shard   INTEGER NOT NULL,           -- vectors: DIRECTORY/shard-NNNNNN.npy, float32
+            "row"   INTEGER NOT NULL            -- row of this pair's vector in the shard
+        )
+        """,
+        "CREATE SEQUENCE map_id_seq START 1",
+        """
+        CREATE TABLE maps (
+            id          INTEGER PRIMARY KEY DEFAULT nextval('map_id_seq'),
+            name        VARCHAR NOT NULL UNIQUE,
+            field       VARCHAR NOT NULL,
+            set_id      INTEGER NOT NULL,
+            params      VARCHAR NOT NULL,        -- JSON: seed, PCA, UMAP, HDBSCAN settings
+            projection  VARCHAR NOT NULL,        -- path of the pickled fitted projection
+            is_default  BOOLEAN NOT NULL,        -- the map whose columns pairs_view shows
+            fitted      BIGINT NOT NULL,         -- points the projection was fitted on
+            placed      BIGINT NOT NULL DEFAULT 0, -- points placed later without refitting
+            created_at  TIMESTAMP NOT NULL DEFAULT now(),
+            updated_at  TIMESTAMP
+        )
+        """,
+        """
+        CREATE TABLE map_points (
+            map_id  INTEGER NOT NULL,
+            pair_id BIGINT NOT NULL,
+            x       FLOAT NOT NULL,
+            y       FLOAT NOT NULL,
+            cluster INTEGER NOT NULL,           -- fine cluster, -1 = noise
+            placed  BOOLEAN NOT NULL            -- placed after the fit, not fitted
+        )
+        """,
+        """
+        CREATE TABLE clusters (
+            map_id      INTEGER NOT NULL,
+            level       VARCHAR NOT NULL,       -- fine | coarse
+            id          INTEGER NOT NULL,       -- -1 = noise
+            parent      INTEGER,                -- the coarse cluster of a fine one
+            label       VARCHAR NOT NULL,
+            size        BIGINT NOT NULL,
+            top_sources VARCHAR NOT NULL        -- JSON {source: pairs}, largest first
+        )
+        """,
+        "DROP VIEW pairs_view",
+        """
+        CREATE VIEW pairs_view AS
+        SELECT p.id, p.prompt, p.response, p.source,
+               p.deleted_op IS NOT NULL AS deleted,
+               p.messages, f.path AS file, p.line, p.job_id, p.created_at,
+               mp.cluster, c.label AS topic, mp.x, mp.y
+        FROM pairs p
+        JOIN files f ON f.id = p.file_id
+        LEFT JOIN (SELECT mp.* FROM map_points mp JOIN maps m ON m.id = mp.map_id AND m.is_default) mp
+               ON mp.pair_id = p.id
+        LEFT JOIN clusters c ON c.map_id = mp.map_id AND c.level = 'fine' AND c.id = mp.cluster
+        """,
+    ],
 ]

@@ -41,8 +41,9 @@ class Curator:
 
 
 @pytest.fixture
-def curator(db, tmp_path, monkeypatch) -> Curator:
-    monkeypatch.setenv("CURATOR_CACHE", str(tmp_path / "cache"))
+def curator(db) -> Curator:
+    # The cache (demo file, ONNX export, distilled model, numba) is the user's real one: its
+    # contents are deterministic, and rebuilding them per test would cost minutes.
     return Curator(db)
 
 

@@ -2,22 +2,53 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
-from jobs.demo import write_demo_file
+import pytest
+
 from curator import demo
+from jobs.demo import write_demo_file
+from tests.conftest import run_console
 
 
-def test_demo_builds_the_database_and_is_idempotent(curator):
-    first = curator("demo")
-    stats = curator.json("stats")
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    first = run_console("--db", db, "demo")
+    assert first.returncode == 0, first.stderr
+    return db, first.stdout
+
+
+def _json(db, *args):
+    result = run_console("--db", db, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_demo_builds_the_database_and_its_map(demo_db):
+    db, out = demo_db
+    stats = _json(db, "stats")
     assert stats["pairs"] == sum(1 for _ in demo.records())
-    assert all(name.startswith("synthetic-") for name in stats["sources"])
     assert set(stats["sources"]) == {"synthetic-howto", "synthetic-explain", "synthetic-chat",
                                      "synthetic-sentiment", "synthetic-identity"}
-    assert f"{stats['pairs']:,} pairs from 5 sources" in first.stdout
-    again = curator("demo")
-    assert "already ingested, nothing to do" in again.stdout
-    assert curator.json("stats")["pairs"] == stats["pairs"]
+    assert f"{stats['pairs']:,} pairs from 5 sources" in out
+    assert f"map prompt: {stats['pairs']:,} points fitted" in out
+    mapped = _json(db, "sql", "SELECT count(*) AS n FROM pairs_view WHERE x IS NOT NULL AND topic IS NOT NULL")
+    assert mapped == [{"n": stats["pairs"]}]
+    # The one-word sentiment blob gets clusters of its own.
+    sentiment = _json(db, "sql", "SELECT cluster, count(*) AS n FROM pairs_view WHERE source = 'synthetic-sentiment' "
+                                 "AND cluster >= 0 GROUP BY 1")
+    others = _json(db, "sql", "SELECT DISTINCT cluster FROM pairs_view WHERE source <> 'synthetic-sentiment' AND cluster >= 0")
+    assert sentiment and not {r["cluster"] for r in sentiment} & {r["cluster"] for r in others}
+
+
+def test_demo_again_changes_nothing(demo_db):
+    db, _ = demo_db
+    before = _json(db, "sql", "SELECT id, x, y, cluster FROM pairs_view ORDER BY id")
+    again = run_console("--db", db, "demo")
+    assert again.returncode == 0
+    assert "already ingested, nothing to do" in again.stdout and "0 placed without refitting" in again.stdout
+    assert _json(db, "sql", "SELECT id, x, y, cluster FROM pairs_view ORDER BY id") == before
 
 
 def test_demo_set_is_the_same_bytes_everywhere(tmp_path):
@@ -25,11 +56,11 @@ def test_demo_set_is_the_same_bytes_everywhere(tmp_path):
     assert len(digests) == 1
 
 
-def test_demo_set_holds_what_curation_is_for(curator):
-    curator("demo")
-    stats = curator.json("stats")
+def test_demo_set_holds_what_curation_is_for(demo_db):
+    db, _ = demo_db
+    stats = _json(db, "stats")
     assert stats["exact_duplicates"] >= 120
-    rows = curator.json("sql", "SELECT count(*) FILTER (WHERE response ILIKE 'As an AI language model%') AS refusals, "
-                                "count(*) FILTER (WHERE source = 'synthetic-sentiment' AND response NOT LIKE '% %') AS one_word "
-                                "FROM pairs_view")
-    assert rows[0]["refusals"] > 50 and rows[0]["one_word"] == stats["sources"]["synthetic-sentiment"]
+    (row,) = _json(db, "sql", "SELECT count(*) FILTER (WHERE response ILIKE 'As an AI language model%') AS refusals, "
+                              "count(*) FILTER (WHERE source = 'synthetic-sentiment' AND response NOT LIKE '% %') AS one_word "
+                              "FROM pairs_view")
+    assert row["refusals"] > 50 and row["one_word"] == stats["sources"]["synthetic-sentiment"]

@@ -1,0 +1,128 @@
+"""The map job: embed what is missing, project to 2-D, cluster, label topics.
+
+A map is built once (fitted) and then kept stable: pairs that arrive later are placed with
+the fitted projection (UMAP transform) and given their nearest fitted point's cluster,
+without moving any existing point; the map counts how many points were placed rather than
+fitted. `rebuild=True` fits again from scratch.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from curator import embedding, projection, topics
+from jobs.embed import embed
+from jobs.runner import Job, Progress, no_progress
+from storage import embeddings as vector_rows
+from storage import maps as map_rows
+
+
+@dataclass
+class MapReport:
+    job_id: int
+    map_id: int
+    name: str
+    model: str
+    fitted: int
+    placed: int          # placed by this run without refitting
+    clusters: int
+    noise: int
+
+
+def build_map(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, name: str | None = None,
+              field: str = "prompt", model: str | None = None, fast: bool = False,
+              params: projection.MapParams | None = None, rebuild: bool = False,
+              make_default: bool = False, progress: Progress = no_progress) -> MapReport:
+    embedding.check_field(field)
+    name = name or field
+    params = params or projection.MapParams()
+    encoder = embedding.load_encoder(model, fast=fast)
+    embed(con, db_path, field=field, encoder=encoder, progress=progress)
+    set_id = vector_rows.find_set(con, encoder.name, field)
+    existing = map_rows.find(con, name)
+    job_params = {"name": name, "field": field, "model": encoder.name, "rebuild": rebuild, **asdict(params)}
+    with Job(con, "map", job_params, progress) as job:
+        if existing is not None and not rebuild:
+            if existing.set_id != set_id:
+                raise ValueError(f"map {name!r} was built from other vectors ({existing.params.get('model')}); "
+                                 "use --rebuild to fit it again with this model")
+            report = _place_new_points(con, job, existing)
+        else:
+            report = _fit(con, job, db_path, name, field, set_id, encoder.name, params, make_default)
+        job.counts = asdict(report)
+        return report
+
+
+def _fit(con, job: Job, db_path, name: str, field: str, set_id: int, model: str,
+         params: projection.MapParams, make_default: bool) -> MapReport:
+    steps = 5
+    job.report(0, steps, "loading vectors")
+    pair_ids, vectors = vector_rows.load_vectors(con, set_id)
+    if len(pair_ids) < 3:
+        raise ValueError(f"a map needs at least 3 pairs; the database has {len(pair_ids)}")
+    job.report(1, steps, f"projecting {len(pair_ids):,} points")
+    fitted, coords = projection.fit_projection(vectors, params)
+    job.report(2, steps, "clustering")
+    labels = projection.cluster(coords, params)
+    parents = projection.coarse_clusters(coords, labels)
+    job.report(3, steps, "labelling topics")
+    texts = _texts(con, pair_ids, field)
+    fine_labels = topics.cluster_labels(texts, labels)
+    coarse_of_point = np.array([parents.get(int(c), topics.NOISE) for c in labels], dtype=np.int32)
+    coarse_labels = topics.cluster_labels(texts, coarse_of_point)
+    job.report(4, steps, "saving")
+    path = _save_projection(db_path, name, fitted)
+    con.begin()
+    map_id = map_rows.replace(con, name, field, set_id, {"model": model, **asdict(params)}, str(path),
+                              len(pair_ids), make_default)
+    map_rows.add_points(con, map_id, pair_ids, coords, labels, placed=False)
+    map_rows.write_clusters(con, map_id, fine_labels, parents, coarse_labels)
+    con.commit()
+    return MapReport(job.id, map_id, name, model, len(pair_ids), 0,
+                     len(set(labels.tolist()) - {topics.NOISE}), int((labels == topics.NOISE).sum()))
+
+
+def _place_new_points(con, job: Job, existing: map_rows.MapRow) -> MapReport:
+    new_ids = map_rows.unmapped_pair_ids(con, existing.id)
+    points = map_rows.points(con, existing.id)
+    if len(new_ids):
+        job.report(0, 2, f"placing {len(new_ids):,} new points")
+        with open(existing.projection, "rb") as f:
+            fitted = pickle.load(f)
+        new_ids, vectors = vector_rows.load_vectors(con, existing.set_id, new_ids)
+        coords = projection.place(fitted, vectors)
+        fitted_coords = np.column_stack([points["x"], points["y"]])
+        clusters = projection.nearest_cluster(fitted_coords, points["cluster"], coords)
+        con.begin()
+        map_rows.add_points(con, existing.id, new_ids, coords, clusters, placed=True)
+        map_rows.recount_clusters(con, existing.id)
+        con.commit()
+    all_clusters = np.concatenate([points["cluster"], clusters]) if len(new_ids) else points["cluster"]
+    return MapReport(job.id, existing.id, existing.name, existing.params.get("model", ""), existing.fitted,
+                     len(new_ids), len(set(all_clusters.tolist()) - {topics.NOISE}),
+                     int((all_clusters == topics.NOISE).sum()))
+
+
+def _texts(con, pair_ids: np.ndarray, field: str) -> list[str]:
+    _, prompts, responses = vector_rows.pair_texts(con, pair_ids)
+    return embedding.field_texts(prompts, responses, field)
+
+
+def _save_projection(db_path, name: str, fitted: projection.Projection) -> Path:
+    directory = Path(f"{db_path}.maps")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{_safe(name)}.projection.pkl"
+    partial = path.with_suffix(".partial")
+    with open(partial, "wb") as f:
+        pickle.dump(fitted, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(partial, path)
+    return path
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
