@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import storage
 from cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,15 @@ def curator(db) -> Curator:
     # The cache (demo file, ONNX export, distilled model, numba) is the user's real one: its
     # contents are deterministic, and rebuilding them per test would cost minutes.
     return Curator(db)
+
+
+def query(db, sql, params=None) -> list[tuple]:
+    """Rows of a read-only query on a test database."""
+    con = storage.connect_read_only(db)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
 
 
 def run_console(*args: str, **kwargs) -> subprocess.CompletedProcess:

@@ -12,16 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-import storage
-from tests.conftest import DATA, needs_data
-
-
-def query(db, sql, params=None):
-    con = storage.connect_read_only(db)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
+from tests.conftest import DATA, needs_data, query
 
 
 # (file under ../shared/data, format detected, pairs, rejects). Pair counts follow each

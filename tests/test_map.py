@@ -14,18 +14,10 @@ import orjson
 import pytest
 
 import storage
-from tests.conftest import DATA, needs_data, run_console
+from tests.conftest import DATA, needs_data, query, run_console
 
 P3_TEMPLATES = ["imdb_Reviewer_Enjoyment", "imdb_Sentiment_with_choices_", "rotten_tomatoes_Movie_Expressed_Sentiment",
                 "quarel_choose_between", "social_i_qa_Generate_answer", "wiki_qa_Is_This_True_"]
-
-
-def query(db, sql, params=None):
-    con = storage.connect_read_only(db)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")
