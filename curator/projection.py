@@ -54,6 +54,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from curator.cache import cache_dir
+
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
     from umap import UMAP
@@ -104,7 +106,7 @@ class Projection:
 def numba_cache_dir() -> Path:
     """Where numba keeps compiled umap/pynndescent code between processes:
     $CURATOR_CACHE/numba, default ~/.cache/curator/numba."""
-    return Path(os.environ.get("CURATOR_CACHE") or Path.home() / ".cache" / "curator") / "numba"
+    return cache_dir() / "numba"
 
 
 def fit_projection(vectors: np.ndarray, params: MapParams,
