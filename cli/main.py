@@ -46,6 +46,15 @@ def _db(ctx: click.Context) -> str:
     return ctx.obj["db"]
 
 
+def _read(ctx: click.Context, query_fn):
+    """query_fn(connection) on a read-only connection that is closed afterwards."""
+    con = storage.connect_read_only(_db(ctx))
+    try:
+        return query_fn(con)
+    finally:
+        con.close()
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--source", help="Source name for every pair (else the record's own, else the file name).")
@@ -101,11 +110,7 @@ def _print_ingest(report: IngestReport) -> None:
 @click.pass_context
 def stats(ctx, as_json):
     """Counts of pairs, deleted pairs, rejects and pairs per source."""
-    con = storage.connect_read_only(_db(ctx))
-    try:
-        result = pair_rows.stats(con)
-    finally:
-        con.close()
+    result = _read(ctx, pair_rows.stats)
     if as_json:
         print_json(result)
         return
@@ -126,11 +131,7 @@ def stats(ctx, as_json):
 @click.pass_context
 def rejects(ctx, job_id, limit, as_json):
     """Records that were not ingested, with file, line and reason."""
-    con = storage.connect_read_only(_db(ctx))
-    try:
-        rows = reject_rows.listing(con, job_id, limit)
-    finally:
-        con.close()
+    rows = _read(ctx, lambda con: reject_rows.listing(con, job_id, limit))
     if as_json:
         print_json(rows)
         return
@@ -144,11 +145,7 @@ def rejects(ctx, job_id, limit, as_json):
 @click.pass_context
 def jobs(ctx, limit, as_json):
     """Jobs, newest first, with status, progress and counts."""
-    con = storage.connect_read_only(_db(ctx))
-    try:
-        rows = job_rows.listing(con, limit)
-    finally:
-        con.close()
+    rows = _read(ctx, lambda con: job_rows.listing(con, limit))
     if as_json:
         print_json(rows)
         return
@@ -163,11 +160,7 @@ def jobs(ctx, limit, as_json):
 @click.pass_context
 def sql(ctx, statement, as_json):
     """Run read-only SQL (e.g. over pairs_view); nothing can be written through it."""
-    con = storage.connect_read_only(_db(ctx))
-    try:
-        columns, rows = query.run_read_only(con, statement)
-    finally:
-        con.close()
+    columns, rows = _read(ctx, lambda con: query.run_read_only(con, statement))
     if as_json:
         print_json([dict(zip(columns, row)) for row in rows])
     else:
@@ -254,14 +247,13 @@ def _print_map(report: MapReport) -> None:
 @click.pass_context
 def clusters(ctx, map_name, as_json):
     """Clusters of a map: id, topic label, parent (coarse) cluster, size, top sources."""
-    con = storage.connect_read_only(_db(ctx))
-    try:
+    def cluster_rows(con):
         chosen = map_rows.find(con, map_name) if map_name else map_rows.default(con)
         if chosen is None:
             raise click.ClickException(f"no map {map_name!r}" if map_name else "no map yet: run `curator map`")
-        rows = map_rows.cluster_listing(con, chosen.id)
-    finally:
-        con.close()
+        return map_rows.cluster_listing(con, chosen.id)
+
+    rows = _read(ctx, cluster_rows)
     if as_json:
         print_json(rows)
         return

@@ -42,8 +42,7 @@ def build_map(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, name: str 
     name = name or field
     params = params or projection.MapParams()
     encoder = embedding.load_encoder(model, fast=fast)
-    embed(con, db_path, field=field, encoder=encoder, progress=progress)
-    set_id = vector_rows.find_set(con, encoder.name, field)
+    set_id = embed(con, db_path, field=field, encoder=encoder, progress=progress).set_id
     existing = map_rows.find(con, name)
     job_params = {"name": name, "field": field, "model": encoder.name, "rebuild": rebuild, **asdict(params)}
     with Job(con, "map", job_params, progress) as job:

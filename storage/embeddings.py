@@ -37,11 +37,6 @@ def ensure_set(con: duckdb.DuckDBPyConnection, root: Path, model: str, field: st
     return row[0], Path(row[1])
 
 
-def find_set(con: duckdb.DuckDBPyConnection, model: str, field: str) -> int | None:
-    row = con.execute("SELECT id FROM embedding_sets WHERE model = ? AND field = ?", [model, field]).fetchone()
-    return row[0] if row else None
-
-
 def missing_pair_ids(con: duckdb.DuckDBPyConnection, set_id: int) -> np.ndarray:
     """Ids of pairs (deleted ones too: the map shows them greyed) without a vector in the set."""
     return con.execute(
