@@ -28,7 +28,7 @@ class CuratorGroup(click.Group):
             return super().invoke(ctx)
         except storage.DatabaseLocked as err:
             raise click.ClickException(str(err)) from None
-        except (FileNotFoundError, ValueError, duckdb.Error) as err:
+        except (OSError, ValueError, duckdb.Error) as err:  # OSError: missing files, unknown models
             raise click.ClickException(str(err)) from None
 
 
