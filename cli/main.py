@@ -7,6 +7,7 @@ import click
 import duckdb
 
 import storage
+from cli.common import database, read
 from cli.output import ProgressBar, print_json, print_table
 from curator import __version__, embedding, formats, projection, readers
 from jobs import demo as demo_job
@@ -42,19 +43,6 @@ def cli(ctx: click.Context, db_path: str) -> None:
     ctx.obj = {"db": db_path}
 
 
-def _db(ctx: click.Context) -> str:
-    return ctx.obj["db"]
-
-
-def _read(ctx: click.Context, query_fn):
-    """query_fn(connection) on a read-only connection that is closed afterwards."""
-    con = storage.connect_read_only(_db(ctx))
-    try:
-        return query_fn(con)
-    finally:
-        con.close()
-
-
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--source", help="Source name for every pair (else the record's own, else the file name).")
@@ -71,7 +59,7 @@ def ingest(ctx, paths, source, fmt, prompt_field, response_field, max_record_byt
     """Read prompt-response pairs from files (.jsonl .json .csv .parquet, optionally .gz/.zst)."""
     options = IngestOptions(source=source, format=fmt, prompt_field=prompt_field,
                             response_field=response_field, max_record_bytes=max_record_bytes)
-    con = storage.connect(_db(ctx))
+    con = storage.connect(database(ctx))
     bar = ProgressBar()
     try:
         report = run_ingest(con, list(paths), options, progress=bar, batch_records=batch_size)
@@ -110,7 +98,7 @@ def _print_ingest(report: IngestReport) -> None:
 @click.pass_context
 def stats(ctx, as_json):
     """Counts of pairs, deleted pairs, rejects and pairs per source."""
-    result = _read(ctx, pair_rows.stats)
+    result = read(ctx, pair_rows.stats)
     if as_json:
         print_json(result)
         return
@@ -131,7 +119,7 @@ def stats(ctx, as_json):
 @click.pass_context
 def rejects(ctx, job_id, limit, as_json):
     """Records that were not ingested, with file, line and reason."""
-    rows = _read(ctx, lambda con: reject_rows.listing(con, job_id, limit))
+    rows = read(ctx, lambda con: reject_rows.listing(con, job_id, limit))
     if as_json:
         print_json(rows)
         return
@@ -145,7 +133,7 @@ def rejects(ctx, job_id, limit, as_json):
 @click.pass_context
 def jobs(ctx, limit, as_json):
     """Jobs, newest first, with status, progress and counts."""
-    rows = _read(ctx, lambda con: job_rows.listing(con, limit))
+    rows = read(ctx, lambda con: job_rows.listing(con, limit))
     if as_json:
         print_json(rows)
         return
@@ -160,7 +148,7 @@ def jobs(ctx, limit, as_json):
 @click.pass_context
 def sql(ctx, statement, as_json):
     """Run read-only SQL (e.g. over pairs_view); nothing can be written through it."""
-    columns, rows = _read(ctx, lambda con: query.run_read_only(con, statement))
+    columns, rows = read(ctx, lambda con: query.run_read_only(con, statement))
     if as_json:
         print_json([dict(zip(columns, row)) for row in rows])
     else:
@@ -171,19 +159,19 @@ def sql(ctx, statement, as_json):
 @click.pass_context
 def demo(ctx):
     """Set up the demo database: ingest the bundled demo set, map it, print its stats."""
-    con = storage.connect(_db(ctx))
+    con = storage.connect(database(ctx))
     bar = ProgressBar(unit="", unit_scale=False)
     try:
-        ingested, mapped = demo_job.run(con, _db(ctx), progress=bar)
+        ingested, mapped = demo_job.run(con, database(ctx), progress=bar)
         result = pair_rows.stats(con)
     finally:
         bar.close()
         con.close()
     _print_ingest(ingested)
     _print_map(mapped)
-    click.echo(f"\ndatabase {_db(ctx)}: {result['pairs']:,} pairs from {len(result['sources'])} sources")
+    click.echo(f"\ndatabase {database(ctx)}: {result['pairs']:,} pairs from {len(result['sources'])} sources")
     print_table(["source", "pairs"], [(k, f"{v:,}") for k, v in result["sources"].items()])
-    click.echo(f"\nnext: curator --db {_db(ctx)} clusters")
+    click.echo(f"\nnext: curator --db {database(ctx)} clusters")
 
 
 FIELD = click.Choice(embedding.FIELDS)
@@ -199,10 +187,10 @@ FIELD = click.Choice(embedding.FIELDS)
 @click.pass_context
 def embed(ctx, model, field, fast, batch_size, commit_every):
     """Embed every pair that has no vector yet for this model and field (resumable)."""
-    con = storage.connect(_db(ctx))
+    con = storage.connect(database(ctx))
     bar = ProgressBar(unit="pair", unit_scale=False)
     try:
-        report = run_embed(con, _db(ctx), model=model, field=field, fast=fast, batch_size=batch_size,
+        report = run_embed(con, database(ctx), model=model, field=field, fast=fast, batch_size=batch_size,
                            commit_every=commit_every, progress=bar)
     finally:
         bar.close()
@@ -225,10 +213,10 @@ def embed(ctx, model, field, fast, batch_size, commit_every):
 def map_command(ctx, name, field, model, fast, seed, min_cluster_size, rebuild, make_default):
     """Embed what is missing, project to 2-D, cluster and label topics; later runs place new pairs."""
     params = projection.MapParams(seed=seed, min_cluster_size=min_cluster_size)
-    con = storage.connect(_db(ctx))
+    con = storage.connect(database(ctx))
     bar = ProgressBar(unit="step", unit_scale=False)
     try:
-        report = build_map(con, _db(ctx), name=name, field=field, model=model, fast=fast, params=params,
+        report = build_map(con, database(ctx), name=name, field=field, model=model, fast=fast, params=params,
                            rebuild=rebuild, make_default=make_default, progress=bar)
     finally:
         bar.close()
@@ -253,7 +241,7 @@ def clusters(ctx, map_name, as_json):
             raise click.ClickException(f"no map {map_name!r}" if map_name else "no map yet: run `curator map`")
         return map_rows.cluster_listing(con, chosen.id)
 
-    rows = _read(ctx, cluster_rows)
+    rows = read(ctx, cluster_rows)
     if as_json:
         print_json(rows)
         return

@@ -203,7 +203,8 @@ class _Converter:
         table = pa.Table.from_arrays(
             [pa.array(lines, pa.int64()), pa.array(indexes, pa.int32()), pa.array(prompts, pa.string()),
              pa.array(responses, pa.string()), pa.array(messages, pa.string()),
-             pa.array(sources, pa.string())],
+             pa.array(sources, pa.string()), pa.nulls(len(lines), pa.string()),
+             pa.nulls(len(lines), pa.string())],
             schema=pair_rows.BATCH_SCHEMA)
         return table, (reject_lines, reasons, raws)
 

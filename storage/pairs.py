@@ -13,7 +13,7 @@ SELECT (md5_number_lower($sha || ':' || line || ':' || pair_index) >> 1)::BIGINT
        $file_id, line, pair_index, prompt, response, messages, source,
        md5_number_lower(prompt_norm),
        md5_number_lower(prompt_norm || chr(31) || normalize_text(response)),
-       $job_id, now(), NULL
+       $job_id, now(), NULL, model, finish_reason
 FROM (SELECT *, normalize_text(prompt) AS prompt_norm FROM pair_batch)
 """
 
@@ -26,6 +26,8 @@ BATCH_SCHEMA = pa.schema([
     ("response", pa.string()),
     ("messages", pa.string()),
     ("source", pa.string()),
+    ("model", pa.string()),          # the model that wrote the response, when known
+    ("finish_reason", pa.string()),  # as the API reported it ("length": cut at max tokens)
 ])
 
 

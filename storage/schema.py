@@ -167,4 +167,126 @@ MIGRATIONS: list[list[str]] = [
         LEFT JOIN clusters c ON c.map_id = mp.map_id AND c.level = 'fine' AND c.id = mp.cluster
         """,
     ],
+    # 3: curation. Pairs record the model that wrote them and why it stopped; quality signals,
+    # duplicate groups, tags, the operations log (deletes are soft and undoable), versions.
+    # pairs_view gains the signal, duplicate, tag and provenance columns.
+    [
+        "ALTER TABLE pairs ADD COLUMN model VARCHAR",          # the model that wrote the response
+        "ALTER TABLE pairs ADD COLUMN finish_reason VARCHAR",  # "length": cut at max tokens
+        # --- signals (one run's thresholds in params; one row per pair, the latest run) -----
+        "CREATE SEQUENCE signal_run_id_seq START 1",
+        """
+        CREATE TABLE signal_runs (
+            id         INTEGER PRIMARY KEY DEFAULT nextval('signal_run_id_seq'),
+            job_id     BIGINT,
+            params     VARCHAR NOT NULL,         -- JSON: thresholds, tokenizer, max length
+            created_at TIMESTAMP NOT NULL DEFAULT now()
+        )
+        """,
+        """
+        CREATE TABLE signals (
+            pair_id          BIGINT NOT NULL,
+            run_id           INTEGER NOT NULL,
+            refusal          BOOLEAN NOT NULL,
+            "short"          BOOLEAN NOT NULL,
+            truncated        BOOLEAN NOT NULL,
+            malformed        BOOLEAN NOT NULL,
+            malformed_reason VARCHAR,            -- which check fired, when malformed
+            lang             VARCHAR,            -- ISO 639-1 code of the response, NULL if unsure
+            pii              BOOLEAN NOT NULL,
+            pii_kinds        VARCHAR,            -- e.g. "email,phone"
+            n_words          INTEGER NOT NULL,   -- of the response
+            n_tokens         INTEGER,            -- of the whole pair under the chat template
+            over_length      BOOLEAN
+        )
+        """,
+        # --- duplicates: one row per pair that belongs to a duplicate set or a conflict -----
+        "CREATE SEQUENCE duplicate_run_id_seq START 1",
+        """
+        CREATE TABLE duplicate_runs (
+            id         INTEGER PRIMARY KEY DEFAULT nextval('duplicate_run_id_seq'),
+            job_id     BIGINT,
+            params     VARCHAR NOT NULL,         -- JSON: threshold, map or embedding set, k
+            created_at TIMESTAMP NOT NULL DEFAULT now()
+        )
+        """,
+        """
+        CREATE TABLE duplicates (
+            pair_id    BIGINT NOT NULL,
+            run_id     INTEGER NOT NULL,
+            dup_group  BIGINT,                   -- NULL when only in a conflict
+            dup_kind   VARCHAR,                  -- exact | semantic
+            dup_keep   BOOLEAN,                  -- the member kept by quality score
+            conflict   BOOLEAN NOT NULL          -- near-identical prompt, diverging answer
+        )
+        """,
+        # --- operations log, tags, versions ----------------------------------------------------
+        "CREATE SEQUENCE operation_id_seq START 1",
+        """
+        CREATE TABLE operations (
+            id         BIGINT PRIMARY KEY DEFAULT nextval('operation_id_seq'),
+            kind       VARCHAR NOT NULL,         -- tag | untag | delete | restore | undo
+            selector   VARCHAR NOT NULL,         -- JSON: how the pairs were chosen
+            tag        VARCHAR,
+            reason     VARCHAR,
+            count      BIGINT NOT NULL,          -- pairs it changed
+            undoes     BIGINT,                   -- for kind = undo: the operation undone
+            undone_by  BIGINT,                   -- set when a later undo reverted this one
+            created_at TIMESTAMP NOT NULL DEFAULT now()
+        )
+        """,
+        """
+        CREATE TABLE operation_pairs (
+            op_id    BIGINT NOT NULL,
+            pair_id  BIGINT NOT NULL,
+            previous BIGINT                      -- restore: the deleted_op it cleared
+        )
+        """,
+        """
+        CREATE TABLE tags (
+            pair_id BIGINT NOT NULL,
+            tag     VARCHAR NOT NULL,
+            op_id   BIGINT NOT NULL
+        )
+        """,
+        "CREATE SEQUENCE version_id_seq START 1",
+        """
+        CREATE TABLE versions (
+            id         INTEGER PRIMARY KEY DEFAULT nextval('version_id_seq'),
+            name       VARCHAR NOT NULL UNIQUE,
+            note       VARCHAR,
+            op_id      BIGINT,                   -- the last operation it includes
+            pairs      BIGINT NOT NULL,          -- kept pairs
+            created_at TIMESTAMP NOT NULL DEFAULT now()
+        )
+        """,
+        """
+        CREATE TABLE version_pairs (
+            version_id INTEGER NOT NULL,
+            pair_id    BIGINT NOT NULL
+        )
+        """,
+        "DROP VIEW pairs_view",
+        """
+        CREATE VIEW pairs_view AS
+        SELECT p.id, p.prompt, p.response, p.source,
+               p.deleted_op IS NOT NULL AS deleted,
+               p.messages, f.path AS file, p.line, p.job_id, p.created_at,
+               mp.cluster, c.label AS topic, mp.x, mp.y,
+               p.model, p.finish_reason,
+               s.refusal, s."short", s.truncated, s.malformed, s.malformed_reason, s.lang,
+               s.pii, s.pii_kinds, s.n_words, s.n_tokens, s.over_length,
+               d.dup_group, d.dup_kind, d.dup_keep, coalesce(d.conflict, false) AS conflict,
+               coalesce(t.tags, []::VARCHAR[]) AS tags
+        FROM pairs p
+        JOIN files f ON f.id = p.file_id
+        LEFT JOIN (SELECT mp.* FROM map_points mp JOIN maps m ON m.id = mp.map_id AND m.is_default) mp
+               ON mp.pair_id = p.id
+        LEFT JOIN clusters c ON c.map_id = mp.map_id AND c.level = 'fine' AND c.id = mp.cluster
+        LEFT JOIN signals s ON s.pair_id = p.id
+        LEFT JOIN duplicates d ON d.pair_id = p.id
+        LEFT JOIN (SELECT pair_id, list(tag ORDER BY tag) AS tags FROM tags GROUP BY pair_id) t
+               ON t.pair_id = p.id
+        """,
+    ],
 ]
