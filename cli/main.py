@@ -7,6 +7,11 @@ import click
 import duckdb
 
 import storage
+from cli import distill as distill_cli
+from cli import duplicates as duplicates_cli
+from cli import export as export_cli
+from cli import operations as operations_cli
+from cli import signals as signals_cli
 from cli.common import database, read
 from cli.output import ProgressBar, print_json, print_table
 from curator import __version__, embedding, formats, projection, readers
@@ -248,6 +253,12 @@ def clusters(ctx, map_name, as_json):
     print_table(["level", "id", "label", "parent", "size", "top sources"],
                 [(r["level"], r["id"], r["label"], r["parent"], f"{r['size']:,}", r["top_sources"]) for r in rows],
                 max_width=70)
+
+
+# Commands that live in their own modules, one module per capability.
+for _module in (distill_cli, duplicates_cli, export_cli, operations_cli, signals_cli):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
 
 
 def main() -> None:
