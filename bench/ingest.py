@@ -109,10 +109,10 @@ def _dedup_key(prompt: str) -> str:
     return re.sub(r"\s+", " ", prompt.strip()).lower()
 
 
-def load_pool(data_dir: Path) -> list[dict]:
+def load_pool(data_dir: Path, sources=SOURCES) -> list[dict]:
     """Distinct real rows from every source, shuffled so that sources interleave in the file."""
     pool, seen = [], set()
-    for pattern, name in SOURCES:
+    for pattern, name in sources:
         paths = sorted(data_dir.glob(pattern))
         if not paths:
             raise SystemExit(f"no {pattern} under {data_dir} (point --data at the shared data folder)")
