@@ -12,11 +12,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --editable .
 	touch $(STAMP)
 
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`).
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
+
 run: $(STAMP)
 	$(BIN)/curator demo
+	$(BIN)/curator app
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

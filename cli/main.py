@@ -7,11 +7,13 @@ import click
 import duckdb
 
 import storage
+from cli import app as app_cli
 from cli import distill as distill_cli
 from cli import duplicates as duplicates_cli
 from cli import export as export_cli
 from cli import operations as operations_cli
 from cli import signals as signals_cli
+from cli import train as train_cli
 from cli.common import database, read
 from cli.output import ProgressBar, print_json, print_table
 from curator import __version__, embedding, formats, projection, readers
@@ -214,15 +216,20 @@ def embed(ctx, model, field, fast, batch_size, commit_every):
 @click.option("--min-cluster-size", type=int, help="HDBSCAN's smallest cluster (default: chosen from the size).")
 @click.option("--rebuild", is_flag=True, help="Fit again instead of placing new pairs on the existing map.")
 @click.option("--default", "make_default", is_flag=True, help="Show this map's columns in pairs_view.")
+@click.option("--label-model", help="Also have this chat model name the clusters (OpenAI-compatible API; "
+                                    "key from OPENAI_API_KEY).")
+@click.option("--base-url", help="The API's base URL for --label-model (default: OpenAI's).")
 @click.pass_context
-def map_command(ctx, name, field, model, fast, seed, min_cluster_size, rebuild, make_default):
+def map_command(ctx, name, field, model, fast, seed, min_cluster_size, rebuild, make_default, label_model,
+                base_url):
     """Embed what is missing, project to 2-D, cluster and label topics; later runs place new pairs."""
     params = projection.MapParams(seed=seed, min_cluster_size=min_cluster_size)
     con = storage.connect(database(ctx))
     bar = ProgressBar(unit="step", unit_scale=False)
     try:
         report = build_map(con, database(ctx), name=name, field=field, model=model, fast=fast, params=params,
-                           rebuild=rebuild, make_default=make_default, progress=bar)
+                           rebuild=rebuild, make_default=make_default, label_model=label_model,
+                           base_url=base_url, progress=bar)
     finally:
         bar.close()
         con.close()
@@ -256,7 +263,7 @@ def clusters(ctx, map_name, as_json):
 
 
 # Commands that live in their own modules, one module per capability.
-for _module in (distill_cli, duplicates_cli, export_cli, operations_cli, signals_cli):
+for _module in (app_cli, distill_cli, duplicates_cli, export_cli, operations_cli, signals_cli, train_cli):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -180,3 +180,34 @@ def _distinct_label(terms: list[str], top_n: int, *, taken: set[str]) -> str:
         size += 1
         label = SEPARATOR.join(terms[:size])
     return label
+
+
+# --- labels written by a language model (optional: `curator map --label-model`) -------------
+
+LLM_LABEL_EXAMPLES = 8    # member texts shown to the model per cluster
+LLM_LABEL_MAX_CHARS = 48  # longer answers are cut at a word boundary
+
+
+def llm_label_messages(terms: Sequence[str], examples: Sequence[str]) -> list[dict]:
+    """Chat messages asking for a short topic name given a cluster's terms and member texts."""
+    shown = "\n".join(f"- {' '.join(text.split())[:200]}" for text in examples[:LLM_LABEL_EXAMPLES])
+    return [
+        {"role": "system", "content": "You name clusters of texts. Reply with a topic name of two to "
+                                      "five words and nothing else."},
+        {"role": "user", "content": f"Key terms: {', '.join(terms) or '(none)'}\nTexts:\n{shown}\n\n"
+                                    "Topic name:"},
+    ]
+
+
+def clean_llm_label(answer: str | None) -> str | None:
+    """The label in a model's answer: first non-empty line, without quotes, list marks or a
+    "Topic name:" echo, cut to LLM_LABEL_MAX_CHARS; None when nothing usable is left."""
+    for line in (answer or "").splitlines():
+        line = re.sub(r"^\s*(?:[-*#\d.)]+\s*)?(?:topic(?: name)?\s*:\s*)?", "", line, flags=re.I)
+        line = line.strip().strip("\"'“”‘’`*.").strip()
+        if not line:
+            continue
+        if len(line) > LLM_LABEL_MAX_CHARS:
+            line = line[:LLM_LABEL_MAX_CHARS].rsplit(" ", 1)[0] + "…"
+        return line
+    return None

@@ -37,14 +37,18 @@ class MapReport:
 def build_map(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, name: str | None = None,
               field: str = "prompt", model: str | None = None, fast: bool = False,
               params: projection.MapParams | None = None, rebuild: bool = False,
-              make_default: bool = False, progress: Progress = no_progress) -> MapReport:
+              make_default: bool = False, label_model: str | None = None, base_url: str | None = None,
+              progress: Progress = no_progress) -> MapReport:
+    """`label_model`: also have this chat model (any OpenAI-compatible endpoint, `base_url`)
+    name the fine clusters; the c-TF-IDF terms stay where it gives no usable answer."""
     embedding.check_field(field)
     name = name or field
     params = params or projection.MapParams()
     encoder = embedding.load_encoder(model, fast=fast)
     set_id = embed(con, db_path, field=field, encoder=encoder, progress=progress).set_id
     existing = map_rows.find(con, name)
-    job_params = {"name": name, "field": field, "model": encoder.name, "rebuild": rebuild, **asdict(params)}
+    job_params = {"name": name, "field": field, "model": encoder.name, "rebuild": rebuild,
+                  "label_model": label_model, "base_url": base_url, **asdict(params)}
     with Job(con, "map", job_params, progress) as job:
         if existing is not None and not rebuild:
             if existing.set_id != set_id:
@@ -52,13 +56,15 @@ def build_map(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, name: str 
                                  "use --rebuild to fit it again with this model")
             report = _place_new_points(con, job, existing)
         else:
-            report = _fit(con, job, db_path, name, field, set_id, encoder.name, params, make_default)
+            report = _fit(con, job, db_path, name, field, set_id, encoder.name, params, make_default,
+                          (label_model, base_url) if label_model else None)
         job.counts = asdict(report)
         return report
 
 
 def _fit(con, job: Job, db_path, name: str, field: str, set_id: int, model: str,
-         params: projection.MapParams, make_default: bool) -> MapReport:
+         params: projection.MapParams, make_default: bool, labeller: tuple[str, str | None] | None
+         ) -> MapReport:
     steps = 5
     job.report(0, steps, "loading vectors")
     pair_ids, vectors = vector_rows.load_vectors(con, set_id)
@@ -72,12 +78,16 @@ def _fit(con, job: Job, db_path, name: str, field: str, set_id: int, model: str,
     job.report(3, steps, "labelling topics")
     texts = _texts(con, pair_ids, field)
     fine_labels = topics.cluster_labels(texts, labels)
+    if labeller is not None:
+        job.report(3, steps, f"asking {labeller[0]} to name {len(fine_labels) - 1} clusters")
+        fine_labels = _llm_labels(texts, labels, fine_labels, *labeller)
     coarse_of_point = np.array([parents.get(int(c), topics.NOISE) for c in labels], dtype=np.int32)
     coarse_labels = topics.cluster_labels(texts, coarse_of_point)
     job.report(4, steps, "saving")
     path = _save_projection(db_path, name, fitted)
     con.begin()
-    map_id = map_rows.replace(con, name, field, set_id, {"model": model, **asdict(params)}, str(path),
+    recorded = {"model": model, "label_model": labeller[0] if labeller else None, **asdict(params)}
+    map_id = map_rows.replace(con, name, field, set_id, recorded, str(path),
                               len(pair_ids), make_default)
     map_rows.add_points(con, map_id, pair_ids, coords, labels, placed=False)
     map_rows.write_clusters(con, map_id, fine_labels, parents, coarse_labels)
@@ -105,6 +115,40 @@ def _place_new_points(con, job: Job, existing: map_rows.MapRow) -> MapReport:
     return MapReport(job.id, existing.id, existing.name, existing.params.get("model", ""), existing.fitted,
                      len(new_ids), len(set(all_clusters.tolist()) - {topics.NOISE}),
                      int((all_clusters == topics.NOISE).sum()))
+
+
+def _llm_labels(texts: list[str], clusters: np.ndarray, term_labels: dict[int, str], model: str,
+                base_url: str | None) -> dict[int, str]:
+    """Fine cluster labels written by a chat model, a few requests at a time; a cluster whose
+    request fails or whose answer is unusable keeps its c-TF-IDF label."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import openai
+
+    # The key comes from the environment only; local servers ignore it but the client needs one.
+    client = openai.OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "unused-local-key",
+                           timeout=60, max_retries=2)
+
+    def name(cluster: int) -> tuple[int, str | None, str | None]:
+        members = np.flatnonzero(clusters == cluster)
+        rng = np.random.default_rng([0, cluster + 1])  # the same examples every run
+        examples = [texts[i] for i in rng.choice(members, min(len(members), topics.LLM_LABEL_EXAMPLES),
+                                                  replace=False)]
+        terms = [] if term_labels[cluster].startswith("“") else term_labels[cluster].split(topics.SEPARATOR)
+        try:
+            answer = client.chat.completions.create(
+                model=model, messages=topics.llm_label_messages(terms, examples), max_tokens=16, temperature=0)
+        except openai.OpenAIError as err:
+            return cluster, None, str(err)
+        return cluster, topics.clean_llm_label(answer.choices[0].message.content), None
+
+    named = [c for c in sorted(term_labels) if c != topics.NOISE]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(name, named))
+    errors = [error for _, _, error in answers if error]
+    if named and len(errors) == len(named):
+        raise ValueError(f"--label-model {model}: every request failed, first: {errors[0]}")
+    return {**term_labels, **{cluster: label for cluster, label, _ in answers if label}}
 
 
 def _texts(con, pair_ids: np.ndarray, field: str) -> list[str]:

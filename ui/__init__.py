@@ -1,0 +1,1 @@
+"""The Streamlit pages of `app.py`: thin views over storage and jobs."""

@@ -1,0 +1,85 @@
+"""The selection panel: exact count, breakdowns, sample, full text, and the curation actions."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from jobs import operations
+from storage import browse
+from ui import state
+
+SAMPLE_ROWS = 200
+
+
+def show() -> None:
+    chosen = state.selection()
+    if chosen is None:
+        st.caption("Select points on the map (box or lasso), a cluster, or search hits.")
+        _log_and_undo()
+        return
+    st.markdown(f"**{len(chosen.ids):,} pairs selected** · {chosen.label}")
+    if len(chosen.ids):
+        with state.reading() as con:
+            counts = browse.breakdown(con, chosen.ids)
+            sample = browse.pairs_by_ids(con, chosen.ids, SAMPLE_ROWS)
+        columns = st.columns(3)
+        for column, (name, rows) in zip(columns, counts.items()):
+            column.dataframe(pd.DataFrame(rows, columns=[name, "pairs"]), hide_index=True, height=180)
+        _sample(sample, len(chosen.ids))
+        _actions(chosen)
+    if st.button("Clear selection"):
+        state.clear_selection()
+        st.rerun()
+    _log_and_undo()
+
+
+def _sample(sample: pd.DataFrame, total: int) -> None:
+    st.caption(f"first {len(sample):,} of {total:,} by id; pick a row to read it whole")
+    # Ids as text: 63-bit ids lose digits as JavaScript numbers.
+    shown = sample.assign(id=sample["id"].astype(str), prompt=sample["prompt"].str.slice(0, 120),
+                          response=sample["response"].str.slice(0, 120))
+    event = st.dataframe(shown, hide_index=True, on_select="rerun", selection_mode="single-row",
+                         key="selection_sample")
+    rows = event.selection.rows if event is not None else []
+    if rows:
+        pair = sample.iloc[rows[0]]
+        st.markdown(f"**pair {pair['id']}** · {pair['source']} · {pair['topic']}")
+        st.text_area("prompt", pair["prompt"], height=150, disabled=True)
+        st.text_area("response", pair["response"], height=200, disabled=True)
+
+
+def _actions(chosen: state.Selection) -> None:
+    tag_col, delete_col, restore_col = st.columns(3)
+    with tag_col:
+        tag = st.text_input("Tag name", key="tag_name")
+        if st.button("Tag", disabled=not tag):
+            _apply("tag", chosen, tag=tag)
+    with delete_col:
+        reason = st.text_input("Delete reason", key="delete_reason")
+        if st.button("Delete", type="primary"):
+            _apply("delete", chosen, reason=reason or None)
+    with restore_col:
+        st.write("")
+        if st.button("Restore"):
+            _apply("restore", chosen)
+
+
+def _apply(kind: str, chosen: state.Selection, tag: str | None = None, reason: str | None = None) -> None:
+    op = operations.apply(state.db_path(), kind, chosen.selector, tag=tag, reason=reason)
+    st.session_state["last_message"] = f"{kind}: {op.count:,} pairs changed (operation {op.id})"
+    st.rerun()
+
+
+def _log_and_undo() -> None:
+    message = st.session_state.pop("last_message", None)
+    if message:
+        st.success(message)
+    if st.button("Undo last operation"):
+        op = operations.undo(state.db_path())
+        st.session_state["last_message"] = f"undid operation {op.undoes}: {op.count:,} pairs restored to before"
+        st.rerun()
+    with st.expander("Operations log"):
+        entries = [{**entry, "selector": json.dumps(entry["selector"])} for entry in operations.log(state.db_path())]
+        st.dataframe(pd.DataFrame(entries), hide_index=True)
