@@ -239,7 +239,8 @@ MIGRATIONS: list[list[str]] = [
         CREATE TABLE operation_pairs (
             op_id    BIGINT NOT NULL,
             pair_id  BIGINT NOT NULL,
-            previous BIGINT                      -- restore: the deleted_op it cleared
+            previous BIGINT                      -- what undo puts back: the deleted_op a restore
+                                                 -- cleared, the op of a tag row an untag removed
         )
         """,
         """
@@ -287,6 +288,118 @@ MIGRATIONS: list[list[str]] = [
         LEFT JOIN duplicates d ON d.pair_id = p.id
         LEFT JOIN (SELECT pair_id, list(tag ORDER BY tag) AS tags FROM tags GROUP BY pair_id) t
                ON t.pair_id = p.id
+        """,
+    ],
+    # 4: distillation. A distill run is a `files` row whose sha256 is the run's identity (the
+    # prompts, the model and the generation settings: curator.distill.run_identity), so its
+    # pairs get ids like any file's and another model's answers to the same prompts never
+    # collide. distill_prompts holds every prompt's state, which is what makes runs resumable.
+    [
+        """
+        CREATE TABLE distill_runs (
+            file_id    INTEGER PRIMARY KEY,      -- the files row the run's pairs belong to
+            model      VARCHAR NOT NULL,         -- as requested (pairs.model: as answered)
+            base_url   VARCHAR,                  -- where requests went, no credentials; NULL: OpenAI
+            local      BOOLEAN NOT NULL,         -- a loopback server: its tokens cost nothing
+            prompts    VARCHAR NOT NULL,         -- 'file:<sha256>[#prompt-field]', 'source:<name>'
+            settings   VARCHAR NOT NULL,         -- JSON: system, max_tokens, temperature, source
+            created_at TIMESTAMP NOT NULL DEFAULT now()
+        )
+        """,
+        """
+        CREATE TABLE distill_prompts (
+            file_id           INTEGER NOT NULL,
+            line              BIGINT NOT NULL,   -- as pairs.line; --from-source: the answered pair's id
+            pair_index        INTEGER NOT NULL,
+            prompt            VARCHAR NOT NULL,
+            context           VARCHAR,           -- JSON [{role, content}]: the turns up to the prompt
+            status            VARCHAR NOT NULL,  -- pending | done | failed
+            attempts          INTEGER NOT NULL DEFAULT 0,  -- requests sent for it, all runs together
+            error             VARCHAR,           -- the last error (failed), key redacted
+            max_tokens        INTEGER,           -- what the stored answer was asked with
+            prompt_tokens     BIGINT,            -- usage of the stored answer, as the API reported it
+            completion_tokens BIGINT,
+            PRIMARY KEY (file_id, line, pair_index)
+        )
+        """,
+    ],
+    # 5: training. LoRA runs (one row per output directory; a resumed run keeps its row) and
+    # their loss history; per-pair losses under a run's base and tuned model (`curator score`).
+    # pairs_view gains loss_base and loss_tuned of the latest score run.
+    [
+        "CREATE SEQUENCE train_run_id_seq START 1",
+        """
+        CREATE TABLE train_runs (
+            id               INTEGER PRIMARY KEY DEFAULT nextval('train_run_id_seq'),
+            directory        VARCHAR NOT NULL UNIQUE,  -- the run's output directory (absolute)
+            job_id           BIGINT NOT NULL,          -- the latest job on it (a resume is a new job)
+            base             VARCHAR NOT NULL,
+            data             VARCHAR NOT NULL,
+            params           VARCHAR NOT NULL,         -- JSON: the run's settings
+            steps            INTEGER,                  -- set when the run finishes
+            val_loss_initial DOUBLE,
+            val_loss_final   DOUBLE,
+            tokens_per_s     DOUBLE,
+            created_at       TIMESTAMP NOT NULL DEFAULT now(),
+            finished_at      TIMESTAMP
+        )
+        """,
+        """
+        CREATE TABLE train_losses (
+            run_id INTEGER NOT NULL,
+            step   INTEGER NOT NULL,                   -- optimizer steps done (0: before training)
+            split  VARCHAR NOT NULL,                   -- train | val
+            loss   DOUBLE NOT NULL,                    -- mean over assistant tokens
+            lr     DOUBLE,                             -- train: the learning rate of the step
+            tokens INTEGER                             -- train: tokens in the step's batches
+        )
+        """,
+        "CREATE SEQUENCE score_run_id_seq START 1",
+        """
+        CREATE TABLE score_runs (
+            id           INTEGER PRIMARY KEY DEFAULT nextval('score_run_id_seq'),
+            job_id       BIGINT NOT NULL,
+            train_run_id INTEGER,                      -- the directory's train_runs row, if any
+            directory    VARCHAR NOT NULL,             -- the run scored
+            base         VARCHAR NOT NULL,
+            pairs        BIGINT NOT NULL,
+            created_at   TIMESTAMP NOT NULL DEFAULT now()
+        )
+        """,
+        """
+        CREATE TABLE pair_losses (
+            run_id     INTEGER NOT NULL,               -- score_runs.id
+            pair_id    BIGINT NOT NULL,
+            trained    BOOLEAN NOT NULL,               -- in the run's training split (else validation)
+            tokens     INTEGER NOT NULL,               -- assistant tokens the losses average over
+            loss_base  DOUBLE NOT NULL,
+            loss_tuned DOUBLE NOT NULL
+        )
+        """,
+        "DROP VIEW pairs_view",
+        """
+        CREATE VIEW pairs_view AS
+        SELECT p.id, p.prompt, p.response, p.source,
+               p.deleted_op IS NOT NULL AS deleted,
+               p.messages, f.path AS file, p.line, p.job_id, p.created_at,
+               mp.cluster, c.label AS topic, mp.x, mp.y,
+               p.model, p.finish_reason,
+               s.refusal, s."short", s.truncated, s.malformed, s.malformed_reason, s.lang,
+               s.pii, s.pii_kinds, s.n_words, s.n_tokens, s.over_length,
+               d.dup_group, d.dup_kind, d.dup_keep, coalesce(d.conflict, false) AS conflict,
+               coalesce(t.tags, []::VARCHAR[]) AS tags,
+               pl.loss_base, pl.loss_tuned
+        FROM pairs p
+        JOIN files f ON f.id = p.file_id
+        LEFT JOIN (SELECT mp.* FROM map_points mp JOIN maps m ON m.id = mp.map_id AND m.is_default) mp
+               ON mp.pair_id = p.id
+        LEFT JOIN clusters c ON c.map_id = mp.map_id AND c.level = 'fine' AND c.id = mp.cluster
+        LEFT JOIN signals s ON s.pair_id = p.id
+        LEFT JOIN duplicates d ON d.pair_id = p.id
+        LEFT JOIN (SELECT pair_id, list(tag ORDER BY tag) AS tags FROM tags GROUP BY pair_id) t
+               ON t.pair_id = p.id
+        LEFT JOIN (SELECT * FROM pair_losses WHERE run_id = (SELECT max(id) FROM score_runs)) pl
+               ON pl.pair_id = p.id
         """,
     ],
 ]

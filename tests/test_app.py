@@ -1,4 +1,5 @@
-"""app.py rendered by Streamlit's own test harness against a real database."""
+"""app.py's pages rendered by Streamlit's own test harness against a real database (the
+browser tests in test_browser.py drive the real server in Chromium)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,9 @@ def test_overview_shows_the_database(curator, tmp_path, monkeypatch):
     curator("ingest", data)
     monkeypatch.setenv("CURATOR_DB", str(curator.db))
     app = AppTest.from_file(APP, default_timeout=60).run()
+    assert not app.exception
+    assert "No map yet" in app.info[0].value  # the Map page says how to make one
+    app.switch_page("ui/jobs_page.py").run()
     assert not app.exception
     metrics = {m.label: m.value for m in app.metric}
     assert metrics == {"pairs": "2", "deleted": "0", "rejected records": "1", "exact duplicates": "0"}

@@ -1,0 +1,237 @@
+"""The export job: curated pairs to DIR/train.jsonl, DIR/val.jsonl and DIR/manifest.json.
+
+1. Select the pairs: every pair not deleted, or exactly a version's pairs.
+2. Contamination check: drop pairs whose prompt near-duplicates a prompt of the evaluation set
+   (exact after normalization, or cosine >= threshold under the default embedding model).
+3. Split: near-duplicate groups go whole to one side, stratified by cluster (else source).
+4. Write the records in a seeded order, then the manifest, which holds no time: the same
+   version and seed give byte-identical files.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from curator import embedding, evalset
+from curator import export as shapes
+from jobs.runner import Job, Progress, no_progress, prefetch
+from storage import embeddings as vector_rows
+from storage import export as export_rows
+from storage import maps as map_rows
+from storage import versions as version_rows
+
+TRAIN, VAL, MANIFEST = "train.jsonl", "val.jsonl", "manifest.json"
+DEFAULT_EVAL_THRESHOLD = 0.9
+EXAMPLES = 5            # removed pairs shown per kind of match
+_VECTOR_CHUNK = 100_000  # pairs whose stored vectors are compared at a time (bounded memory)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    format: str = "gpt4all"
+    version: str | None = None
+    val_fraction: float = 0.05       # GPT4All's split: 5%, seed 42
+    seed: int = 42
+    eval_set: Path | None = None     # None: the default set (Self-Instruct user-oriented tasks)
+    eval_check: bool = True
+    eval_threshold: float = DEFAULT_EVAL_THRESHOLD
+
+    def __post_init__(self):
+        shapes.check_format(self.format)
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"--val-fraction must be in [0, 1); got {self.val_fraction}")
+        if not 0 < self.eval_threshold <= 1:
+            raise ValueError(f"--eval-threshold must be in (0, 1]; got {self.eval_threshold}")
+
+
+@dataclass
+class ExportReport:
+    job_id: int
+    directory: Path
+    manifest: dict
+
+
+def export(con: duckdb.DuckDBPyConnection, directory: str | Path, options: ExportOptions,
+           progress: Progress = no_progress) -> ExportReport:
+    directory = Path(directory)
+    params = {**asdict(options), "eval_set": str(options.eval_set) if options.eval_set else None,
+              "directory": str(directory)}
+    with Job(con, "export", params, progress) as job:
+        job.report(0, 1, "selecting pairs")
+        version = None
+        if options.version is not None:
+            pair_ids = version_rows.pair_ids(con, options.version)   # ValueError for an unknown name
+            version = version_rows.find(con, options.version)
+        else:
+            pair_ids = None
+        chosen = export_rows.selection(con, pair_ids)
+        if pair_ids is not None and len(chosen["id"]) != len(pair_ids):
+            raise ValueError(f"version {options.version!r} names {len(pair_ids) - len(chosen['id']):,} "
+                             "pairs that are no longer in the database")
+
+        job.report(0, 1, "checking against the evaluation set")
+        contaminated, eval_report = _eval_check(con, chosen, options)
+        kept = {name: values[~contaminated] for name, values in chosen.items() if name != "sources"}
+
+        job.report(0, 1, "splitting")
+        default_map = map_rows.default(con)
+        strata = (np.where(kept["on_map"], kept["cluster"], np.iinfo(np.int64).min) if default_map
+                  else kept["source_code"])
+        keys = shapes.order_keys(kept["id"], options.seed)
+        groups = shapes.leak_groups(kept["prompt_hash"], kept["dup_group"], kept["in_dup_group"])
+        is_val = shapes.assign_split(groups, strata, keys, options.val_fraction)
+        order = np.argsort(keys, kind="stable")
+        ids, is_val = kept["id"][order], is_val[order]
+
+        directory.mkdir(parents=True, exist_ok=True)
+        shape = shapes.check_format(options.format)
+        total = len(ids)
+        files = {TRAIN: _write(con, job, directory / TRAIN, shape, ids[~is_val], 0, total)}
+        if options.val_fraction > 0:
+            files[VAL] = _write(con, job, directory / VAL, shape, ids[is_val], files[TRAIN]["records"], total)
+        else:
+            (directory / VAL).unlink(missing_ok=True)  # an earlier export's: not part of this one
+
+        up_to = None if version is None else (version["op_id"] or 0)
+        manifest = shapes.build_manifest(
+            fmt=options.format, version=options.version, seed=options.seed,
+            val_fraction=options.val_fraction, selected=len(chosen["id"]), files=files,
+            removed_by_eval_check=int(contaminated.sum()), eval_check=eval_report,
+            multi_turn=int(kept["multi_turn"].sum()), counts=export_rows.counts(con, ids, is_val),
+            groups=int(len(np.unique(groups))),
+            stratified_by=f"cluster (map {default_map.name})" if default_map else "source (no map)",
+            operations=export_rows.operations(con, up_to), operations_up_to=up_to,
+            signals=export_rows.latest_run_params(con, "signal_runs"),
+            duplicates=export_rows.latest_run_params(con, "duplicate_runs"))
+        (directory / MANIFEST).write_bytes(shapes.manifest_bytes(manifest))
+        job.counts = {"train": manifest["pairs"]["train"], "val": manifest["pairs"]["val"],
+                      "removed_by_eval_check": manifest["pairs"]["removed_by_eval_check"]}
+        job.report(total, total, "done")
+        return ExportReport(job.id, directory, manifest)
+
+
+def _write(con, job: Job, path: Path, shape: dict, pair_ids: np.ndarray, done: int, total: int) -> dict:
+    """Stream the records into path (renamed into place when complete); records, bytes, sha256."""
+    digest = hashlib.sha256()
+    records = size = 0
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as out:
+        # DuckDB builds the next batch of lines in a background thread while this one is
+        # written and hashed (both release the GIL).
+        for lines in prefetch(export_rows.record_lines(con, shape, pair_ids), depth=2):
+            data = _string_bytes(lines)
+            out.write(data)
+            digest.update(data)
+            records += len(lines)
+            size += len(data)
+            job.report(done + records, total, f"{path.name}: {records:,} records")
+    partial.replace(path)
+    return {"records": records, "bytes": size, "sha256": digest.hexdigest()}
+
+
+def _string_bytes(column: pa.Array) -> memoryview:
+    """The bytes of a string array's values back to back, without copying them: the lines
+    already end in a newline, so this is the file's next chunk."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = column.cast(pa.large_string())
+    _, offsets, values = column.buffers()
+    width = np.int32 if pa.types.is_string(column.type) else np.int64
+    ends = np.frombuffer(offsets, dtype=width)[column.offset:column.offset + len(column) + 1]
+    if values is None:  # every string empty
+        return memoryview(b"")
+    return memoryview(values)[int(ends[0]):int(ends[-1])]
+
+
+# --- contamination ---------------------------------------------------------------------------------
+
+def _eval_check(con, chosen: dict, options: ExportOptions) -> tuple[np.ndarray, dict]:
+    """(mask of the pairs to drop, the manifest's eval_check section)."""
+    nothing = np.zeros(len(chosen["id"]), dtype=bool)
+    if not options.eval_check:
+        return nothing, {"checked": False, "reason": "skipped (--no-eval-check)"}
+    if options.eval_set is not None:
+        eval_set = evalset.load(options.eval_set, "--eval-set")
+    else:
+        eval_set, why_none = evalset.default_set()
+        if eval_set is None:
+            return nothing, {"checked": False, "reason": why_none}
+    prompts = eval_set.prompts
+    ids = chosen["id"]
+
+    hashes = export_rows.prompt_hashes(con, prompts)
+    exact = np.isin(chosen["prompt_hash"], hashes)
+    eval_of_hash = {int(h): i for i, h in reversed(list(enumerate(hashes)))}
+
+    # The model is loaded only if something needs embedding: the eval prompts' vectors are
+    # cached, and pairs with stored vectors are not embedded again.
+    model = embedding.BUNDLED_NAME
+    encoder = functools.partial(_encoder, model)
+    eval_vectors = functools.cache(
+        lambda: evalset.cached_vectors(prompts, model, lambda texts: encoder().encode(texts)))
+    scores = np.zeros(len(ids), dtype=np.float32)
+    best = np.zeros(len(ids), dtype=np.int64)
+    have_vector = np.zeros(len(ids), dtype=bool)
+    set_id = export_rows.prompt_vector_set(con, model)
+    if set_id is not None:
+        for start in range(0, len(ids), _VECTOR_CHUNK):
+            found_ids, vectors = vector_rows.load_vectors(con, set_id, ids[start:start + _VECTOR_CHUNK])
+            if len(found_ids):
+                where = np.searchsorted(ids, found_ids)   # chosen ids are sorted
+                scores[where], best[where] = shapes.best_matches(vectors, eval_vectors())
+                have_vector[where] = True
+    without = ids[~have_vector & ~exact]
+    candidates = export_rows.head_tail_candidates(con, without, prompts) if len(without) else without
+    if len(candidates):
+        found_ids, candidate_prompts, _ = vector_rows.pair_texts(con, candidates)
+        where = np.searchsorted(ids, found_ids)
+        scores[where], best[where] = shapes.best_matches(encoder().encode(candidate_prompts), eval_vectors())
+    semantic = ~exact & (scores >= options.eval_threshold)
+
+    shown = np.concatenate([np.flatnonzero(exact)[:EXAMPLES],
+                            np.flatnonzero(semantic)[np.argsort(scores[semantic], kind="stable")[:EXAMPLES]]])
+    texts = export_rows.texts_of(con, ids[shown])
+    examples = [{
+        "pair_id": int(ids[i]),
+        "match": "exact" if exact[i] else "semantic",
+        "similarity": 1.0 if exact[i] else round(float(scores[i]), 4),
+        "prompt": _clip(texts[int(ids[i])][0]),
+        "eval_prompt": _clip(prompts[eval_of_hash[int(chosen["prompt_hash"][i])] if exact[i] else int(best[i])]),
+    } for i in shown]
+    report = {
+        "checked": True,
+        "set": {"name": eval_set.path.name, "found": eval_set.origin, "sha256": eval_set.sha256,
+                "prompts": len(prompts)},
+        "model": model,
+        "threshold": options.eval_threshold,
+        "removed": int((exact | semantic).sum()),
+        "removed_exact": int(exact.sum()),
+        "removed_semantic": int(semantic.sum()),
+        "compared": {
+            "stored_vectors": int(have_vector.sum()),
+            "without_vectors": len(without),
+            "first_pass_candidates_embedded": len(candidates),
+        },
+        "method": ("exact: normalized prompt equal to an eval prompt; semantic: cosine >= threshold "
+                   "between prompt vectors, using the stored prompt vectors where they exist; pairs "
+                   "without one are embedded only when their normalized prompt starts with the "
+                   "beginning or ends with the end of an eval prompt (first pass)"),
+        "examples": examples,
+    }
+    return exact | semantic, report
+
+
+@functools.lru_cache(maxsize=1)
+def _encoder(model: str) -> embedding.Encoder:
+    """Loading the model costs ~8 CPU-s: a process that exports several times (the web app,
+    the tests) pays it once."""
+    return embedding.load_encoder(model)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"

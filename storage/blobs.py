@@ -1,0 +1,80 @@
+"""What the blob report reads: per cluster and per source counts, and samples of members."""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+
+# Pairs that are not deleted, each once as a member of its fine cluster on the map (noise and
+# pairs not on the map excluded) and once as a member of its source.
+_MEMBERS = r"""
+WITH live AS (
+    SELECT p.id, p.source, mp.cluster,
+           coalesce(s.n_words, len(string_split_regex(p.response, '\s+'))) AS words,
+           coalesce(s."short", false) AS "short", coalesce(s.refusal, false) AS refusal,
+           coalesce(s.truncated, false) AS truncated, coalesce(s.malformed, false) AS malformed
+    FROM pairs p
+    LEFT JOIN map_points mp ON mp.pair_id = p.id AND mp.map_id = $map
+    LEFT JOIN signals s ON s.pair_id = p.id
+    WHERE p.deleted_op IS NULL
+),
+members AS (
+    SELECT 'cluster' AS kind, cluster::VARCHAR AS "key", * FROM live WHERE cluster >= 0
+    UNION ALL
+    SELECT 'source', source, * FROM live
+)
+"""
+
+
+def group_counts(con: duckdb.DuckDBPyConnection, map_id: int) -> list[dict]:
+    """kind, key, size, response word quartiles (q1, q3), share of each signal, label and the
+    largest sources, per group. A source's label is that of the cluster holding most of it."""
+    cursor = con.execute(_MEMBERS + """
+        , counts AS (
+            SELECT kind, "key", count(*) AS size,
+                   quantile_cont(words, 0.25) AS q1, quantile_cont(words, 0.75) AS q3,
+                   avg("short"::DOUBLE) AS "short", avg(refusal::DOUBLE) AS refusal,
+                   avg(truncated::DOUBLE) AS truncated, avg(malformed::DOUBLE) AS malformed
+            FROM members GROUP BY kind, "key"
+        ),
+        per_source AS (
+            SELECT kind, "key", source, count(*) AS n FROM members WHERE kind = 'cluster' GROUP BY ALL
+        ),
+        top_sources AS (
+            SELECT kind, "key",
+                   to_json(map_from_entries(list({'k': source, 'v': n} ORDER BY n DESC, source)[1:3]))::VARCHAR
+                       AS top_sources
+            FROM per_source GROUP BY kind, "key"
+        ),
+        source_cluster AS (
+            SELECT source AS "key", arg_max(cluster, n) AS cluster
+            FROM (SELECT source, cluster, count(*) AS n FROM live WHERE cluster >= 0 GROUP BY ALL)
+            GROUP BY source
+        )
+        SELECT c.*, t.top_sources, coalesce(l.label, '') AS label
+        FROM counts c
+        LEFT JOIN top_sources t USING (kind, "key")
+        LEFT JOIN source_cluster sc ON c.kind = 'source' AND sc."key" = c."key"
+        LEFT JOIN clusters l ON l.map_id = $map AND l.level = 'fine'
+              AND l.id = CASE WHEN c.kind = 'cluster' THEN c."key"::INTEGER ELSE sc.cluster END
+        ORDER BY c.kind, c."key"
+        """, {"map": map_id})
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def samples(con: duckdb.DuckDBPyConnection, map_id: int, vectors: int, texts: int) -> dict[str, list | np.ndarray]:
+    """Up to `vectors` member ids per group (the same ones on every run: ordered by a hash of the
+    id), with prompt and response for the first `texts` of them (None beyond). Lists, but the
+    ids: a numpy array."""
+    table = con.execute(_MEMBERS + """
+        SELECT m.kind, m."key", m.id,
+               CASE WHEN m.rank <= $texts THEN p.prompt END AS prompt,
+               CASE WHEN m.rank <= $texts THEN p.response END AS response
+        FROM (SELECT kind, "key", id, row_number() OVER (PARTITION BY kind, "key" ORDER BY hash(id), id) AS rank
+              FROM members) m
+        JOIN pairs p ON p.id = m.id
+        WHERE m.rank <= $vectors
+        ORDER BY m.kind, m."key", m.rank
+        """, {"map": map_id, "vectors": vectors, "texts": texts}).to_arrow_table()
+    return {name: table.column(name).to_numpy() if name == "id" else table.column(name).to_pylist()
+            for name in table.column_names}
