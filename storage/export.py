@@ -3,8 +3,9 @@ candidates, the records themselves as JSON lines (built by DuckDB), and the mani
 
 The records are serialized in SQL (to_json over a struct shaped after curator.export.SHAPES)
 and fetched as Arrow batches whose string buffers are written to the file as they are: no
-Python object per record. Measured on 500k pairs, that beats DuckDB's own COPY ... (FORMAT
-json) of the same columns (bench/export.py).
+Python object per record. Measured on 500k pairs (bench/export.py), the whole export job,
+seeded order, split and sha256 included, costs ~1.4x the CPU of a plain DuckDB
+COPY ... (FORMAT json) of the same columns.
 """
 from __future__ import annotations
 
