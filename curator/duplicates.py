@@ -22,8 +22,10 @@ choice is the same on every run.
 Finding near-identical vectors never compares all pairs at once (`near_pairs`): sets of up
 to EXACT_MAX vectors are compared exactly, block by block; larger sets are first split into
 overlapping cells by spherical k-means (each vector goes to its PROBES nearest centroids, so
-two near-identical vectors almost always share a cell) and each cell is searched the same way.
-Each vector keeps at most `neighbours` near-identical partners per cell it is searched in:
+two near-identical vectors almost always share a cell; two-level k-means past COARSE cells)
+and each cell is searched the same way, cells in parallel. Measured on 100k real prompts (fast
+vectors, threshold 0.95): 99.6% of the pairs that the exact all-pairs search puts in a set are
+in one here, at ~1/30 of its CPU time (bench/dedup.py). Each vector keeps at most `neighbours` near-identical partners per cell it is searched in:
 memory stays O(n * k) even when thousands of pairs are alike, and such a set stays connected
 through them.
 """
@@ -41,9 +43,11 @@ from scipy.sparse.csgraph import connected_components
 from threadpoolctl import threadpool_limits
 
 EXACT_MAX = 8192         # vectors compared all against all; larger sets are partitioned first
-CELL_SIZE = 1000         # vectors per k-means cell when partitioning
-PROBES = 2               # cells each vector joins: two near-identical vectors share one
+CELL_SIZE = 250          # vectors per k-means cell when partitioning
+PROBES = 3               # cells each vector joins: two near-identical vectors share one
 MAX_DEPTH = 3            # partitioning levels before a set is searched exactly whatever its size
+COARSE = 64              # above this many cells, centroids are reached through coarse cells
+NEAR_COARSE = 10         # a row is compared with this many coarse cells' worth of fine centroids
 _BLOCK_ELEMENTS = 1 << 22  # similarities held at once (16 MiB of float32)
 _KMEANS_ITERATIONS = 8
 _KMEANS_SAMPLE_PER_CELL = 40
@@ -139,19 +143,50 @@ def _search_exactly(vectors: np.ndarray, threshold: float, k: int) -> tuple[np.n
 
 
 def _partition(vectors: np.ndarray, n_cells: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Row indexes of each cell: every row joins its PROBES nearest spherical k-means centroids."""
-    centroids = _spherical_kmeans(vectors, n_cells, rng)
-    probes = min(PROBES, len(centroids))
+    """Row indexes of each cell: every row joins its PROBES nearest spherical k-means centroids.
+
+    Above COARSE cells, comparing every row with every centroid would cost O(n^2 / CELL_SIZE);
+    the centroids are then found and searched through sqrt(n_cells) coarse cells (two-level
+    k-means): each coarse cell gets fine centroids in proportion to its rows, and a row is
+    compared only with its own coarse cell's fine centroids and the fine centroids nearest to
+    that coarse centroid, NEAR_COARSE cells' worth (so that near-identical rows on either side
+    of a coarse border still meet)."""
+    if n_cells <= COARSE:
+        centroids = _spherical_kmeans(vectors, n_cells, rng)
+        nearest = _nearest(vectors, centroids, PROBES)
+    else:
+        coarse = _spherical_kmeans(vectors, int(np.sqrt(n_cells)), rng)
+        home = _nearest(vectors, coarse, 1)[:, 0]
+        members = [np.flatnonzero(home == c) for c in range(len(coarse))]
+        fine = [_spherical_kmeans(vectors[rows], max(1, round(n_cells * len(rows) / len(vectors))), rng)
+                for rows in members if len(rows)]
+        parent = np.repeat([c for c, rows in enumerate(members) if len(rows)], [len(f) for f in fine])
+        fine = np.concatenate(fine)
+        near = _nearest(coarse, fine, min(len(fine), NEAR_COARSE * -(-len(fine) // len(coarse))))
+        nearest = np.empty((len(vectors), PROBES), dtype=np.int64)
+        for c, rows in enumerate(members):
+            if len(rows):
+                allowed = np.union1d(near[c], np.flatnonzero(parent == c))
+                nearest[rows] = allowed[_nearest(vectors[rows], fine[allowed], PROBES)]
+    # (cell, row) once each: a row with fewer candidate centroids than PROBES repeats its best.
+    memberships = np.unique(nearest * len(vectors) + np.arange(len(vectors))[:, None])
+    cell_of, row_of = np.divmod(memberships, len(vectors))
+    return [cell for cell in np.split(row_of, np.flatnonzero(np.diff(cell_of)) + 1) if len(cell) > 1]
+
+
+def _nearest(vectors: np.ndarray, centroids: np.ndarray, count: int) -> np.ndarray:
+    """(rows, count) indexes of each row's `count` most similar centroids (the best repeated
+    when there are fewer centroids)."""
+    nearest = np.empty((len(vectors), count), dtype=np.int64)
     chunk = max(1, _BLOCK_ELEMENTS // len(centroids))
-    nearest = np.empty((len(vectors), probes), dtype=np.int64)
     for start in range(0, len(vectors), chunk):
         sims = vectors[start:start + chunk] @ centroids.T
-        nearest[start:start + chunk] = (np.argpartition(-sims, probes - 1, axis=1)[:, :probes]
-                                        if probes < len(centroids) else np.arange(probes))
-    cell_of, row_of = nearest.ravel(), np.repeat(np.arange(len(vectors)), probes)
-    order = np.argsort(cell_of, kind="stable")
-    cell_of, row_of = cell_of[order], row_of[order]
-    return [cell for cell in np.split(row_of, np.flatnonzero(np.diff(cell_of)) + 1) if len(cell) > 1]
+        if count < len(centroids):
+            nearest[start:start + chunk] = np.argpartition(-sims, count - 1, axis=1)[:, :count]
+        else:
+            ranked = np.argsort(-sims, axis=1)
+            nearest[start:start + chunk] = ranked[:, np.minimum(np.arange(count), len(centroids) - 1)]
+    return nearest
 
 
 def _spherical_kmeans(vectors: np.ndarray, n_cells: int, rng: np.random.Generator) -> np.ndarray:
@@ -160,8 +195,9 @@ def _spherical_kmeans(vectors: np.ndarray, n_cells: int, rng: np.random.Generato
     centroids = sample[rng.choice(len(sample), min(n_cells, len(sample)), replace=False)].copy()
     for _ in range(_KMEANS_ITERATIONS):
         nearest = np.argmax(sample @ centroids.T, axis=1)
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, nearest, sample)
+        assignment = sp.csr_matrix((np.ones(len(sample), dtype=np.float32), (nearest, np.arange(len(sample)))),
+                                   shape=(len(centroids), len(sample)))
+        sums = np.asarray(assignment @ sample)
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         centroids = np.where(norms > 0, sums / np.maximum(norms, 1e-12), centroids)
     return centroids

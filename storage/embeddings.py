@@ -51,7 +51,7 @@ def pair_texts(con: duckdb.DuckDBPyConnection, pair_ids: np.ndarray) -> tuple[np
     try:
         result = con.execute(
             "SELECT p.id, p.prompt, p.response FROM pairs p JOIN wanted_ids w USING (id) ORDER BY w.position"
-        ).fetch_arrow_table()
+        ).to_arrow_table()
     finally:
         con.unregister("wanted_ids")
     return (result.column("id").to_numpy(), result.column("prompt").to_pylist(),

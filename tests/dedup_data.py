@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.conftest import DATA, run_console
 
@@ -105,8 +106,12 @@ def write_files(folder: Path) -> list[Path]:
     return [alpaca, p3, DATA / "dummy_conversation.json", planted]
 
 
-def mapped_template(tmp_path_factory) -> Path:
-    """The session's mapped database (built by whichever test module asks first)."""
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """The session's mapped database (built by whichever test module asks first); test modules
+    import this fixture."""
+    if not DATA.exists():
+        pytest.skip("needs ../shared/data")
     folder = tmp_path_factory.getbasetemp() / "dedup-mapped"
     db = folder / "mapped.duckdb"
     if not (folder / "ready").exists():

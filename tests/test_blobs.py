@@ -7,16 +7,12 @@ import pytest
 
 from curator import blobs
 from tests import dedup_data
+from tests.dedup_data import template  # noqa: F401 (a fixture)
 from tests.conftest import Curator, needs_data, query
 
 BLOB_SOURCES = {f"p3/{t}" for t in dedup_data.P3_TEMPLATES} | {dedup_data.IDENTITY}
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    if not dedup_data.DATA.exists():
-        pytest.skip("needs ../shared/data")
-    return dedup_data.mapped_template(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

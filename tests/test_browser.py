@@ -43,8 +43,11 @@ def app_db(tmp_path_factory) -> Path:
 def app_url(app_db):
     port = _free_port()
     curator = Path(sys.executable).with_name("curator")
-    server = subprocess.Popen([str(curator), "--db", str(app_db), "app", "--port", str(port), "--no-browser"],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # The log goes to a file: an undrained pipe fills and then blocks the server mid-request.
+    log = app_db.with_name("app.log")
+    with open(log, "wb") as out:
+        server = subprocess.Popen([str(curator), "--db", str(app_db), "app", "--port", str(port), "--no-browser"],
+                                  cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -56,10 +59,14 @@ def app_url(app_db):
             time.sleep(0.5)
     else:
         server.kill()
-        pytest.fail("curator app did not answer in 60 s: " + server.stdout.read().decode(errors="replace"))
+        pytest.fail("curator app did not answer in 60 s: " + log.read_text(errors="replace"))
     yield url
     server.terminate()
-    server.wait(timeout=20)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:  # a session thread still busy: the test is over, stop it hard
+        server.kill()
+        server.wait()
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +150,8 @@ def test_keyword_search_highlights_hits(page, app_db, app_url):
                      [f"%{word}%", f"%{word}%"])[0][0]
     assert expected > 0
     page.get_by_label("Text").fill(word)
+    page.get_by_label("Text").press("Enter")  # Streamlit commits a text input on Enter (or blur)
+    _settle(page)
     page.get_by_role("button", name="Search", exact=True).click()
     _settle(page)
     assert _selected_count(page) == expected
@@ -155,6 +164,8 @@ def test_export_writes_a_file(page, app_db, app_url, tmp_path):
     page.goto(app_url + "/export_page")
     out = tmp_path / "export"
     page.get_by_label("Directory").fill(str(out))
+    page.get_by_label("Directory").press("Enter")
+    _settle(page)
     page.get_by_role("button", name="Export", exact=True).click()
     _settle(page)
     page.get_by_text(re.compile(r"wrote [\d,]+ training pairs")).wait_for()

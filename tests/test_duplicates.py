@@ -11,14 +11,10 @@ import storage
 from curator import duplicates as dedup
 from storage import embeddings as vector_rows
 from tests import dedup_data
+from tests.dedup_data import template  # noqa: F401 (a fixture)
 from tests.conftest import Curator, needs_data, query
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    if not dedup_data.DATA.exists():
-        pytest.skip("needs ../shared/data")
-    return dedup_data.mapped_template(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -249,8 +245,11 @@ def test_partitioned_search_agrees_with_the_exact_one_on_real_vectors(template, 
     finally:
         con.close()
     exact = dedup.near_pairs(vectors, 0.9, 16)
-    monkeypatch.setattr(dedup, "EXACT_MAX", 400)  # force two levels of k-means cells on 3.3k vectors
-    monkeypatch.setattr(dedup, "CELL_SIZE", 150)
+    # Force the partitioned path on 3.3k vectors: two-level k-means (coarse, then fine cells),
+    # and cells still too large split again.
+    monkeypatch.setattr(dedup, "EXACT_MAX", 400)
+    monkeypatch.setattr(dedup, "CELL_SIZE", 60)
+    monkeypatch.setattr(dedup, "COARSE", 16)
     split = dedup.near_pairs(vectors, 0.9, 16)
     assert (split[2] >= 0.9).all() and (split[0] < split[1]).all()
     grouped = [dedup.components(len(vectors), i, j) >= 0 for i, j, _ in (exact, split)]

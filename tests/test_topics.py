@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from curator.topics import NOISE, NOISE_LABEL, cluster_labels, cluster_terms, words
+from curator.topics import (LLM_LABEL_MAX_CHARS, NOISE, NOISE_LABEL, cluster_labels, cluster_terms, clean_llm_label,
+                            llm_label_messages, words)
 from tests.conftest import DATA, needs_data
 
 CODE, IMDB, ROLEPLAY = 0, 1, 2
@@ -204,3 +205,27 @@ def test_a_single_real_cluster_gets_a_code_label(corpus):
     code = [text for text, cluster in zip(texts, clusters) if cluster == CODE]
     label = cluster_labels(code, np.zeros(len(code), dtype=int))[0]
     assert len(_terms(label)) == 3 and CODE_WORDS & set(_terms(label)), label
+
+
+@pytest.mark.parametrize("answer, label", [
+    ("Movie reviews", "Movie reviews"),
+    ('"Cooking recipes."', "Cooking recipes"),
+    ("Topic name: Python programming", "Python programming"),
+    ("\n\n- **Gardening tips**\nThese texts are about plants.", "Gardening tips"),
+    ("1. Personal finance", "Personal finance"),
+    ("", None), (None, None), ("  \n \"\" \n", None),
+])
+def test_clean_llm_label_keeps_the_name_and_drops_the_decoration(answer, label):
+    assert clean_llm_label(answer) == label
+
+
+def test_clean_llm_label_cuts_long_answers_at_a_word():
+    label = clean_llm_label("A very long answer that goes on and on about every single text in the cluster")
+    assert len(label) <= LLM_LABEL_MAX_CHARS + 1 and label.endswith("…") and " " not in label[-2:]
+
+
+def test_llm_label_messages_show_terms_and_at_most_eight_flattened_examples():
+    messages = llm_label_messages(["movie", "review"], [f"text\n{i}" for i in range(20)])
+    user = messages[-1]["content"]
+    assert "Key terms: movie, review" in user and "- text 7" in user and "- text 8" not in user
+    assert llm_label_messages([], ["x"])[-1]["content"].startswith("Key terms: (none)")
