@@ -5,8 +5,9 @@ module only knows what a record of each supported format looks like.
 
 Formats (``FORMATS``):
 
-- ``gpt4all``  ``{prompt, response, source?}``; ``completion`` stands in for a missing
-  ``response`` (the P3/T0 files use ``{prompt, completion}``).
+- ``gpt4all``  ``{prompt, response, source?, model?, finish_reason?}``; ``completion`` stands in
+  for a missing ``response`` (the P3/T0 files use ``{prompt, completion}``). ``model`` and
+  ``finish_reason`` (as `curator distill` and the demo set write them) are kept on the pair.
 - ``alpaca``   ``{instruction, input?, output}``; GPTeacher's ``response`` stands in for a
   missing ``output``. prompt = instruction, plus "\\n\\n" + input when the input is real.
   Placeholder inputs ("", "<noinput>", "No input needed.", "N/A", "None", ...) mean no
@@ -46,9 +47,10 @@ Cleaning rules, after GPT4All's, for every text we take:
   and rejected when nothing is left;
 - a prompt of one character is rejected.
 
-Optional fields (alpaca ``input``, dolly ``context``, ``source``) that are missing, null or
-blank count as absent. A rejected record raises ``RecordError`` whose ``reason`` is a short,
-stable, lowercase sentence naming the field, e.g. "missing field 'response'".
+Optional fields (alpaca ``input``, dolly ``context``, ``source``, gpt4all ``model`` and
+``finish_reason``) that are missing, null or blank count as absent. A rejected record raises
+``RecordError`` whose ``reason`` is a short, stable, lowercase sentence naming the field, e.g.
+"missing field 'response'".
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class Pair:
     response: str
     source: str | None  # the record's own `source` field, else None
     messages: list[dict] | None  # every turn, for multi-turn or system-prompted conversations
+    model: str | None = None  # gpt4all records: the model that wrote the response, when given
+    finish_reason: str | None = None  # gpt4all records: why it stopped ("length": cut at max tokens)
 
 
 # Pair's generated __init__ sets each field through object.__setattr__ (it is frozen), which
@@ -78,16 +82,21 @@ _PAIR_SLOT_SETTERS = (
     Pair.response.__set__,
     Pair.source.__set__,
     Pair.messages.__set__,
+    Pair.model.__set__,
+    Pair.finish_reason.__set__,
 )
 
 
-def _new_pair(prompt: str, response: str, source: str | None, messages: list[dict] | None) -> Pair:
+def _new_pair(prompt: str, response: str, source: str | None, messages: list[dict] | None,
+              model: str | None = None, finish_reason: str | None = None) -> Pair:
     pair = _new_object(Pair)
-    set_prompt, set_response, set_source, set_messages = _PAIR_SLOT_SETTERS
+    set_prompt, set_response, set_source, set_messages, set_model, set_finish_reason = _PAIR_SLOT_SETTERS
     set_prompt(pair, prompt)
     set_response(pair, response)
     set_source(pair, source)
     set_messages(pair, messages)
+    set_model(pair, model)
+    set_finish_reason(pair, finish_reason)
     return pair
 
 
@@ -250,7 +259,11 @@ def _gpt4all(record: dict) -> list[Pair]:
     prompt = _text(record.get("prompt", _MISSING), "prompt")
     response_key = _present_key(record, "response", "completion")
     response = _text(record.get(response_key, _MISSING), response_key)
-    return [_flat_pair(record, prompt, response)]
+    model, finish_reason = record.get("model"), record.get("finish_reason")
+    if model is None and finish_reason is None:  # the common case: one lookup each, nothing more
+        return [_flat_pair(record, prompt, response)]
+    return [_new_pair(_checked_prompt(prompt), response, _source(record),
+                      None, _optional_text(model, "model"), _optional_text(finish_reason, "finish_reason"))]
 
 
 # Alpaca's "no input" placeholders, compared lowercased with everything but letters and

@@ -175,6 +175,7 @@ class _Converter:
 
     def convert(self, batch: readers.Batch) -> tuple[pa.Table, tuple[list, list, list]]:
         lines, indexes, prompts, responses, messages, sources = [], [], [], [], [], []
+        models, finish_reasons = [], []
         reject_lines = [line for line, _, _ in batch.errors]
         reasons = [reason for _, reason, _ in batch.errors]
         raws = [raw for _, _, raw in batch.errors]
@@ -200,11 +201,13 @@ class _Converter:
                 responses.append(pair.response)
                 messages.append(orjson.dumps(pair.messages).decode() if pair.messages else None)
                 sources.append(source_override or pair.source or fallback)
+                models.append(pair.model)
+                finish_reasons.append(pair.finish_reason)
         table = pa.Table.from_arrays(
             [pa.array(lines, pa.int64()), pa.array(indexes, pa.int32()), pa.array(prompts, pa.string()),
              pa.array(responses, pa.string()), pa.array(messages, pa.string()),
-             pa.array(sources, pa.string()), pa.nulls(len(lines), pa.string()),
-             pa.nulls(len(lines), pa.string())],
+             pa.array(sources, pa.string()), pa.array(models, pa.string()),
+             pa.array(finish_reasons, pa.string())],
             schema=pair_rows.BATCH_SCHEMA)
         return table, (reject_lines, reasons, raws)
 

@@ -9,10 +9,13 @@ import pyarrow as pa
 # Columns a map can be coloured by, besides source and topic (all in pairs_view).
 SIGNAL_COLUMNS = ["refusal", "short", "truncated", "malformed", "pii", "over_length", "conflict"]
 
+# What jobs decide (coordinates, topics, sources, signals, duplicate groups): changes only
+# when a job finishes, so the app reads it once per job. What operations decide (deleted,
+# tags) is read apart, cheaply, after every operation (`marks`).
 _POINTS = """
 SELECT mp.pair_id AS id, mp.x, mp.y, mp.cluster, coalesce(c.label, 'noise') AS topic,
-       v.source, v.deleted, v.refusal, v."short", v.truncated, v.malformed, v.pii, v.over_length,
-       v.conflict, v.dup_group, v.tags
+       v.source, v.refusal, v."short", v.truncated, v.malformed, v.pii, v.over_length,
+       v.conflict, v.dup_group
 FROM map_points mp
 JOIN pairs_view v ON v.id = mp.pair_id
 LEFT JOIN clusters c ON c.map_id = mp.map_id AND c.level = 'fine' AND c.id = mp.cluster
@@ -21,17 +24,28 @@ ORDER BY mp.pair_id
 """
 
 
-def map_frame(con: duckdb.DuckDBPyConnection, map_id: int) -> pd.DataFrame:
-    """Every point of a map, one row per pair, ordered by id."""
-    return con.execute(_POINTS, [map_id]).df()
+def map_points(con: duckdb.DuckDBPyConnection, map_id: int) -> pd.DataFrame:
+    """Every point of a map with what jobs computed for it, one row per pair, ordered by id.
+    Source and topic are categorical: a handful of values repeated a million times."""
+    frame = con.execute(_POINTS, [map_id]).df()
+    return frame.astype({"source": "category", "topic": "category"})
 
 
-def state_token(con: duckdb.DuckDBPyConnection) -> tuple:
-    """Changes whenever what the app shows could have changed: a cache key for map frames."""
-    return con.execute("""
-        SELECT (SELECT max(id) FROM operations), (SELECT max(id) FROM jobs WHERE status = 'done'),
-               (SELECT count(*) FROM pairs)
+def marks(con: duckdb.DuckDBPyConnection) -> tuple[np.ndarray, pd.DataFrame]:
+    """What operations decided: (sorted ids of the deleted pairs, first tag of each tagged pair)."""
+    deleted = con.execute("SELECT id FROM pairs WHERE deleted_op IS NOT NULL ORDER BY id").fetchnumpy()["id"]
+    tags = con.execute("SELECT pair_id AS id, min(tag) AS tag FROM tags GROUP BY pair_id ORDER BY pair_id").df()
+    return deleted, tags
+
+
+def state_tokens(con: duckdb.DuckDBPyConnection) -> tuple[tuple, int | None]:
+    """(a token that changes when a job finishes or pairs arrive, one that changes with every
+    operation): cache keys for `map_points` and `marks`."""
+    jobs, pairs, ops = con.execute("""
+        SELECT (SELECT max(id) FROM jobs WHERE status = 'done'), (SELECT count(*) FROM pairs),
+               (SELECT max(id) FROM operations)
     """).fetchone()
+    return (jobs, pairs), ops
 
 
 def _register_ids(con: duckdb.DuckDBPyConnection, ids: np.ndarray) -> None:

@@ -8,27 +8,17 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bench.app import draw_lasso, start_app, stop_app
 from tests.conftest import ROOT, query, run_console
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason="needs Debian's chromium (`make test` installs it with apt)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,32 +31,9 @@ def app_db(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def app_url(app_db):
-    port = _free_port()
-    curator = Path(sys.executable).with_name("curator")
-    # The log goes to a file: an undrained pipe fills and then blocks the server mid-request.
-    log = app_db.with_name("app.log")
-    with open(log, "wb") as out:
-        server = subprocess.Popen([str(curator), "--db", str(app_db), "app", "--port", str(port), "--no-browser"],
-                                  cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("curator app did not answer in 60 s: " + log.read_text(errors="replace"))
+    server, url = start_app(app_db, app_db.with_name("app.log"))
     yield url
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:  # a session thread still busy: the test is over, stop it hard
-        server.kill()
-        server.wait()
+    stop_app(server)
 
 
 @pytest.fixture(scope="module")
@@ -110,16 +77,8 @@ def test_map_loads_with_the_demo_points(page, app_db):
 
 
 def test_lasso_selects_deletes_and_undo_restores(page, app_db):
-    plot = page.locator(".js-plotly-plot .nsewdrag").first
-    box = plot.bounding_box()
-    # A lasso over the middle of the plot: a rough pentagon.
-    cx, cy, w, h = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"], box["height"]
-    path = [(cx - w * .25, cy - h * .2), (cx + w * .2, cy - h * .25), (cx + w * .25, cy + h * .1),
-            (cx, cy + h * .25), (cx - w * .2, cy + h * .15), (cx - w * .25, cy - h * .2)]
-    page.mouse.move(*path[0])
-    page.mouse.down()
-    for x, y in path[1:]:
-        page.mouse.move(x, y, steps=8)
+    # A rough pentagon over the middle of the plot.
+    draw_lasso(page, [(-.25, -.2), (.2, -.25), (.25, .1), (0, .25), (-.2, .15), (-.25, -.2)])
     page.mouse.up()
     _settle(page)
     count = _selected_count(page)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -180,3 +181,69 @@ def test_onnx_path_gives_sentence_transformers_vectors():
     torch_path = embedding.TorchEncoder(onnx.name, embedding._sentence_transformer(
         str(embedding.bundled_model_path()), "cpu"))
     assert np.abs(onnx.encode(prompts) - torch_path.encode(prompts)).max() < 1e-5
+
+
+@pytest.fixture(scope="module")
+def llm():
+    """The bundled SmolLM2 behind llama.cpp's OpenAI-compatible server on 127.0.0.1."""
+    from curator import llm_server
+
+    with llm_server.start(n_parallel=4, context=1024) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def small_map(mixed_files, tmp_path_factory):
+    """A few large clusters (300 Alpaca pairs, 2 P3 templates): each one is a request to the model."""
+    folder = tmp_path_factory.mktemp("small")
+    alpaca = (mixed_files / "alpaca.jsonl").read_text().splitlines()[:300]
+    p3 = [line for line in (mixed_files / "p3.jsonl").read_text().splitlines()
+          if any(f'"p3/{name}"' in line for name in P3_TEMPLATES[:2])]
+    (folder / "small.jsonl").write_text("\n".join(alpaca + p3) + "\n")
+    db = folder / "small.duckdb"
+    assert run_console("--db", db, "ingest", folder / "small.jsonl").returncode == 0
+    result = run_console("--db", db, "map", "--min-cluster-size", "25")
+    assert result.returncode == 0, result.stderr
+    return db
+
+
+@needs_data
+def test_label_model_names_clusters_through_a_real_server(small_map, llm, tmp_path):
+    db = small_map
+    copy = tmp_path / "labelled.duckdb"
+    copy.write_bytes(db.read_bytes())
+    (tmp_path / "labelled.duckdb.vectors").symlink_to(f"{db}.vectors")
+    terms = {c["id"]: c["label"] for c in json.loads(run_console("--db", db, "clusters", "--json").stdout)
+             if c["level"] == "fine" and c["id"] >= 0}
+    result = run_console("--db", copy, "map", "--rebuild", "--min-cluster-size", "25",
+                         "--label-model", llm.model, "--base-url", llm.base_url)
+    assert result.returncode == 0, result.stderr
+    clusters = json.loads(run_console("--db", copy, "clusters", "--json").stdout)
+    named = {c["id"]: c["label"] for c in clusters if c["level"] == "fine" and c["id"] >= 0}
+    assert named.keys() == terms.keys()  # same seed, same clusters: only the names change
+    changed = [i for i in named if named[i] != terms[i]]
+    assert len(changed) >= len(named) * 0.8, (named, terms)
+    assert all(0 < len(named[i]) <= 49 and "\n" not in named[i] for i in changed)
+    (params,) = query(copy, "SELECT params FROM maps")[0]
+    assert json.loads(params)["label_model"] == llm.model
+    # Coarse labels stay c-TF-IDF terms: the model names only the fine clusters.
+    assert all(" · " in c["label"] or c["label"].startswith("“") for c in clusters
+               if c["level"] == "coarse" and c["id"] >= 0)
+
+
+@needs_data
+def test_label_model_that_never_answers_fails_the_job_with_its_error(small_map, tmp_path):
+    db = small_map
+    copy = tmp_path / "unreachable.duckdb"
+    copy.write_bytes(db.read_bytes())
+    (tmp_path / "unreachable.duckdb.vectors").symlink_to(f"{db}.vectors")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_console("--db", copy, "map", "--rebuild", "--min-cluster-size", "25", "--label-model", "any",
+                         "--base-url", f"http://127.0.0.1:{port}/v1")
+    assert result.returncode != 0
+    assert "--label-model any: every request failed" in result.stderr and "Connection" in result.stderr
+    # The failed rebuild left the earlier map in place.
+    assert query(copy, "SELECT count(*) FROM pairs_view WHERE cluster IS NOT NULL")[0][0] == \
+        query(db, "SELECT count(*) FROM pairs_view WHERE cluster IS NOT NULL")[0][0]

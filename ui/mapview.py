@@ -29,7 +29,7 @@ def drawn(frame: pd.DataFrame) -> pd.DataFrame:
 def categories(frame: pd.DataFrame, color_by: str) -> pd.Series:
     """The legend entry of each point for `color_by`."""
     if color_by == "tag":
-        values = frame["tags"].map(lambda t: t[0] if t is not None and len(t) else "(untagged)")
+        values = frame["tag"]
     elif color_by == "dup_group":
         values = frame["dup_group"].map(lambda g: "duplicate" if pd.notna(g) else "unique")
     elif color_by == "deleted":

@@ -51,35 +51,39 @@ def _sample(sample: pd.DataFrame, total: int) -> None:
 
 
 def _actions(chosen: state.Selection) -> None:
+    # Actions run as on_click callbacks: before the rerun the click starts, so the page is
+    # drawn once, with the result, instead of once before the change and again after it.
     tag_col, delete_col, restore_col = st.columns(3)
     with tag_col:
         tag = st.text_input("Tag name", key="tag_name")
-        if st.button("Tag", disabled=not tag):
-            _apply("tag", chosen, tag=tag)
+        st.button("Tag", disabled=not tag, on_click=_apply, args=("tag", chosen))
     with delete_col:
-        reason = st.text_input("Delete reason", key="delete_reason")
-        if st.button("Delete", type="primary"):
-            _apply("delete", chosen, reason=reason or None)
+        st.text_input("Delete reason", key="delete_reason")
+        st.button("Delete", type="primary", on_click=_apply, args=("delete", chosen))
     with restore_col:
         st.write("")
-        if st.button("Restore"):
-            _apply("restore", chosen)
+        st.button("Restore", on_click=_apply, args=("restore", chosen))
 
 
-def _apply(kind: str, chosen: state.Selection, tag: str | None = None, reason: str | None = None) -> None:
+def _apply(kind: str, chosen: state.Selection) -> None:
+    # The inputs are read here, not bound when the buttons were drawn: text typed just before
+    # the click arrives with the click.
+    tag = st.session_state.get("tag_name") if kind == "tag" else None
+    reason = (st.session_state.get("delete_reason") or None) if kind == "delete" else None
     op = operations.apply(state.db_path(), kind, chosen.selector, tag=tag, reason=reason)
     st.session_state["last_message"] = f"{kind}: {op.count:,} pairs changed (operation {op.id})"
-    st.rerun()
+
+
+def _undo() -> None:
+    op = operations.undo(state.db_path())
+    st.session_state["last_message"] = f"undid operation {op.undoes}: {op.count:,} pairs restored to before"
 
 
 def _log_and_undo() -> None:
     message = st.session_state.pop("last_message", None)
     if message:
         st.success(message)
-    if st.button("Undo last operation"):
-        op = operations.undo(state.db_path())
-        st.session_state["last_message"] = f"undid operation {op.undoes}: {op.count:,} pairs restored to before"
-        st.rerun()
+    st.button("Undo last operation", on_click=_undo)
     with st.expander("Operations log"):
         entries = [{**entry, "selector": json.dumps(entry["selector"])} for entry in operations.log(state.db_path())]
         st.dataframe(pd.DataFrame(entries), hide_index=True)

@@ -45,20 +45,45 @@ def maps() -> list:
         return map_rows.listing(con)
 
 
-@st.cache_data(max_entries=4, show_spinner="Loading the map…")
-def _map_frame(path: str, map_id: int, token: tuple) -> pd.DataFrame:
+# cache_resource, not cache_data: a million-row frame is handed out as is, not pickled and
+# copied on every rerun. Callers treat the frames as read-only.
+@st.cache_resource(max_entries=4, show_spinner="Loading the map…")
+def _map_points(path: str, map_id: int, data_token: tuple) -> pd.DataFrame:
     con = storage.connect_read_only(path)
     try:
-        return browse.map_frame(con, map_id)
+        return browse.map_points(con, map_id)
     finally:
         con.close()
 
 
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _marks(path: str, ops_token: int | None) -> tuple[np.ndarray, pd.DataFrame]:
+    con = storage.connect_read_only(path)
+    try:
+        return browse.marks(con)
+    finally:
+        con.close()
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _marked_frame(path: str, map_id: int, data_token: tuple, ops_token: int | None) -> pd.DataFrame:
+    points = _map_points(path, map_id, data_token)
+    deleted, tags = _marks(path, ops_token)
+    ids = points["id"].to_numpy()
+    tag = np.full(len(ids), "(untagged)", dtype=object)
+    at = np.searchsorted(ids, tags["id"].to_numpy())
+    found = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == tags["id"].to_numpy())
+    tag[at[found]] = tags["tag"].to_numpy()[found]
+    return points.assign(deleted=np.isin(ids, deleted, assume_unique=True), tag=tag)
+
+
 def map_frame(map_id: int) -> pd.DataFrame:
-    """Every point of the map with its colouring columns; re-read only after a change."""
+    """Every point of the map with its colouring columns, `deleted` and first `tag` included.
+    The map is re-read from the database only after a job; an operation re-reads only the
+    deleted ids and tags."""
     with reading() as con:
-        token = browse.state_token(con)
-    return _map_frame(db_path(), map_id, token)
+        data_token, ops_token = browse.state_tokens(con)
+    return _marked_frame(db_path(), map_id, data_token, ops_token)
 
 
 @dataclass
