@@ -14,6 +14,8 @@ pages = [
     st.Page("ui/search_page.py", title="Search"),
     st.Page("ui/versions_page.py", title="Versions"),
     st.Page("ui/export_page.py", title="Export"),
+    st.Page("ui/train_page.py", title="Train"),
+    st.Page("ui/chat_page.py", title="Chat"),
     st.Page("ui/jobs_page.py", title="Jobs"),
 ]
 st.navigation(pages).run()

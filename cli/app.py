@@ -24,7 +24,11 @@ def app(ctx, port, host, browser):
     env = {**os.environ, "CURATOR_DB": str(Path(database(ctx)).resolve())}
     argv = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host,
             "--server.port", str(port), "--server.headless", str(not browser).lower(),
-            "--browser.gatherUsageStats", "false"]
+            "--browser.gatherUsageStats", "false",
+            # No source watching: it is for editing the app, and it watches the whole folder
+            # (inotify overflowed, burning CPU, while a benchmark wrote a 1 GB file beside it).
+            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+            "--client.toolbarMode", "minimal"]
     click.echo(f"curator app: http://{host}:{port} (database {env['CURATOR_DB']}; Ctrl-C stops it)")
     os.execve(sys.executable, argv, env)  # the app replaces this process: signals reach Streamlit
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import os
 import sys
 import uuid
 
@@ -51,8 +52,12 @@ class ProgressBar:
     """A tqdm bar on stderr driven by jobs' progress(done, total, message) callbacks."""
 
     def __init__(self, unit: str = "B", unit_scale: bool = True):
+        # Off when stderr is not a terminal, unless CURATOR_PROGRESS=1: the web app runs jobs
+        # with stderr to a log file and shows its last line.
+        forced = os.environ.get("CURATOR_PROGRESS") == "1"
         self.bar = tqdm(total=0, unit=unit, unit_scale=unit_scale, file=sys.stderr,
-                        dynamic_ncols=True, disable=None, mininterval=0.5)
+                        dynamic_ncols=not forced, ncols=100 if forced else None,
+                        disable=False if forced else None, mininterval=0.5)
 
     def __call__(self, done: int, total: int, message: str) -> None:
         if self.bar.total != total:

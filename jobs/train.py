@@ -2,7 +2,9 @@
 
 This is what the CLI and the web app call. A caller that wants to watch a run reads
 storage.training.runs() (status, progress) and storage.training.losses(run_id) (the loss
-history, live), and curator.training.read_report(directory) once it is done.
+history), and curator.training.read_report(directory) once it is done. The run holds the
+database's write lock until then, so the same losses also go to the run folder as they come
+(curator.run_log), where another process can read them during the run.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 
-from curator import training
+from curator import run_log, training
 from jobs.runner import Job, Progress, no_progress
 from storage import training as run_rows
 
@@ -36,9 +38,11 @@ def train(con: duckdb.DuckDBPyConnection, config: training.TrainConfig, *, resum
                 run_id = run_rows.start_run(con, job.id, event["out"], event["base"], event["data"], params)
                 resumed_from = event["resumed_from"]
                 run_rows.forget_after(con, run_id, -1 if resumed_from is None else resumed_from)
+                run_log.restart(event["out"], resumed_from)
             else:
-                run_rows.add_loss(con, run_id, event["step"], event["kind"], event["loss"],
-                                  event.get("lr"), event.get("tokens"))
+                loss = (event["step"], event["kind"], event["loss"], event.get("lr"), event.get("tokens"))
+                run_rows.add_loss(con, run_id, *loss)
+                run_log.append(config.out, *loss)
 
         report = training.train(config, resume=resume, progress=job.report, on_event=record)
         run_rows.finish_run(con, run_id, report)

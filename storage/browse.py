@@ -8,14 +8,16 @@ import pyarrow as pa
 
 # Columns a map can be coloured by, besides source and topic (all in pairs_view).
 SIGNAL_COLUMNS = ["refusal", "short", "truncated", "malformed", "pii", "over_length", "conflict"]
+# Per-pair losses of the latest `curator score` run (NULL: not scored), and what tuning changed.
+LOSS_COLUMNS = ["loss_base", "loss_tuned", "loss_change"]
 
-# What jobs decide (coordinates, topics, sources, signals, duplicate groups): changes only
+# What jobs decide (coordinates, topics, sources, signals, duplicate groups, losses): changes only
 # when a job finishes, so the app reads it once per job. What operations decide (deleted,
 # tags) is read apart, cheaply, after every operation (`marks`).
 _POINTS = """
 SELECT mp.pair_id AS id, mp.x, mp.y, mp.cluster, coalesce(c.label, 'noise') AS topic,
        v.source, v.refusal, v."short", v.truncated, v.malformed, v.pii, v.over_length,
-       v.conflict, v.dup_group
+       v.conflict, v.dup_group, v.loss_base, v.loss_tuned, v.loss_tuned - v.loss_base AS loss_change
 FROM map_points mp
 JOIN pairs_view v ON v.id = mp.pair_id
 LEFT JOIN clusters c ON c.map_id = mp.map_id AND c.level = 'fine' AND c.id = mp.cluster
@@ -53,13 +55,23 @@ def _register_ids(con: duckdb.DuckDBPyConnection, ids: np.ndarray) -> None:
 
 
 def pairs_by_ids(con: duckdb.DuckDBPyConnection, ids: np.ndarray, limit: int) -> pd.DataFrame:
-    """Up to `limit` of the chosen pairs, whole, in id order."""
-    _register_ids(con, ids)
+    """Up to `limit` of the chosen pairs, whole, in id order (pairs_view's columns).
+
+    Built from the base tables, starting from the few ids: through pairs_view, DuckDB
+    joins a million rows before it filters them (3 s against 0.1 s at 1M pairs)."""
+    _register_ids(con, np.sort(np.asarray(ids, dtype=np.int64))[:limit])
     try:
         return con.execute("""
-            SELECT v.id, v.source, v.topic, v.deleted, v.prompt, v.response, v.tags
-            FROM pairs_view v JOIN chosen_ids USING (id) ORDER BY v.id LIMIT ?
-        """, [limit]).df()
+            SELECT p.id, p.source, c.label AS topic, p.deleted_op IS NOT NULL AS deleted, p.prompt, p.response,
+                   coalesce((SELECT list(t.tag ORDER BY t.tag) FROM tags t WHERE t.pair_id = p.id),
+                            []::VARCHAR[]) AS tags
+            FROM chosen_ids ci
+            JOIN pairs p ON p.id = ci.id
+            LEFT JOIN maps m ON m.is_default
+            LEFT JOIN map_points mp ON mp.map_id = m.id AND mp.pair_id = p.id
+            LEFT JOIN clusters c ON c.map_id = m.id AND c.level = 'fine' AND c.id = mp.cluster
+            ORDER BY p.id
+        """).df()
     finally:
         con.unregister("chosen_ids")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 import torch
 
 from cli import train as train_cli
-from curator import training
+from curator import run_log, training
 from storage import training as run_rows
 from tests.conftest import DATA, needs_data, query
 
@@ -212,6 +213,9 @@ def test_validation_loss_falls_and_the_report_says_what_ran(run):
     assert len(runs) == 1 and runs[0]["status"] == "done" and runs[0]["steps"] == STEPS
     assert [h["step"] for h in history if h["split"] == "train"] == list(range(1, STEPS + 1))
     assert [h["step"] for h in history if h["split"] == "val"] == [0, 4, 8]
+    # The run folder's live log, cut back to the checkpoint on resume, ends up the same.
+    by_step = operator.itemgetter("step", "split")
+    assert sorted(run_log.losses(run["out"]), key=by_step) == sorted(history, key=by_step)
 
 
 def test_adapter_loads_with_peft(run):

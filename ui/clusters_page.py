@@ -18,11 +18,12 @@ if len(maps) > 1:
 
 st.subheader("Blob report: the most homogeneous and harmful clusters and sources first")
 # A write connection: the report computes the quality signals first when they are missing.
-con = storage.connect(state.db_path())
-try:
-    report = blobs.blob_report(con, state.db_path(), map_name=chosen_map.name)
-finally:
-    con.close()
+with state.database():
+    con = storage.connect(state.db_path())
+    try:
+        report = blobs.blob_report(con, state.db_path(), map_name=chosen_map.name)
+    finally:
+        con.close()
 st.dataframe([{"kind": r["kind"], "cluster or source": r.get("id", r.get("name")), "label": r["label"],
                "size": r["size"], "score": round(r["score"], 3), "reasons": "; ".join(r["reasons"])}
               for r in report[:30]], hide_index=True)

@@ -21,11 +21,12 @@ directory = st.text_input("Directory", value=str(Path(state.db_path()).resolve()
 if st.button("Export", type="primary"):
     options = export.ExportOptions(format=fmt, version=None if version.startswith("(") else version,
                                    val_fraction=val_fraction, seed=int(seed))
-    con = storage.connect(state.db_path())
-    try:
-        pairs = export.export(con, directory, options).manifest["pairs"]
-    finally:
-        con.close()
+    with state.database():
+        con = storage.connect(state.db_path())
+        try:
+            pairs = export.export(con, directory, options).manifest["pairs"]
+        finally:
+            con.close()
     st.session_state["export_dir"] = directory
     st.success(f"wrote {pairs['train']:,} training pairs and {pairs['val']:,} validation pairs to {directory}"
                f" ({pairs.get('removed_by_eval_check') or 0:,} removed by the evaluation-set check)")

@@ -1,12 +1,74 @@
-"""Jobs page: the database at a glance, every job with its progress, rejected records."""
+"""Jobs page: start ingest, embed, map, signals and duplicates; watch them; the database at a
+glance, every job with its progress, rejected records."""
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import streamlit as st
 
 from storage import jobs as job_rows
 from storage import pairs as pair_rows
 from storage import rejects as reject_rows
-from ui import state
+from ui import background, state
+
+FOLDER = Path(state.db_path()).resolve().parent
+LOGS = FOLDER / "logs"
+KINDS = ("ingest", "embed", "map", "signals", "duplicates")
+
+
+def _ingest_paths() -> list[str]:
+    """Paths typed in, one per line, and uploaded files (saved beside the database first)."""
+    paths = [line.strip() for line in st.session_state.get("ingest_paths", "").splitlines() if line.strip()]
+    for upload in st.session_state.get("ingest_uploads") or []:
+        saved = FOLDER / "uploads" / Path(upload.name).name
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_bytes(upload.getvalue())
+        paths.append(str(saved))
+    return paths
+
+
+with st.form("start_job"):
+    st.subheader("Start a job")
+    kind = st.selectbox("Job", KINDS)
+    st.text_area("ingest: paths, one per line", key="ingest_paths")
+    st.file_uploader("ingest: or upload files", accept_multiple_files=True, key="ingest_uploads")
+    fast = st.toggle("embed / map: --fast (static embeddings, ~50x faster, rougher)")
+    rebuild = st.toggle("map: --rebuild (fit again instead of placing new pairs)")
+    if st.form_submit_button("Start", type="primary"):
+        running = background.get("job")
+        if running is not None and running.running:
+            st.warning(f"`curator {' '.join(running.args)}` is still running: one job at a time "
+                       "(DuckDB lets one process write).")
+        else:
+            args = [kind]
+            if kind == "ingest":
+                args += _ingest_paths()
+            args += ["--fast"] if fast and kind in ("embed", "map") else []
+            args += ["--rebuild"] if rebuild and kind == "map" else []
+            if kind == "ingest" and len(args) == 1:
+                st.warning("Give at least one path or upload a file to ingest.")
+            else:
+                background.start("job", args, LOGS / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.log")
+
+
+@st.fragment(run_every=2)
+def _progress() -> None:
+    """The job started here, refreshed every 2 s on its own: the rest of the page reads the
+    database, which the job holds until it ends."""
+    child = background.get("job")
+    if child is None:
+        return
+    command = f"`curator {' '.join(child.args)}`"
+    if child.running:
+        st.info(f"{command} running: {child.last_line() or 'starting…'}")
+    elif child.process.returncode == 0:
+        st.success(f"{command} finished: {child.last_line()}")
+    else:
+        st.error(f"{command} failed (exit {child.process.returncode}): {child.last_line()}")
+
+
+_progress()
 
 with state.reading() as con:
     stats = pair_rows.stats(con)

@@ -9,7 +9,8 @@ import streamlit as st
 from storage import browse
 from ui import mapview, selection_panel, state
 
-COLOR_CHOICES = ["source", "topic", *browse.SIGNAL_COLUMNS, "tag", "dup_group", "deleted"]
+COLOR_CHOICES = ["source", "topic", *browse.SIGNAL_COLUMNS, "tag", "dup_group", "deleted", *browse.LOSS_COLUMNS]
+COLOR_NAMES = {"loss_change": "loss_tuned - loss_base"}
 
 maps = state.maps()
 if not maps:
@@ -20,7 +21,10 @@ names = [m.name for m in maps]
 default_index = next((i for i, m in enumerate(maps) if m.is_default), 0)
 with st.sidebar:
     chosen_name = st.selectbox("Map", names, index=default_index)
-    color_by = st.selectbox("Colour by", COLOR_CHOICES)
+    color_by = st.selectbox("Colour by", COLOR_CHOICES, format_func=lambda c: COLOR_NAMES.get(c, c))
+    if color_by in browse.LOSS_COLUMNS:
+        st.caption("Per-pair loss from the latest `curator score` run (the Train page's Score button), "
+                   "in quintiles: q1 lowest. loss_tuned - loss_base below 0: what tuning learned.")
     twin = st.toggle("Twin view (prompt and response maps)", disabled=len(maps) < 2)
     twin_name = (st.selectbox("Second map", [n for n in names if n != chosen_name]) if twin else None)
 
@@ -74,7 +78,7 @@ def _chart(map_row, points, container) -> None:
         if len(points) > len(shown):
             st.caption(f"{len(shown):,} of {len(points):,} points drawn over a density layer; "
                        "selections apply to all points")
-        event = st.plotly_chart(fig, key=f"map-{map_row.id}", on_select="rerun",
+        event = st.plotly_chart(fig, key=f"map-{map_row.id}-{st.session_state.get('chart_generation', 0)}", on_select="rerun",
                                 selection_mode=("box", "lasso"), config={"scrollZoom": True})
     _selection_event(event, map_row)
 

@@ -21,17 +21,15 @@ def show() -> None:
         return
     st.markdown(f"**{len(chosen.ids):,} pairs selected** · {chosen.label}")
     if len(chosen.ids):
+        counts = state.breakdown(chosen.ids, chosen.source_map)
         with state.reading() as con:
-            counts = browse.breakdown(con, chosen.ids)
             sample = browse.pairs_by_ids(con, chosen.ids, SAMPLE_ROWS)
         columns = st.columns(3)
         for column, (name, rows) in zip(columns, counts.items()):
             column.dataframe(pd.DataFrame(rows, columns=[name, "pairs"]), hide_index=True, height=180)
         _sample(sample, len(chosen.ids))
         _actions(chosen)
-    if st.button("Clear selection"):
-        state.clear_selection()
-        st.rerun()
+    st.button("Clear selection", on_click=state.clear_selection)
     _log_and_undo()
 
 
@@ -70,12 +68,14 @@ def _apply(kind: str, chosen: state.Selection) -> None:
     # the click arrives with the click.
     tag = st.session_state.get("tag_name") if kind == "tag" else None
     reason = (st.session_state.get("delete_reason") or None) if kind == "delete" else None
-    op = operations.apply(state.db_path(), kind, chosen.selector, tag=tag, reason=reason)
+    with state.database():
+        op = operations.apply(state.db_path(), kind, chosen.selector, tag=tag, reason=reason)
     st.session_state["last_message"] = f"{kind}: {op.count:,} pairs changed (operation {op.id})"
 
 
 def _undo() -> None:
-    op = operations.undo(state.db_path())
+    with state.database():
+        op = operations.undo(state.db_path())
     st.session_state["last_message"] = f"undid operation {op.undoes}: {op.count:,} pairs restored to before"
 
 
@@ -85,5 +85,7 @@ def _log_and_undo() -> None:
         st.success(message)
     st.button("Undo last operation", on_click=_undo)
     with st.expander("Operations log"):
-        entries = [{**entry, "selector": json.dumps(entry["selector"])} for entry in operations.log(state.db_path())]
+        with state.database():
+            logged = operations.log(state.db_path())
+        entries = [{**entry, "selector": json.dumps(entry["selector"])} for entry in logged]
         st.dataframe(pd.DataFrame(entries), hide_index=True)

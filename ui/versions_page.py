@@ -11,7 +11,8 @@ with st.form("new_version"):
     name = st.text_input("Version name", placeholder="v1.1-no-refusals")
     note = st.text_input("Note")
     if st.form_submit_button("Create version from the kept pairs", disabled=False) and name:
-        made = operations.create_version(state.db_path(), name, note or None)
+        with state.database():
+            made = operations.create_version(state.db_path(), name, note or None)
         st.success(f"version {made['name']}: {made['pairs']:,} pairs")
 
 with state.reading() as con:
