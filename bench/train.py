@@ -43,8 +43,8 @@ def run_curator(args) -> dict:
                                   batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
                                   val_max=8, eval_every=args.steps, seed=args.seed)
     report = training.train(config)
-    return {"tokens": report["tokens"], "seconds": report["train_seconds"],
-            "loss_final": report["train_loss_final"]}
+    losses = [h["loss"] for h in report["history"]["train"]]
+    return {"tokens": report["tokens"], "seconds": report["train_seconds"], "loss_mean": sum(losses) / len(losses)}
 
 
 def run_hf(args) -> dict:
@@ -86,7 +86,7 @@ def run_hf(args) -> dict:
     trainer = Trainer(model=model, args=arguments, train_dataset=rows, data_collator=collate,
                       callbacks=[StepTimer()])
     result = trainer.train()
-    return {"tokens": counted["tokens"], "seconds": counted["seconds"], "loss_final": result.training_loss}
+    return {"tokens": counted["tokens"], "seconds": counted["seconds"], "loss_mean": result.training_loss}
 
 
 def child(side: str, args) -> dict:
@@ -105,7 +105,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--side", choices=("curator", "hf"), help=argparse.SUPPRESS)
@@ -133,7 +133,7 @@ def main() -> int:
     for name, label in (("hf", "HF Trainer + peft"), ("curator", "curator train")):
         f = sides[name]
         print(f"{label:18} {f['tokens']:8,} tokens  {f['seconds']:8.1f} s  {f['tokens_per_s']:8,.0f} tokens/s  "
-              f"peak RSS {f['peak_rss_mib']:,} MiB  final loss {f['loss_final']:.3f}")
+              f"peak RSS {f['peak_rss_mib']:,} MiB  mean train loss {f['loss_mean']:.3f}")
     print(f"curator / HF: {ratio:.2f}x tokens/s (goal >= 1.0x); "
           f"peak RSS {sides['curator']['peak_rss_mib'] / sides['hf']['peak_rss_mib']:.2f}x")
     if args.json:

@@ -19,6 +19,7 @@ from cli import distill as distill_cli
 from cli import duplicates as duplicates_cli
 from cli import export as export_cli
 from cli import operations as operations_cli
+from cli import quantize as quantize_cli
 from cli import signals as signals_cli
 from cli import train as train_cli
 from cli.common import database, read
@@ -270,7 +271,7 @@ def clusters(ctx, map_name, as_json):
 
 
 # Commands that live in their own modules, one module per capability.
-for _module in (app_cli, chat_cli, distill_cli, duplicates_cli, export_cli, operations_cli, signals_cli,
+for _module in (app_cli, chat_cli, distill_cli, duplicates_cli, export_cli, operations_cli, quantize_cli, signals_cli,
                 train_cli):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

