@@ -11,7 +11,6 @@ bars are 0.5%. Their perplexity falls by ~8%.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
