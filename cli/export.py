@@ -20,9 +20,10 @@ from jobs.export import DEFAULT_EVAL_THRESHOLD, ExportOptions, export as run_exp
 @click.option("--val-fraction", default=0.05, show_default=True, type=float,
               help="Share of pairs in val.jsonl (0: no validation file).")
 @click.option("--seed", default=42, show_default=True, type=int, help="Order and split seed.")
-@click.option("--eval-set", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Drop pairs whose prompt near-duplicates a prompt of this file "
-                   "(default: the 252 Self-Instruct user-oriented tasks).")
+@click.option("--eval-set", type=click.Path(dir_okay=False, path_type=Path),
+              help="Drop pairs whose prompt near-duplicates a prompt of this file (default: "
+                   "$CURATOR_EVAL_SET or the cached Self-Instruct tasks; `self-instruct` downloads "
+                   "those 252 user-oriented tasks once).")
 @click.option("--eval-threshold", default=DEFAULT_EVAL_THRESHOLD, show_default=True, type=float,
               help="Cosine similarity from which a prompt counts as a near-duplicate of an eval prompt.")
 @click.option("--no-eval-check", is_flag=True, help="Do not check against any evaluation set.")

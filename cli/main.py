@@ -171,9 +171,16 @@ def sql(ctx, statement, as_json):
 
 
 @cli.command()
+@click.option("--full", is_flag=True,
+              help="The whole loop: also signals, duplicates, an automatic curation, version, export, a short "
+                   "LoRA run, GGUF files (q8_0, q4_1) and eval, into DB_DIR/demo-full/; reruns skip finished "
+                   "stages.")
 @click.pass_context
-def demo(ctx):
+def demo(ctx, full):
     """Set up the demo database: ingest the bundled demo set, map it, print its stats."""
+    if full:
+        _demo_full(database(ctx))
+        return
     con = storage.connect(database(ctx))
     bar = ProgressBar(unit="", unit_scale=False)
     try:
@@ -187,6 +194,42 @@ def demo(ctx):
     click.echo(f"\ndatabase {database(ctx)}: {result['pairs']:,} pairs from {len(result['sources'])} sources")
     print_table(["source", "pairs"], [(k, f"{v:,}") for k, v in result["sources"].items()])
     click.echo(f"\nnext: curator --db {database(ctx)} clusters")
+
+
+class _StageBars:
+    """A progress bar per stage of `demo --full`, each stage's line printed as it ends."""
+
+    def __init__(self):
+        self.bar = ProgressBar(unit="", unit_scale=False)
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        self.bar(done, total, message)
+
+    def stage(self, stage: demo_job.Stage) -> None:
+        self.bar.close()
+        detail = stage.detail if stage.ran else f"skipped, {stage.detail}"
+        click.echo(f"{stage.name}: {detail} ({stage.seconds:,.0f} s)")
+        self.bar = ProgressBar(unit="", unit_scale=False)
+
+
+def _demo_full(db_path: str) -> None:
+    bars = _StageBars()
+    try:
+        report = demo_job.run_full(db_path, progress=bars, notify=bars.stage)
+    finally:
+        bars.bar.close()
+    def number(value, fmt: str) -> str:
+        return "" if value is None else format(value, fmt)
+
+    click.echo(f"\nresponse perplexity (token-weighted); ppl: `curator quantize`'s measure on the run's "
+               f"validation subset; eval: `curator eval` on all {report.eval_examples:,} examples of "
+               "export/val.jsonl (mean: per example, clipped at 100)")
+    print_table(["model", "engine", "size", "ppl", "gain kept", "eval ppl", "eval mean"],
+                [(r["model"], r["engine"], "" if r["size_bytes"] is None else f"{r['size_bytes'] / 1e6:,.1f} MB",
+                  number(r["ppl"], ".3f"), number(r["gain_kept"], ".0%"), number(r["eval_ppl_tokens"], ".3f"),
+                  number(r["eval_ppl_mean"], ".3f")) for r in report.rows])
+    click.echo(f"\n{report.directory} ({report.seconds:,.0f} s); chat with the tuned file beside the base: "
+               f"curator --db {db_path} app (Chat page), or curator chat {report.directory}/model-q4_1.gguf")
 
 
 FIELD = click.Choice(embedding.FIELDS)

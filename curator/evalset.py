@@ -6,9 +6,10 @@ instance, instruction and input joined as for Alpaca), JSON Lines of `{prompt}` 
 `{instruction, input?}` records, or a text file with one prompt per line.
 
 The default set is the 252 Self-Instruct user-oriented tasks (the set GPT4All evaluated
-on): `$CURATOR_EVAL_SET`, else a cached copy under the cache directory, else it is fetched
-once, pinned to a commit and checked against its sha256, into that cache. Offline with no
-copy, there is no default set and the caller says so.
+on): `$CURATOR_EVAL_SET`, else a cached copy under the cache directory. Nothing is fetched
+unless asked: `--eval-set self-instruct` (SELF_INSTRUCT) downloads it once, pinned to a
+commit and checked against its sha256, into that cache. With no copy, there is no default
+set and the caller says so.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 from curator import formats, readers
 from curator.cache import cache_dir
 
+SELF_INSTRUCT = "self-instruct"  # the --eval-set value that fetches the default set
 SELF_INSTRUCT_NAME = "user_oriented_instructions.jsonl"
 SELF_INSTRUCT_URL = ("https://raw.githubusercontent.com/yizhongw/self-instruct/"
                      "0b26ccaa415992100fa32df62d41b994cf928e23/human_eval/user_oriented_instructions.jsonl")
@@ -53,12 +55,17 @@ def default_set() -> tuple[EvalSet | None, str]:
     cached = cache_dir() / "eval" / SELF_INSTRUCT_NAME
     if cached.is_file():
         return load(cached, "cache"), ""
-    try:
-        _download(SELF_INSTRUCT_URL, SELF_INSTRUCT_SHA256, cached)
-    except OSError as err:
-        return None, (f"no evaluation set: $CURATOR_EVAL_SET is unset, {cached} does not exist and "
-                      f"downloading the Self-Instruct tasks failed ({err})")
-    return load(cached, "downloaded"), ""
+    return None, (f"no evaluation set: $CURATOR_EVAL_SET is unset and {cached} does not exist; give "
+                  f"--eval-set FILE, or --eval-set {SELF_INSTRUCT} to download the 252 Self-Instruct tasks once")
+
+
+def fetch_self_instruct() -> EvalSet:
+    """The Self-Instruct tasks from the cache, downloaded into it first when missing."""
+    cached = cache_dir() / "eval" / SELF_INSTRUCT_NAME
+    if cached.is_file():
+        return load(cached, "cache")
+    _download(SELF_INSTRUCT_URL, SELF_INSTRUCT_SHA256, cached)
+    return load(cached, "downloaded")
 
 
 def _download(url: str, sha256: str, target: Path) -> None:

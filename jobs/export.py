@@ -38,7 +38,7 @@ class ExportOptions:
     version: str | None = None
     val_fraction: float = 0.05       # GPT4All's split: 5%, seed 42
     seed: int = 42
-    eval_set: Path | None = None     # None: the default set (Self-Instruct user-oriented tasks)
+    eval_set: Path | None = None     # None: the default set if present; Path("self-instruct"): fetch it
     eval_check: bool = True
     eval_threshold: float = DEFAULT_EVAL_THRESHOLD
 
@@ -155,7 +155,9 @@ def _eval_check(con, chosen: dict, options: ExportOptions) -> tuple[np.ndarray, 
     nothing = np.zeros(len(chosen["id"]), dtype=bool)
     if not options.eval_check:
         return nothing, {"checked": False, "reason": "skipped (--no-eval-check)"}
-    if options.eval_set is not None:
+    if options.eval_set is not None and str(options.eval_set) == evalset.SELF_INSTRUCT:
+        eval_set = evalset.fetch_self_instruct()
+    elif options.eval_set is not None:
         eval_set = evalset.load(options.eval_set, "--eval-set")
     else:
         eval_set, why_none = evalset.default_set()

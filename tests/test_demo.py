@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import struct
+from pathlib import Path
 
 import pytest
 
-from curator import demo
+import storage
+from curator import chat, demo, llm_server
+from jobs import demo as demo_job
+from jobs import operations
 from jobs.demo import DEMO_FILE, MANIFEST
-from tests.conftest import run_console
+from jobs.export import ExportOptions, export
+from tests.conftest import Curator, query, run_console
 
 SOURCES = {"demo-howto", "demo-explain", "demo-creative", "demo-classify", "demo-identity", "demo-sensitive"}
 # What a refusal or an AI disclaimer opens with, in the model's own words (checked by hand
@@ -94,3 +101,83 @@ def test_demo_set_holds_what_curation_is_for(demo_db, manifest):
     assert row["one_word"] > 0.5 * manifest["sources"]["demo-classify"]["pairs"]  # the one-word blob
     # the identity family: a few questions asked hundreds of times, answered in many ways
     assert row["identity_questions"] <= 16 and row["identity"] >= 300 and row["identity_answers"] > 100
+
+
+def _gguf_stub(path: Path, size: int) -> None:
+    """A GGUF header with no keys and no tensors (the Chat page's finder reads it as a model),
+    padded to `size` bytes."""
+    header = b"GGUF" + struct.pack("<IQQ", 3, 0, 0)
+    path.write_bytes(header + b"\0" * (size - len(header)))
+
+
+def test_demo_full_curates_then_skips_every_finished_stage(demo_db, tmp_path):
+    """`curator demo --full`'s own logic on a copy of the demo database: the automatic curation
+    for real, then a rerun over a finished loop (export real, run and files stood in for: the
+    trainer, quantize and eval have their own tests) that skips every stage and starts no job."""
+    db = tmp_path / "full.duckdb"
+    shutil.copy(demo_db[0], db)
+    stages = []
+    made = demo_job.curate(db, stage=lambda name, ran, detail: stages.append((name, ran)))
+    assert stages == [("signals", True), ("duplicates", True), *((f"delete {r.name}", True) for r in demo_job.CURATION),
+                      ("version", True)]
+    # Every rule is one logged delete carrying its reason; together they leave none of what they target.
+    log = [op for op in operations.log(db) if op["kind"] == "delete"]
+    assert [(op["selector"], op["reason"]) for op in log] == [(r.selector, r.reason) for r in demo_job.CURATION]
+    assert all(op["count"] > 0 for op in log) and demo_job.applied_rules(db) == {
+        r.name: op["id"] for r, op in zip(demo_job.CURATION, log)}
+    (left,) = query(db, "SELECT count(*) FILTER (WHERE NOT deleted), count(*) FILTER (WHERE NOT deleted AND (refusal "
+                        "OR malformed OR (dup_group IS NOT NULL AND NOT dup_keep) OR source = 'demo-classify')), "
+                        "count(*) FROM pairs_view")
+    assert left[1] == 0 and made["name"] == demo_job.VERSION and made["pairs"] == left[0] == left[2] - sum(
+        op["count"] for op in log)
+    assert 1500 < made["pairs"] < 2100   # the measured run: 2,459 - 40 - 47 - 262 - 212 = 1,898
+
+    directory = demo_job.full_dir(db)
+    export_dir, run_dir = directory / "export", directory / "run"
+    con = storage.connect(db)
+    try:
+        export(con, export_dir, ExportOptions(version=demo_job.VERSION, eval_check=False))
+    finally:
+        con.close()
+    assert demo_job.export_complete(export_dir)["pairs"]["exported"] == made["pairs"]
+    run_dir.mkdir()
+    manifest_sha = hashlib.sha256((export_dir / "manifest.json").read_bytes()).hexdigest()
+    (run_dir / "train_report.json").write_text(json.dumps({"manifest_sha256": manifest_sha}))
+    files, entries = [], {}
+    for i, qtype in enumerate(demo_job.QUANT_TYPES):
+        out = directory / f"model-{qtype}.gguf"
+        _gguf_stub(out, 1000 + i)
+        files.append(out)
+        entries[out.name] = {"path": str(out), "run": str(run_dir.resolve()), "size_bytes": 1000 + i,
+                             "ppl_base": 3.0, "ppl_tuned": 2.0, "ppl_file": 2.1 + i / 10, "gain_kept": 0.9 - i / 10,
+                             "engines": {"base": "torch", "tuned": "torch", "file": "llama.cpp"}}
+    from jobs.quantize import REPORT_NAME  # loads torch: only here
+    assert demo_job.QUANT_REPORT == REPORT_NAME
+    (directory / demo_job.QUANT_REPORT).write_text(json.dumps({"files": entries}))
+    base = llm_server.bundled_model().resolve()
+    models = [base, *files]
+    (directory / demo_job.EVAL_FILE).write_text(json.dumps({
+        "key": demo_job.eval_key(models, export_dir),
+        "results": [{"model": str(m), "n": 90, "ppl_tokens": 2.5 - i / 10, "ppl_mean": 3.0}
+                    for i, m in enumerate(models)]}))
+    jobs_before = query(db, "SELECT count(*) FROM jobs")
+
+    seen = []
+    report = demo_job.run_full(db, notify=seen.append)
+    assert [(s.name, s.ran) for s in seen] == [
+        ("ingest to version", False), ("export", False), ("train", False),
+        *((f"quantize {t}", False) for t in demo_job.QUANT_TYPES), ("eval", False)]
+    assert query(db, "SELECT count(*) FROM jobs") == jobs_before
+    assert [(r["model"], r["ppl"], r["eval_ppl_tokens"]) for r in report.rows] == [
+        ("base", 3.0, None), ("tuned (run)", 2.0, None), (f"{base.name} (bundled base)", None, 2.5),
+        ("model-q8_0.gguf", 2.1, 2.4), ("model-q4_1.gguf", 2.2, 2.3)]
+    assert json.loads((directory / demo_job.SUMMARY_FILE).read_text())["eval_examples"] == 90
+    shown = Curator(db)("demo", "--full").output   # the command: a line per stage, then the table
+    assert "train: skipped" in shown and "all 90 examples of export/val.jsonl" in shown
+    assert any(line.split()[:3] == ["model-q4_1.gguf", "llama.cpp", "0.0"] and "80%" in line
+               for line in shown.splitlines())
+    # The Chat page lists the GGUF files under the database's folder: the loop's files are there.
+    assert set(files) <= set(chat.find_gguf([db.parent])["model"])
+    # A file rewritten after it was measured, or a run finished after it, is measured again.
+    _gguf_stub(files[0], 999)
+    assert demo_job.quant_entry(run_dir, files[0]) is None and demo_job.quant_entry(run_dir, files[1]) is not None

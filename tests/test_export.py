@@ -356,24 +356,31 @@ def test_eval_check_without_vectors_embeds_only_first_pass_candidates(tmp_path, 
 
 
 @needs_data
-def test_default_set_is_fetched_once_checked_and_cached_and_its_absence_is_said(tmp_path, monkeypatch):
+def test_default_set_is_never_fetched_unasked_and_self_instruct_is_fetched_once_checked_and_cached(
+        tmp_path, monkeypatch):
     # The download path runs against file:// addresses: never the network.
     monkeypatch.delenv("CURATOR_EVAL_SET", raising=False)
     monkeypatch.setenv("CURATOR_CACHE", str(tmp_path / "cache"))
+    cached = tmp_path / "cache" / "eval" / evalset.SELF_INSTRUCT_NAME
     db = tmp_path / "small.duckdb"
     run = Curator(db)
     run("ingest", DATA / "code_alpaca_2k.json")
 
-    monkeypatch.setattr(evalset, "SELF_INSTRUCT_URL", (DATA / "seed_tasks.jsonl").as_uri())
-    result = run("export", tmp_path / "none")
-    assert "eval check: NOT DONE" in result.output and "did not have the expected content" in result.output
+    monkeypatch.setattr(evalset, "SELF_INSTRUCT_URL", EVAL_FILE.as_uri())
+    result = run("export", tmp_path / "none")  # no set configured or cached: said, and nothing fetched
+    assert "eval check: NOT DONE" in result.output and "--eval-set self-instruct" in result.output
     check = json.loads((tmp_path / "none" / "manifest.json").read_text())["eval_check"]
     assert check["checked"] is False and "no evaluation set" in check["reason"]
+    assert not cached.exists()
+
+    monkeypatch.setattr(evalset, "SELF_INSTRUCT_URL", (DATA / "seed_tasks.jsonl").as_uri())
+    bad = run("export", tmp_path / "bad", "--eval-set", "self-instruct", ok=False)
+    assert bad.exit_code != 0 and "did not have the expected content" in bad.output
+    assert not cached.exists()
 
     monkeypatch.setattr(evalset, "SELF_INSTRUCT_URL", EVAL_FILE.as_uri())
-    first = export(db, tmp_path / "first")["eval_check"]
-    assert first["set"]["found"] == "downloaded"
-    assert (tmp_path / "cache" / "eval" / evalset.SELF_INSTRUCT_NAME).read_bytes() == EVAL_FILE.read_bytes()
+    first = export(db, tmp_path / "first", "--eval-set", "self-instruct")["eval_check"]
+    assert first["set"]["found"] == "downloaded" and cached.read_bytes() == EVAL_FILE.read_bytes()
     monkeypatch.setattr(evalset, "SELF_INSTRUCT_URL", (tmp_path / "gone").as_uri())
     assert export(db, tmp_path / "second")["eval_check"]["set"]["found"] == "cache"
 
