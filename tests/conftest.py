@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -62,3 +63,23 @@ def run_console(*args: str, **kwargs) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("curator")
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
                           env={**os.environ, **kwargs.pop("env", {})}, **kwargs)
+
+
+def built_once(tmp_path_factory, name: str, commands) -> Path:
+    """A database that `curator` commands build once per test session, whichever module asks
+    first: `commands(folder)` gives the argument lists (it may write input files into folder)."""
+    folder = tmp_path_factory.getbasetemp() / name
+    db = folder / "mapped.duckdb"
+    if not (folder / "ready").exists():
+        folder.mkdir(exist_ok=True)
+        for args in commands(folder):
+            result = run_console("--db", db, *args)
+            assert result.returncode == 0, result.stderr
+        (folder / "ready").touch()
+    return db
+
+
+def copy_to(template: Path, db: Path) -> Path:
+    """A private copy of a built database (vectors and projection are shared: they are only read)."""
+    shutil.copyfile(template, db)
+    return db

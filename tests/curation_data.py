@@ -7,10 +7,9 @@ mapped with the default model (~40 s of embedding and UMAP on 2 cores). Tests wo
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from tests.conftest import DATA, run_console
+from tests.conftest import DATA, built_once, copy_to  # noqa: F401 (copy_to: for the tests)
 
 CODE, IDENTITY = "code_alpaca", "dummy_conversation"
 CODE_RECORDS = 1200
@@ -30,18 +29,5 @@ def source_files(tmp_path_factory) -> list[Path]:
 
 def mapped_template(tmp_path_factory) -> Path:
     """The session's mapped database (built by whichever test module asks first)."""
-    folder = tmp_path_factory.getbasetemp() / "curation-mapped"
-    db = folder / "mapped.duckdb"
-    if not (folder / "ready").exists():
-        folder.mkdir(exist_ok=True)
-        for args in (["ingest", *source_files(tmp_path_factory)], ["map"]):
-            result = run_console("--db", db, *args)
-            assert result.returncode == 0, result.stderr
-        (folder / "ready").touch()
-    return db
-
-
-def copy_to(template: Path, db: Path) -> Path:
-    """A private copy of the database (vectors and projection are shared: they are only read)."""
-    shutil.copyfile(template, db)
-    return db
+    return built_once(tmp_path_factory, "curation-mapped",
+                      lambda _: [["ingest", *source_files(tmp_path_factory)], ["map"]])

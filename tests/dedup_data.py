@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.conftest import DATA, run_console
+from tests.conftest import DATA, built_once, copy_to  # noqa: F401 (copy_to: for the tests)
 
 ALPACA = 2000
 P3_TEMPLATES = ("imdb_Reviewer_Enjoyment", "ag_news_classify", "quarel_choose_between",
@@ -112,18 +111,5 @@ def template(tmp_path_factory) -> Path:
     import this fixture."""
     if not DATA.exists():
         pytest.skip("needs ../shared/data")
-    folder = tmp_path_factory.getbasetemp() / "dedup-mapped"
-    db = folder / "mapped.duckdb"
-    if not (folder / "ready").exists():
-        files = write_files(folder / "files")
-        for args in (["ingest", *files], ["map"], ["signals"]):
-            result = run_console("--db", db, *args)
-            assert result.returncode == 0, result.stderr
-        (folder / "ready").touch()
-    return db
-
-
-def copy_to(template: Path, db: Path) -> Path:
-    """A private copy of the database (vectors and projection are shared: they are only read)."""
-    shutil.copyfile(template, db)
-    return db
+    return built_once(tmp_path_factory, "dedup-mapped",
+                      lambda folder: [["ingest", *write_files(folder / "files")], ["map"], ["signals"]])
