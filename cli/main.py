@@ -12,22 +12,13 @@ import duckdb
 # Set before anything loads torch, for every command (and for tests, which import this module).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import importlib
+from typing import TYPE_CHECKING
+
 import storage
-from cli import app as app_cli
-from cli import chat as chat_cli
-from cli import distill as distill_cli
-from cli import duplicates as duplicates_cli
-from cli import export as export_cli
-from cli import operations as operations_cli
-from cli import quantize as quantize_cli
-from cli import signals as signals_cli
-from cli import train as train_cli
 from cli.common import database, read
 from cli.output import ProgressBar, print_json, print_table
 from curator import __version__, embedding, formats, projection, readers
-from jobs import demo as demo_job
-from jobs.embed import embed as run_embed
-from jobs.map import MapReport, build_map
 from jobs.ingest import IngestOptions, IngestReport, ingest as run_ingest
 from storage import jobs as job_rows
 from storage import maps as map_rows
@@ -35,9 +26,41 @@ from storage import pairs as pair_rows
 from storage import query
 from storage import rejects as reject_rows
 
+if TYPE_CHECKING:
+    from jobs.demo import Stage
+    from jobs.map import MapReport
+
+# Commands that live in their own modules, one module per capability, by name. A module is
+# imported when one of its commands runs: `curator ingest` need not load the map's,
+# distillation's or training's libraries (start-up 2.3 s -> 0.5 s). tests/test_cli.py checks
+# that this table and the modules' COMMANDS lists agree.
+LAZY_COMMANDS = {
+    "app": "cli.app",
+    "chat": "cli.chat", "serve": "cli.chat",
+    "distill": "cli.distill", "cost": "cli.distill", "prompts": "cli.distill",
+    "duplicates": "cli.duplicates", "blobs": "cli.duplicates",
+    "export": "cli.export",
+    "tag": "cli.operations", "untag": "cli.operations", "delete": "cli.operations",
+    "restore": "cli.operations", "log": "cli.operations", "undo": "cli.operations",
+    "replay": "cli.operations", "version": "cli.operations",
+    "quantize": "cli.quantize", "eval": "cli.quantize",
+    "signals": "cli.signals",
+    "train": "cli.train", "score": "cli.train",
+}
+
 
 class CuratorGroup(click.Group):
-    """Turns expected failures into one clear line and a non-zero exit, never a traceback."""
+    """Turns expected failures into one clear line and a non-zero exit, never a traceback;
+    loads the commands of LAZY_COMMANDS when they are asked for."""
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx, name):
+        if name in self.commands or name not in LAZY_COMMANDS:
+            return super().get_command(ctx, name)
+        module = importlib.import_module(LAZY_COMMANDS[name])
+        return next(command for command in module.COMMANDS if command.name == name)
 
     def invoke(self, ctx):
         try:
@@ -181,6 +204,8 @@ def demo(ctx, full):
     if full:
         _demo_full(database(ctx))
         return
+    from jobs import demo as demo_job
+
     con = storage.connect(database(ctx))
     bar = ProgressBar(unit="", unit_scale=False)
     try:
@@ -205,7 +230,7 @@ class _StageBars:
     def __call__(self, done: int, total: int, message: str) -> None:
         self.bar(done, total, message)
 
-    def stage(self, stage: demo_job.Stage) -> None:
+    def stage(self, stage: Stage) -> None:
         self.bar.close()
         detail = stage.detail if stage.ran else f"skipped, {stage.detail}"
         click.echo(f"{stage.name}: {detail} ({stage.seconds:,.0f} s)")
@@ -213,6 +238,8 @@ class _StageBars:
 
 
 def _demo_full(db_path: str) -> None:
+    from jobs import demo as demo_job
+
     bars = _StageBars()
     try:
         report = demo_job.run_full(db_path, progress=bars, notify=bars.stage)
@@ -245,6 +272,8 @@ FIELD = click.Choice(embedding.FIELDS)
 @click.pass_context
 def embed(ctx, model, field, fast, batch_size, commit_every):
     """Embed every pair that has no vector yet for this model and field (resumable)."""
+    from jobs.embed import embed as run_embed
+
     con = storage.connect(database(ctx))
     bar = ProgressBar(unit="pair", unit_scale=False)
     try:
@@ -274,6 +303,8 @@ def embed(ctx, model, field, fast, batch_size, commit_every):
 def map_command(ctx, name, field, model, fast, seed, min_cluster_size, rebuild, make_default, label_model,
                 base_url):
     """Embed what is missing, project to 2-D, cluster and label topics; later runs place new pairs."""
+    from jobs.map import build_map
+
     params = projection.MapParams(seed=seed, min_cluster_size=min_cluster_size)
     con = storage.connect(database(ctx))
     bar = ProgressBar(unit="step", unit_scale=False)
@@ -311,13 +342,6 @@ def clusters(ctx, map_name, as_json):
     print_table(["level", "id", "label", "parent", "size", "top sources"],
                 [(r["level"], r["id"], r["label"], r["parent"], f"{r['size']:,}", r["top_sources"]) for r in rows],
                 max_width=70)
-
-
-# Commands that live in their own modules, one module per capability.
-for _module in (app_cli, chat_cli, distill_cli, duplicates_cli, export_cli, operations_cli, quantize_cli, signals_cli,
-                train_cli):
-    for _command in _module.COMMANDS:
-        cli.add_command(_command)
 
 
 def main() -> None:

@@ -16,6 +16,17 @@ _NORMALIZE = r"""
 CREATE MACRO normalize_text(t) AS lower(regexp_replace(t, '[\t\n\v\f\r]\s*| \s+', ' ', 'g'))
 """
 
+# 6: the same normalize_text, run only where it changes something: the pattern can only match
+# a text holding one of \t\n\v\f\r or two spaces (RE2's \s is [\t\n\f\r ]), and
+# contains() finds those faster than the regex engine scans: 1M pairs (1 GB of text), all
+# hashes of an ingest, 4.4 -> 3.6 s on 2 cores.
+_NORMALIZE_FAST = r"""
+CREATE OR REPLACE MACRO normalize_text(t) AS lower(
+    CASE WHEN contains(t, chr(10)) OR contains(t, '  ') OR contains(t, chr(9)) OR contains(t, chr(13))
+              OR contains(t, chr(11)) OR contains(t, chr(12))
+         THEN regexp_replace(t, '[\t\n\v\f\r]\s*| \s+', ' ', 'g') ELSE t END)
+"""
+
 MIGRATIONS: list[list[str]] = [
     # 1: pairs, the files they came from, rejected records, jobs.
     [
@@ -402,4 +413,6 @@ MIGRATIONS: list[list[str]] = [
                ON pl.pair_id = p.id
         """,
     ],
+    # 6: a faster normalize_text with the same results (see _NORMALIZE_FAST).
+    [_NORMALIZE_FAST],
 ]

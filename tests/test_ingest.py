@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+import storage
 from tests.conftest import DATA, needs_data, query
 
 
@@ -233,3 +234,24 @@ def test_stats_jobs_and_views(curator, tmp_path):
     assert [(r["prompt"], r["response"], r["source"], r["deleted"]) for r in rows] == [
         ("One?", "1", "numbers", False), ("Two?", "2", "numbers", False)]
     assert len({r["id"] for r in rows}) == 2
+
+
+@needs_data
+def test_normalize_text_gives_the_released_results(curator, db):
+    # Migration 6 replaced normalize_text with a form that skips the regex where it cannot
+    # match; every stored hash depends on it staying the same function.
+    curator("ingest", DATA / "alpaca_5000.json", DATA / "hh-rlhf_harmless-base/test.jsonl.gz")
+    edge = ["a  b", "a\nb", "A\t\tB", "x \n y", "no runs here", "Ab  ", "a\x0bb", "a \x0cb", "tab\tonly",
+            "cr\ronly", "  lead", "trail  ", "É  Ñ", "a\u00a0 b", "a \u3000b", ""]
+    con = storage.connect(db)
+    try:
+        con.execute("CREATE TEMP TABLE edge AS SELECT unnest($e) AS t", {"e": edge})
+        differ, checked = con.execute(
+            r"""SELECT count(*) FILTER (WHERE normalize_text(t) IS DISTINCT FROM
+                       lower(regexp_replace(t, '[\t\n\v\f\r]\s*| \s+', ' ', 'g'))), count(*)
+                FROM (SELECT prompt AS t FROM pairs UNION ALL SELECT response FROM pairs
+                      UNION ALL SELECT t FROM edge)""").fetchone()
+    finally:
+        con.close()
+    assert checked == 2 * 7306 + len(edge)
+    assert differ == 0
