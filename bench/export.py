@@ -31,7 +31,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,16 +74,8 @@ def build_database(rows: int, data_dir: Path) -> Path:
     return db
 
 
-@dataclass
-class Run:
-    name: str
-    repeat: int
-    seconds: float
-    cpu_seconds: float
-    peak_rss_mib: float
-    rows_per_s: float
-    mb_per_s: float          # megabytes (10^6 bytes) written per second
-    exit_code: int
+# Runs are bench/ingest.py's Run; mb_per_s is megabytes (10^6 bytes) written per second here.
+Run = ingest_bench.Run
 
 
 def curator_export(db: Path, out: Path) -> list[str]:
@@ -156,17 +148,6 @@ def summarize(runs: list[Run]) -> dict:
     return summary
 
 
-def print_table(runs: list[Run]) -> None:
-    columns = ["command", "run", "seconds", "rows/s", "MB/s out", "cpu s", "peak RSS MiB", "exit"]
-    cells = [[r.name, str(r.repeat), f"{r.seconds:.2f}", f"{r.rows_per_s:,}", f"{r.mb_per_s:.1f}",
-              f"{r.cpu_seconds:.2f}", f"{r.peak_rss_mib:,.0f}", str(r.exit_code)] for r in runs]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
-    print("  ".join("-" * w for w in widths))
-    for row in cells:
-        print("  ".join(v.rjust(w) for v, w in zip(row, widths)))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=500_000, help="pairs in the database")
@@ -182,7 +163,7 @@ def main() -> int:
     print(f"input  {db}: {args.rows:,} pairs, {db.stat().st_size / 2**20:,.0f} MiB")
     ingest_bench.warm_page_cache(db)
     runs, checks = run_all(db, args.rows, args.repeat, args.eval_check, args.data)
-    print_table(runs)
+    ingest_bench.print_table(runs, mb_label="MB/s out")
     failed = any(r.exit_code != 0 for r in runs)
     summary = {} if failed else summarize(runs)
     for name in ("curator", "curator+eval"):

@@ -259,8 +259,8 @@ def summarize(runs: list[Run]) -> dict:
     return summary
 
 
-def print_table(runs: list[Run]) -> None:
-    columns = ["command", "run", "seconds", "rows/s", "MB/s", "cpu s", "peak RSS MiB", "exit"]
+def print_table(runs: list[Run], mb_label: str = "MB/s") -> None:
+    columns = ["command", "run", "seconds", "rows/s", mb_label, "cpu s", "peak RSS MiB", "exit"]
     cells = [[r.name, str(r.repeat), f"{r.seconds:.2f}", f"{r.rows_per_s:,}", f"{r.mb_per_s:.1f}",
               f"{r.cpu_seconds:.2f}", f"{r.peak_rss_mib:,.0f}", str(r.exit_code)] for r in runs]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
