@@ -19,6 +19,8 @@ What it does:
 3. Times the raw baseline, a child Python process running
    `CREATE TABLE raw AS SELECT * FROM read_json(FILE, format='newline_delimited')`
    into another fresh database.
+   With --floor, also times that statement plus the two normalized content hashes curator
+   stores for every pair (RAW_WITH_HASHES): the bound those hashes alone put on the ratio.
 4. Prints seconds, rows/s, MB/s, CPU seconds and peak RSS of each run, and the ratio
    raw seconds / curator seconds: curator's speed as a fraction of raw read_json (the
    project's goal is >= 0.5x). It then checks that `pairs` holds exactly --rows rows.
@@ -73,6 +75,21 @@ RAW_BASELINE = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1])
 con.execute("CREATE TABLE raw AS SELECT * FROM read_json(?, format='newline_delimited')", [sys.argv[2]])
+con.close()
+"""
+
+# --floor: the raw baseline plus the two content hashes every pair gets (as storage/pairs.py's
+# insert computes them, with the schema's own normalize_text): the least any ingest that
+# keeps them can take in DuckDB, without line numbers, ids, format rules or rejects.
+RAW_WITH_HASHES = """
+import sys
+sys.path.insert(0, sys.argv[3])
+import storage
+con = storage.connect(sys.argv[1])
+con.execute(
+    "CREATE TABLE raw AS SELECT *, md5_number_lower(normalize_text(prompt)) AS prompt_hash, "
+    "md5_number_lower(normalize_text(prompt) || chr(31) || normalize_text(response)) AS pair_hash "
+    "FROM read_json(?, format='newline_delimited')", [sys.argv[2]])
 con.close()
 """
 
@@ -193,7 +210,9 @@ def curator_command(db: Path, input_path: Path) -> list[str]:
     return [curator, "--db", str(db), "ingest", str(input_path)]
 
 
-def raw_command(db: Path, input_path: Path) -> list[str]:
+def raw_command(db: Path, input_path: Path, with_hashes: bool = False) -> list[str]:
+    if with_hashes:
+        return [sys.executable, "-c", RAW_WITH_HASHES, str(db), str(input_path), str(ROOT)]
     return [sys.executable, "-c", RAW_BASELINE, str(db), str(input_path)]
 
 
@@ -222,8 +241,8 @@ def remove_db(db: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def run_all(input_path: Path, rows: int, repeat: int) -> tuple[list[Run], dict]:
-    """Interleaved runs (curator, raw, curator, raw, ...), each into a fresh database."""
+def run_all(input_path: Path, rows: int, repeat: int, floor: bool = False) -> tuple[list[Run], dict]:
+    """Interleaved runs (curator, raw[, raw+hashes], curator, ...), each into a fresh database."""
     size = input_path.stat().st_size
     runs, checks = [], {}
     with tempfile.TemporaryDirectory(prefix="curator-bench-") as tmp:
@@ -241,6 +260,10 @@ def run_all(input_path: Path, rows: int, repeat: int) -> tuple[list[Run], dict]:
                 checks["raw_rows"], _ = count_rows(db, "raw")
             checks["raw_db_mib"] = round(db.stat().st_size / 2**20, 1) if db.exists() else None
             remove_db(db)
+            if floor:
+                db = work / "floor.duckdb"
+                runs.append(measure("raw+hashes", i, raw_command(db, input_path, with_hashes=True), work, rows, size))
+                remove_db(db)
     return runs, checks
 
 
@@ -256,6 +279,10 @@ def summarize(runs: list[Run]) -> dict:
             "peak_rss_mib": max(r.peak_rss_mib for r in mine),
         }
     summary["speed_ratio"] = round(summary["raw"]["seconds"] / summary["curator"]["seconds"], 3)
+    floor = [r.seconds for r in runs if r.name == "raw+hashes"]
+    if floor:
+        summary["raw+hashes"] = {"seconds": round(statistics.median(floor), 3)}
+        summary["floor_ratio"] = round(summary["raw"]["seconds"] / summary["raw+hashes"]["seconds"], 3)
     return summary
 
 
@@ -274,6 +301,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the input file")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each command, interleaved")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time raw read_json plus curator's two content hashes (see RAW_WITH_HASHES)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared real-data folder")
     args = parser.parse_args()
@@ -290,7 +319,7 @@ def main() -> int:
     print(f"input  {input_path}: {args.rows:,} rows, {size / 1e6:,.1f} MB "
           f"(ready in {time.perf_counter() - start:.1f} s)")
     warm_page_cache(input_path)
-    runs, checks = run_all(input_path, args.rows, args.repeat)
+    runs, checks = run_all(input_path, args.rows, args.repeat, args.floor)
     print_table(runs)
     failed = any(r.exit_code != 0 for r in runs)
     summary = summarize(runs) if not failed else {}
@@ -298,6 +327,9 @@ def main() -> int:
         print(f"curator speed as a fraction of raw DuckDB read_json: {summary['speed_ratio']:.2f}x "
               f"(raw {summary['raw']['seconds']:.2f} s / curator {summary['curator']['seconds']:.2f} s; "
               "goal >= 0.5x)")
+        if "floor_ratio" in summary:
+            print(f"raw read_json plus the content hashes alone: {summary['floor_ratio']:.2f}x raw "
+                  f"({summary['raw+hashes']['seconds']:.2f} s): the most any ingest that keeps them could reach")
     ok = not failed and checks.get("pairs") == args.rows and checks.get("raw_rows") == args.rows
     print(f"check  pairs {checks.get('pairs')}, expected {args.rows:,} "
           f"({checks.get('pair_duplicates')} exact duplicates); raw rows {checks.get('raw_rows')}; "
