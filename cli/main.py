@@ -1,7 +1,9 @@
 """Entry point of the `curator` console script."""
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING
 
 import click
 import duckdb
@@ -11,9 +13,6 @@ import duckdb
 # partner needs. Measured on 2 shared cores: torch scoring 19 s -> 4 s, llama.cpp 26 s -> 6 s.
 # Set before anything loads torch, for every command (and for tests, which import this module).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import importlib
-from typing import TYPE_CHECKING
 
 import storage
 from cli.common import database, read
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
 # Commands that live in their own modules, one module per capability, by name. A module is
 # imported when one of its commands runs: `curator ingest` need not load the map's,
-# distillation's or training's libraries (start-up 2.3 s -> 0.5 s). tests/test_cli.py checks
+# distillation's or training's libraries (start-up 2.3 s -> 0.6 s). tests/test_cli.py checks
 # that this table and the modules' COMMANDS lists agree.
 LAZY_COMMANDS = {
     "app": "cli.app",

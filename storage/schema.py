@@ -12,19 +12,20 @@ data (README: "pairs_view"); later versions add columns to it, never remove or r
 # 3.9 CPU-s; with trim() 6.7 (DuckDB's trim is slow); with the pattern '\s+', which also
 # rewrites every lone space, 13.5; nfc_normalize() doubled the cost again, and the texts we
 # ingest (JSON from APIs) are NFC in practice.
-_NORMALIZE = r"""
-CREATE MACRO normalize_text(t) AS lower(regexp_replace(t, '[\t\n\v\f\r]\s*| \s+', ' ', 'g'))
+_WHITESPACE_RUNS = r"regexp_replace(t, '[\t\n\v\f\r]\s*| \s+', ' ', 'g')"
+_NORMALIZE = f"""
+CREATE MACRO normalize_text(t) AS lower({_WHITESPACE_RUNS})
 """
 
 # 6: the same normalize_text, run only where it changes something: the pattern can only match
 # a text holding one of \t\n\v\f\r or two spaces (RE2's \s is [\t\n\f\r ]), and
 # contains() finds those faster than the regex engine scans: 1M pairs (1 GB of text), all
 # hashes of an ingest, 4.4 -> 3.6 s on 2 cores.
-_NORMALIZE_FAST = r"""
+_NORMALIZE_FAST = f"""
 CREATE OR REPLACE MACRO normalize_text(t) AS lower(
     CASE WHEN contains(t, chr(10)) OR contains(t, '  ') OR contains(t, chr(9)) OR contains(t, chr(13))
               OR contains(t, chr(11)) OR contains(t, chr(12))
-         THEN regexp_replace(t, '[\t\n\v\f\r]\s*| \s+', ' ', 'g') ELSE t END)
+         THEN {_WHITESPACE_RUNS} ELSE t END)
 """
 
 MIGRATIONS: list[list[str]] = [
