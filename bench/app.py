@@ -1,40 +1,48 @@
-"""Web app benchmark: a 1M-pair map in Chromium, from page load to a visible map, and from a
-lasso over a large region to its deletion being committed; each against a raw baseline
-measured in the same run.
+"""Web app benchmark: the map page with every point drawn (ui/map_component), in Chromium,
+against the same renderer alone on a static page with the same points, in the same run.
 
 Run it from the project root:
 
-    .venv/bin/python bench/app.py                        # 1,000,000 pairs, 3 runs of each
-    .venv/bin/python bench/app.py --rows 20000 --repeat 1   # a smoke run
+    .venv/bin/python bench/app.py                            # 1,000,000 pairs, 3 runs of each
+    .venv/bin/python bench/app.py --rows 100000 --repeat 2
+    .venv/bin/python bench/app.py --rows 5000000 --positions-only   # the renderer alone
 
 What it does:
 
 1. Database: bench/polygon.py's cached database (--rows real-derived pairs ingested with the
    CLI, and a FAKE uniform map written with storage.maps: no embedding or UMAP, which other
-   benchmarks time). The app draws a sample and a density layer above ui.mapview.MAX_DRAWN
-   points, so the layout matters only through how many points a lasso covers. Each run of
-   the whole benchmark works on a copy.
-2. A real `curator app` server on 127.0.0.1 and Debian's headless Chromium through Playwright.
-   - load: a fresh tab goes to the Map page; timed until the scattergl canvas is drawn and the
-     exact "1,000,000 points" caption is shown. The first run is a cold start (the server
-     reads the map from DuckDB); later runs hit its cache, as a user's next visit does.
-   - lasso → committed: a lasso over the middle ~40% of the plot, as a mouse draws it;
-     timed from mouse-up to the exact count of the selection ("N pairs selected": the
-     polygon applied to ALL points on the server), then from the Delete click to
-     "delete: N pairs changed" (the operation committed), checked in the database; undone
+   benchmarks time). Each run works on a copy.
+2. A real `curator app` on 127.0.0.1 and Debian's headless Chromium through Playwright
+   (software WebGL: SwiftShader, on the machine's cores).
+   - first paint, cold: a fresh server and a fresh browser context (empty HTTP cache), from
+     navigation until the component has drawn all points (window.curatorMap.pointsDrawn);
+     warm: a new tab in the same context (the server's caches and the browser's HTTP cache hot).
+   - lasso -> count: a lasso over ~50% of the map, drawn with the mouse in Lasso mode, from
+     mouse-up until the page shows the exact "N pairs selected" (the polygon applied to every
+     pair on the server) and the map highlights the same N.
+   - delete -> committed and redrawn: from the Delete click until "delete: N pairs changed"
+     is shown, the database holds the N deleted pairs, and the map has greyed them; undone
      (untimed) before the next run.
+   - colour-by change: from picking another "Colour by" until the map has redrawn with it.
+   - pan/zoom: frames the map drew per second (its 'draw' events) during a scripted zoom of
+     --zoom-steps mouse-wheel steps; JS heap of the page (performance.memory).
 3. Raw baselines in the same run:
-   - load: a static HTML file with plotly.js (the copy inside the plotly package, offline)
-     drawing the same number of points as one scattergl trace, opened in the same browser;
-     timed the same way (until its canvas is drawn). The floor for showing that many points.
+   - the renderer alone: bench/static/regl-scatterplot.js (built from the component's own
+     lockfile) on a static page served from 127.0.0.1, fetching the same float32 positions and
+     colour codes, drawing them with the same options: first paint, a colour redraw, zoom
+     frames per second, JS heap;
+   - selection: curator.selection.points_in_polygon over the same points in this process;
    - delete: a bare DuckDB UPDATE of the same pairs (bench/polygon.py's raw_update).
-   Ratios raw / curator (1.0 would be as fast as the baseline). Goals (issue 5): load <= 5 s,
-   lasso -> committed <= 2 s at 1M pairs.
+   Ratios are raw / curator (1.0: as fast as the baseline). Goals (issue 14), at 1M pairs:
+   first paint warm <= 2 s, cold <= 4 s; lasso -> count <= 0.5 s; lasso -> delete committed and
+   redrawn <= 1 s; colour change <= 0.5 s.
 4. A screenshot of the map after the lasso goes to bench/out/app_ROWS.png.
 """
 from __future__ import annotations
 
 import argparse
+import functools
+import http.server
 import json
 import re
 import shutil
@@ -43,6 +51,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -55,11 +64,16 @@ sys.path.insert(0, str(ROOT))  # run as a script: make `bench` and `curator` imp
 import storage  # noqa: E402  (after the path fix above)
 from bench import ingest as ingest_bench  # noqa: E402
 from bench import polygon as polygon_bench  # noqa: E402
-from ui import mapview  # noqa: E402
+from curator.selection import points_in_polygon  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CANVAS = ".js-plotly-plot canvas"
+MAP_FRAME = "iframe[title='ui.map_component.curator_map']"
+RENDERER = ROOT / "bench" / "static" / "regl-scatterplot.js"
+# A lasso over about half of the map, as fractions of the map's half side from its centre.
+LASSO = [(-.8, -.75), (.75, -.8), (.8, .45), (0, .8), (-.75, .6), (-.8, -.75)]
 
+
+# --- the app and its map, shared with tests/test_browser.py ---------------------------------------
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -67,15 +81,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(db: Path, log: Path, timeout: float = 120) -> tuple[subprocess.Popen, str]:
+def start_app(db: Path, log: Path, timeout: float = 120, env: dict | None = None,
+              browser: bool = False) -> tuple[subprocess.Popen, str]:
     """A real `curator app` on a free loopback port, answering its health check; (process, URL).
-    Shared with tests/test_browser.py. The log goes to a file: an undrained pipe fills and then
-    blocks the server mid-request."""
+    The log goes to a file: an undrained pipe fills and then blocks the server mid-request."""
     port = free_port()
     curator = Path(sys.executable).with_name("curator")
     with open(log, "wb") as out:
-        server = subprocess.Popen([str(curator), "--db", str(db), "app", "--port", str(port), "--no-browser"],
-                                  cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen([str(curator), "--db", str(db), "app", "--port", str(port),
+                                   "--browser" if browser else "--no-browser"],
+                                  cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -83,6 +98,8 @@ def start_app(db: Path, log: Path, timeout: float = 120) -> tuple[subprocess.Pop
             with urllib.request.urlopen(url + "/_stcore/health", timeout=2):
                 return server, url
         except OSError:
+            if server.poll() is not None:
+                break
             time.sleep(0.3)
     server.kill()
     raise RuntimeError(f"curator app did not answer in {timeout:.0f} s: {log.read_text(errors='replace')}")
@@ -97,72 +114,186 @@ def stop_app(server: subprocess.Popen) -> None:
         server.wait()
 
 
-def raw_page(folder: Path, db: Path) -> Path:
-    """A static page drawing the same number of points as the app, with nothing else."""
-    import plotly
-
-    con = storage.connect_read_only(db)
-    try:
-        xy = con.execute("SELECT x, y FROM map_points").fetchnumpy()
-    finally:
-        con.close()
-    n = min(len(xy["x"]), mapview.MAX_DRAWN)
-    data = {"x": np.round(xy["x"][:n], 4).tolist(), "y": np.round(xy["y"][:n], 4).tolist()}
-    js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    page = folder / "raw.html"
-    page.write_text(f"""<html><head><script src="{js.as_uri()}"></script></head><body>
-<div id="plot" style="width:1200px;height:640px"></div><script>
-const d = {json.dumps(data)};
-Plotly.newPlot("plot", [{{type: "scattergl", mode: "markers", x: d.x, y: d.y, marker: {{size: 3}}}}],
-               {{dragmode: "lasso"}});
-</script></body></html>""")
-    return page
+def map_frame(page, index: int = 0, timeout: float = 120_000):
+    """The map component's frame (the index-th map on the page), once it has drawn its points."""
+    element = page.locator(MAP_FRAME).nth(index)
+    element.wait_for(timeout=timeout)
+    frame = element.element_handle().content_frame()
+    frame.wait_for_function("window.curatorMap && window.curatorMap.pointsDrawn > 0", timeout=timeout)
+    return frame
 
 
-def timed_load(browser, url: str, ready_text: str | None) -> float:
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})
-    started = time.perf_counter()
-    page.goto(url)
-    page.wait_for_selector(CANVAS, timeout=120_000)
-    if ready_text:
-        page.get_by_text(ready_text).first.wait_for(timeout=120_000)
-    seconds = time.perf_counter() - started
-    page.close()
-    return seconds
+def map_report(frame) -> dict:
+    """What the component reports about itself (window.curatorMap), functions left out."""
+    return frame.evaluate("JSON.parse(JSON.stringify(window.curatorMap))")
+
+
+def plot_box(frame) -> dict:
+    """The plot's box in page coordinates, and the square the map's [-1, 1] view fills in it."""
+    box = frame.locator("#plot").bounding_box()
+    half = min(box["width"], box["height"]) / 2
+    return {**box, "cx": box["x"] + box["width"] / 2, "cy": box["y"] + box["height"] / 2, "half": half}
+
+
+def draw_lasso(page, frame, path: list[tuple[float, float]], shape: str = "lasso") -> None:
+    """Draw a lasso (or box) on the map with the mouse in its Lasso (Box) mode, leaving the
+    button down: the caller releases it (`page.mouse.up()`) and times what follows. `path` is
+    in fractions of the map's half side from its centre, y up."""
+    frame.click(f"#mode-{shape}")
+    box = plot_box(frame)
+    points = [(box["cx"] + dx * box["half"], box["cy"] - dy * box["half"]) for dx, dy in path]
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for step in range(1, 9):  # the lasso takes a point every few pixels and milliseconds
+            page.mouse.move(x0 + (x1 - x0) * step / 8, y0 + (y1 - y0) * step / 8)
+            page.wait_for_timeout(16)
 
 
 def settle(page) -> None:
-    page.wait_for_timeout(100)
+    """Wait until Streamlit has finished the rerun the last action started."""
+    page.wait_for_timeout(150)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                            timeout=120_000)
 
 
-# A lasso over the middle ~40% of the plot, as fractions of its size from its centre.
-LASSO = [(-.35, -.3), (.3, -.35), (.35, .2), (0, .35), (-.3, .25), (-.35, -.3)]
+SELECTED = re.compile(r"([\d,]+) pairs? selected")
 
 
-def draw_lasso(page, path: list[tuple[float, float]]) -> None:
-    """Draw a lasso on the first map with the mouse, leaving the button down: the caller
-    releases it (`page.mouse.up()`) and times what follows. `path` is in fractions of the
-    plot's width and height from its centre."""
-    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    points = [(cx + dx * box["width"], cy + dy * box["height"]) for dx, dy in path]
-    page.mouse.move(*points[0])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(x, y, steps=6)
+def selected_count(page) -> int:
+    text = page.get_by_text(SELECTED).first.inner_text()
+    return int(SELECTED.search(text).group(1).replace(",", ""))
 
 
-def lasso_and_delete(page, db: Path, out_png: Path | None) -> tuple[int, float, float]:
-    """(pairs deleted, seconds mouse-up -> exact count, seconds Delete click -> committed)."""
-    draw_lasso(page, LASSO)
+def zoom_fps(page, frame, steps: int, report_js: str = "window.curatorMap.draws") -> float:
+    """Frames drawn per second while the mouse wheel zooms in `steps` steps over the plot, then out."""
+    box = frame.locator("#plot").bounding_box() if frame is not None else page.locator("#plot").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    target = frame if frame is not None else page
+    before = target.evaluate(report_js)
+    started = time.perf_counter()
+    for step in range(steps):
+        page.mouse.wheel(0, -120 if step < steps // 2 else 120)
+        page.wait_for_timeout(16)
+    page.wait_for_timeout(100)
+    seconds = time.perf_counter() - started
+    return (target.evaluate(report_js) - before) / seconds
+
+
+def js_heap_mb(target) -> float:
+    return target.evaluate("performance.memory.usedJSHeapSize") / 2**20
+
+
+# --- the raw baseline: the renderer alone on a static page -----------------------------------------
+
+RAW_PAGE = """<!doctype html><html><head><meta charset="utf-8"></head>
+<body style="margin:0"><div id="plot" style="position:relative;width:1100px;height:640px"></div>
+<script src="regl-scatterplot.js"></script><script>
+window.raw = {draws: 0, drawn: null};
+(async () => {
+  const started = performance.now();
+  const [pos, codes] = await Promise.all(["positions.bin", "codes.bin"].map(u => fetch(u).then(r => r.arrayBuffer())));
+  const all = new Float32Array(pos), n = all.length / 2;
+  const x = all.subarray(0, n), y = all.subarray(n);
+  const canvas = document.createElement("canvas");
+  document.getElementById("plot").appendChild(canvas);
+  const plot = createScatterplot({canvas, backgroundColor: "#ffffff", pointSize: POINT_SIZE,
+                                  opacityBy: n > 50000 ? "density" : null, pointColor: PALETTE, colorBy: "valueA"});
+  plot.subscribe("draw", () => { window.raw.draws += 1; });
+  const z = new Float32Array(n); z.set(new Uint8Array(codes));
+  await plot.draw({x, y, z}, {zDataType: "categorical"});
+  window.raw.drawn = performance.now() - started;
+  window.raw.recolour = async () => {
+    const t = performance.now();
+    const other = new Float32Array(n);
+    for (let i = 0; i < n; i++) other[i] = (z[i] + 1) % PALETTE.length;
+    await plot.draw({x, y, z: other}, {zDataType: "categorical", spatialIndex: plot.get("spatialIndex")});
+    return performance.now() - t;
+  };
+})();
+</script></body></html>"""
+
+
+class RawSite:
+    """The static baseline page, its renderer and data, served from 127.0.0.1 in a thread."""
+
+    def __init__(self, folder: Path, positions: bytes, codes: bytes, point_size: float, palette: list[str]):
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(RENDERER, folder / RENDERER.name)
+        (folder / "positions.bin").write_bytes(positions)
+        (folder / "codes.bin").write_bytes(codes)
+        (folder / "raw.html").write_text(RAW_PAGE.replace("POINT_SIZE", repr(point_size))
+                                         .replace("PALETTE", json.dumps(palette)))
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/raw.html"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def raw_figures(browser, site: RawSite, zoom_steps: int) -> dict:
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(site.url)
+    page.wait_for_function("window.raw && window.raw.drawn !== null", timeout=300_000)
+    paint = time.perf_counter() - started
+    recolour = page.evaluate("window.raw.recolour()") / 1000
+    fps = zoom_fps(page, None, zoom_steps, "window.raw.draws")
+    heap = js_heap_mb(page)
+    context.close()
+    return {"paint": paint, "recolour": recolour, "fps": fps, "heap": heap}
+
+
+def map_data(db: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, x, y) of the default map's points, ordered by id as the app sends them."""
+    con = storage.connect_read_only(db)
+    try:
+        xy = con.execute("SELECT pair_id, x, y FROM map_points mp JOIN maps m ON m.id = mp.map_id "
+                         "WHERE m.is_default ORDER BY pair_id").fetchnumpy()
+    finally:
+        con.close()
+    return xy["pair_id"], xy["x"], xy["y"]
+
+
+def raw_site_for(folder: Path, x: np.ndarray, y: np.ndarray, codes: np.ndarray) -> RawSite:
+    from ui import map_component, mapview
+
+    layout = map_component.Layout.of(0, np.arange(len(x)), x, y)
+    return RawSite(folder, map_component.BLOBS.get(layout.digest), codes.astype(np.uint8).tobytes(),
+                   map_component.point_size(len(x)), mapview.PALETTE)
+
+
+# --- the app's figures ---------------------------------------------------------------------------
+
+def timed_first_paint(context, url: str, rows: int) -> tuple[float, object]:
+    page = context.new_page()
+    page.set_default_timeout(300_000)
+    started = time.perf_counter()
+    page.goto(url)
+    frame = map_frame(page, timeout=300_000)
+    frame.wait_for_function(f"window.curatorMap.pointsDrawn === {rows}", timeout=300_000)
+    return time.perf_counter() - started, page
+
+
+def lasso_and_delete(page, db: Path, out_png: Path | None) -> dict:
+    """One lasso -> count -> delete -> undo cycle on the open map page; its figures."""
+    frame = map_frame(page)
+    draw_lasso(page, frame, LASSO)
     started = time.perf_counter()
     page.mouse.up()
-    counted = page.get_by_text(re.compile(r"[\d,]+ pairs selected")).first
-    counted.wait_for(timeout=120_000)
+    page.get_by_text(SELECTED).first.wait_for(timeout=120_000)
     select_seconds = time.perf_counter() - started
-    count = int(re.search(r"([\d,]+) pairs selected", counted.inner_text()).group(1).replace(",", ""))
+    count = selected_count(page)
+    frame.wait_for_function(f"window.curatorMap.selectedCount === {count}", timeout=120_000)
+    highlight_seconds = time.perf_counter() - started
     settle(page)
     if out_png:
         page.screenshot(path=str(out_png), full_page=True)
@@ -172,19 +303,37 @@ def lasso_and_delete(page, db: Path, out_png: Path | None) -> tuple[int, float, 
     started = time.perf_counter()
     page.get_by_role("button", name="Delete", exact=True).click()
     page.get_by_text(re.compile(rf"delete: {count:,} pairs changed")).first.wait_for(timeout=120_000)
+    frame.wait_for_function(f"window.curatorMap.dimCount === {count}", timeout=120_000)
     delete_seconds = time.perf_counter() - started
     deleted = scalar(db, "SELECT count(*) FROM pairs WHERE deleted_op IS NOT NULL")
     if deleted != count:
         raise SystemExit(f"the app said {count:,} pairs were deleted, the database has {deleted:,}")
+    ids = deleted_ids(db, count)
     settle(page)
     page.get_by_role("button", name="Undo last operation").click()
     page.get_by_text(re.compile(r"undid operation \d+")).first.wait_for(timeout=120_000)
+    frame.wait_for_function("window.curatorMap.dimCount === 0", timeout=120_000)
     settle(page)
     page.get_by_role("button", name="Clear selection").click()  # the next lasso's count is new text
     settle(page)
-    page.get_by_text(re.compile(r"[\d,]+ pairs selected")).first.wait_for(state="detached")
-    page.wait_for_selector(CANVAS)
-    return count, select_seconds, delete_seconds
+    page.get_by_text(SELECTED).first.wait_for(state="detached")
+    return {"count": count, "select": select_seconds, "highlight": highlight_seconds, "delete": delete_seconds,
+            "ids": ids}
+
+
+def colour_change(page, choice: str) -> float:
+    """Seconds from picking `choice` under "Colour by" until the map has redrawn with it."""
+    frame = map_frame(page)
+    page.get_by_label("Colour by").click()
+    option = page.get_by_role("option", name=choice, exact=True)
+    option.wait_for()
+    started = time.perf_counter()
+    option.click()
+    # colorBy is reported once the points are drawn with the new colours
+    frame.wait_for_function(f"window.curatorMap.colorBy === {json.dumps(choice)}", timeout=120_000)
+    seconds = time.perf_counter() - started
+    settle(page)
+    return seconds
 
 
 def scalar(db: Path, sql: str) -> int:
@@ -223,72 +372,163 @@ def raw_update_seconds(db: Path, ids: np.ndarray) -> float:
     raise RuntimeError("the app kept the database open for a minute")
 
 
+def raw_select_seconds(x: np.ndarray, y: np.ndarray, page_polygon: list[list[float]]) -> float:
+    started = time.perf_counter()
+    points_in_polygon(x, y, page_polygon)
+    return time.perf_counter() - started
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+def median_of(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def print_table(rows: int, figures: dict, raw: dict, count: int | None) -> dict:
+    """The figures table (medians, runs, raw / curator) and the goals; returns the medians."""
+    med = {name: median_of(values) for name, values in figures.items()}
+    lines = [
+        ("first paint, cold (s)", "paint cold", raw["paint"], 4.0),
+        ("first paint, warm (s)", "paint warm", raw["paint"], 2.0),
+        ("lasso -> exact count shown (s)", "lasso -> count", raw.get("select"), 0.5),
+        ("lasso -> highlighted on the map (s)", "lasso -> highlighted", None, None),
+        ("delete -> committed, redrawn (s)", "delete -> redrawn", raw.get("update"), None),
+        ("lasso -> delete redrawn (s)", "lasso -> delete redrawn", None, 1.0),
+        ("colour-by change (s)", "colour change", raw["recolour"], 0.5),
+        ("zoom frames per second", "zoom fps", raw["fps"], None),
+        ("JS heap (MB)", "heap", raw["heap"], None),
+    ]
+    print(f"\n{rows:,} pairs (fake uniform map), Chromium headless (software WebGL), 2 cores"
+          + (f"; lasso: {count:,} pairs" if count else ""))
+    print(f"{'figure':<34} {'curator':>9} {'raw':>9} {'raw/cur':>8} {'goal':>6}   runs")
+    for label, key, raw_value, goal in lines:
+        if not figures.get(key):
+            continue
+        value = med[key]
+        ratio = ""
+        if raw_value:
+            ratio = f"{(value / raw_value if key in ('zoom fps',) else raw_value / value):.2f}x"
+            if key == "heap":
+                ratio = f"{raw_value / value:.2f}x"
+        goal_text = f"<= {goal:g}" if goal else ""
+        met = "" if goal is None else (" met" if value <= goal else " NOT met")
+        raw_text = f"{raw_value:.3f}" if raw_value else "-"
+        print(f"{label:<34} {value:9.3f} {raw_text:>9} {ratio:>8} {goal_text:>6}{met}   "
+              + " ".join(f"{v:.3f}" for v in figures[key]))
+    return med
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--zoom-steps", type=int, default=40)
+    parser.add_argument("--positions-only", action="store_true",
+                        help="the renderer alone on --rows random points (no database, no app)")
     parser.add_argument("--data", type=Path, default=ingest_bench.DEFAULT_DATA)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    base = polygon_bench.build_database(args.rows, args.data, fresh=False)
-    figures: dict[str, list[float]] = {"load cold": [], "load warm": [], "raw load": [], "lasso -> count": [],
-                                       "delete -> committed": [], "raw update": []}
+    launch = {"executable_path": CHROMIUM, "headless": True,
+              "args": ["--no-sandbox", "--disable-background-networking", "--enable-unsafe-swiftshader"]}
+    ingest_bench.OUT_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="curator-bench-app-", dir=ingest_bench.OUT_DIR) as tmp:
-        db = Path(tmp) / "bench.duckdb"
-        shutil.copyfile(base, db)
-        raw = raw_page(Path(tmp), db)
-        server, url = start_app(db, Path(tmp) / "app.log")
-        try:
+        tmp = Path(tmp)
+        if args.positions_only:
+            rng = np.random.default_rng(polygon_bench.SEED)
+            x, y = rng.uniform(-10, 10, (2, args.rows)).astype(np.float32)
+            site = raw_site_for(tmp / "raw", x, y, rng.integers(0, 12, args.rows))
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                            args=["--no-sandbox", "--disable-background-networking"])
-                ready = f"{args.rows:,} points"
-                for run in range(args.repeat):
-                    figures["load cold" if run == 0 else "load warm"].append(timed_load(browser, url, ready))
-                    figures["raw load"].append(timed_load(browser, raw.as_uri(), None))
-                    print(f"load run {run + 1}: app {figures['load cold' if run == 0 else 'load warm'][-1]:.2f} s, "
-                          f"raw {figures['raw load'][-1]:.2f} s", flush=True)
-                page = browser.new_page(viewport={"width": 1500, "height": 1100})
-                page.set_default_timeout(120_000)
-                page.goto(url)
-                page.wait_for_selector(CANVAS, timeout=120_000)
-                page.get_by_text(ready).first.wait_for(timeout=120_000)
-                settle(page)
-                for run in range(args.repeat):
-                    shot = ingest_bench.OUT_DIR / f"app_{args.rows}.png" if run == 0 else None
-                    try:
-                        count, select_s, delete_s = lasso_and_delete(page, db, shot)
-                    except Exception:
-                        page.screenshot(path=str(ingest_bench.OUT_DIR / f"app_{args.rows}_failed.png"), full_page=True)
-                        raise
-                    figures["lasso -> count"].append(select_s)
-                    figures["delete -> committed"].append(delete_s)
-                    figures["raw update"].append(raw_update_seconds(db, deleted_ids(db, count)))
-                    print(f"lasso run {run + 1}: {count:,} pairs, count {select_s:.2f} s, committed {delete_s:.2f} s, "
-                          f"raw update {figures['raw update'][-1]:.2f} s", flush=True)
+                browser = p.chromium.launch(**launch)
+                runs = [raw_figures(browser, site, args.zoom_steps) for _ in range(args.repeat)]
                 browser.close()
-        except Exception:
-            print("app log (tail):\n" + (Path(tmp) / "app.log").read_text(errors="replace")[-4000:])
-            raise
-        finally:
-            stop_app(server)
-    median = {name: statistics.median(values) for name, values in figures.items() if values}
-    committed = median["lasso -> count"] + median["delete -> committed"]
-    load = median.get("load warm", median["load cold"])
-    print(f"{args.rows:,} pairs (fake uniform map), Chromium headless, {args.repeat} run(s); lasso: {count:,} pairs")
-    for name, values in figures.items():
-        if values:
-            print(f"  {name:<20} median {median[name]:6.2f} s   runs: " + "  ".join(f"{v:.2f}" for v in values))
-    print(f"  page load -> visible map: cold {median['load cold']:.2f} s, warm {load:.2f} s (goal <= 5 s); "
-          f"ratio raw / curator (warm) {median['raw load'] / load:.2f}x")
-    print(f"  lasso -> deletion committed: {committed:.2f} s (goal <= 2 s); "
-          f"ratio raw update / curator delete {median['raw update'] / median['delete -> committed']:.2f}x")
-    print(f"  screenshot: {ingest_bench.OUT_DIR / f'app_{args.rows}.png'}")
+            site.close()
+            print(f"{args.rows:,} random points, regl-scatterplot alone, Chromium headless (software WebGL)")
+            for key in ("paint", "recolour", "fps", "heap"):
+                print(f"  {key:<9} median {median_of([r[key] for r in runs]):8.3f}   runs: "
+                      + " ".join(f"{r[key]:.3f}" for r in runs))
+            return 0
+
+        base = polygon_bench.build_database(args.rows, args.data, fresh=False)
+        db = tmp / "bench.duckdb"
+        shutil.copyfile(base, db)
+        ids, x, y = map_data(db)
+        from ui import mapview
+
+        codes = np.zeros(len(ids), dtype=np.uint8)  # the app's default colouring: by source
+        sources = scalar_sources(db, ids)
+        top = [name for name, _ in sources.value_counts().items()][:mapview.MAX_LEGEND]
+        codes[:] = np.where(sources.isin(top), sources.map({n: i for i, n in enumerate(top)}).fillna(len(top)),
+                            len(top)).astype(np.uint8)
+        site = raw_site_for(tmp / "raw", x, y, codes)
+        figures: dict[str, list[float]] = {k: [] for k in (
+            "paint cold", "paint warm", "lasso -> count", "lasso -> highlighted", "delete -> redrawn", "lasso -> delete redrawn",
+            "colour change", "zoom fps", "heap")}
+        raw_runs, raw_updates, raw_selects, count = [], [], [], None
+        with sync_playwright() as p:
+            browser = p.chromium.launch(**launch)
+            for run in range(args.repeat):
+                raw_runs.append(raw_figures(browser, site, args.zoom_steps))
+                server, url = start_app(db, tmp / f"app{run}.log")
+                try:
+                    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+                    cold, first = timed_first_paint(context, url, args.rows)
+                    first.close()
+                    warm, page = timed_first_paint(context, url, args.rows)
+                    figures["paint cold"].append(cold)
+                    figures["paint warm"].append(warm)
+                    settle(page)
+                    shot = ingest_bench.OUT_DIR / f"app_{args.rows}.png" if run == 0 else None
+                    cycle = lasso_and_delete(page, db, shot)
+                    count = cycle["count"]
+                    figures["lasso -> count"].append(cycle["select"])
+                    figures["lasso -> highlighted"].append(cycle["highlight"])
+                    figures["delete -> redrawn"].append(cycle["delete"])
+                    figures["lasso -> delete redrawn"].append(cycle["select"] + cycle["delete"])
+                    raw_updates.append(raw_update_seconds(db, cycle["ids"]))
+                    box_polygon = lasso_in_map_coordinates(page)
+                    raw_selects.append(raw_select_seconds(x, y, box_polygon))
+                    figures["colour change"].append(colour_change(page, "truncated" if run % 2 == 0 else "source"))
+                    frame = map_frame(page)
+                    figures["zoom fps"].append(zoom_fps(page, frame, args.zoom_steps))
+                    figures["heap"].append(js_heap_mb(frame))
+                    print(f"run {run + 1}: paint cold {cold:.2f} s, warm {warm:.2f} s; lasso {count:,} pairs: "
+                          f"count {cycle['select']:.2f} s, delete {cycle['delete']:.2f} s; colour "
+                          f"{figures['colour change'][-1]:.2f} s; zoom {figures['zoom fps'][-1]:.1f} fps", flush=True)
+                    context.close()
+                except Exception:
+                    print("app log (tail):\n" + (tmp / f"app{run}.log").read_text(errors="replace")[-4000:])
+                    raise
+                finally:
+                    stop_app(server)
+            browser.close()
+        site.close()
+    raw = {key: median_of([r[key] for r in raw_runs]) for key in ("paint", "recolour", "fps", "heap")}
+    raw["update"] = median_of(raw_updates)
+    raw["select"] = median_of(raw_selects)
+    med = print_table(args.rows, figures, raw, count)
+    print(f"raw: the renderer alone (first paint, recolour, fps, heap); points_in_polygon (lasso); "
+          f"bare DuckDB UPDATE (delete)\nscreenshot: {ingest_bench.OUT_DIR / f'app_{args.rows}.png'}")
     if args.json:
-        print(json.dumps({"rows": args.rows, "selected": count, "runs": figures, "medians": median}, indent=2))
+        print(json.dumps({"rows": args.rows, "selected": count, "runs": figures, "medians": med, "raw": raw}, indent=2))
     return 0
+
+
+def scalar_sources(db: Path, ids: np.ndarray):
+    import pandas as pd
+
+    con = storage.connect_read_only(db)
+    try:
+        frame = con.execute("SELECT id, source FROM pairs ORDER BY id").df()
+    finally:
+        con.close()
+    return pd.Series(frame.set_index("id").loc[ids, "source"].to_numpy())
+
+
+def lasso_in_map_coordinates(page) -> list[list[float]]:
+    """The polygon of the last lasso, in map coordinates, as the map sent it to the server."""
+    return map_frame(page).evaluate("window.curatorMap.lastPolygon")
 
 
 if __name__ == "__main__":

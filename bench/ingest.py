@@ -290,6 +290,11 @@ def print_table(runs: list[Run], mb_label: str = "MB/s") -> None:
     columns = ["command", "run", "seconds", "rows/s", mb_label, "cpu s", "peak RSS MiB", "exit"]
     cells = [[r.name, str(r.repeat), f"{r.seconds:.2f}", f"{r.rows_per_s:,}", f"{r.mb_per_s:.1f}",
               f"{r.cpu_seconds:.2f}", f"{r.peak_rss_mib:,.0f}", str(r.exit_code)] for r in runs]
+    print_cells(columns, cells)
+
+
+def print_cells(columns: list[str], cells: list[list[str]]) -> None:
+    """A right-aligned plain-text table (bench/layout.py prints with it too)."""
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
     print("  ".join("-" * w for w in widths))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +11,22 @@ import click
 import ui
 from cli.common import database
 
-APP = Path(ui.__file__).resolve().parents[1] / "app.py"
+SERVER = Path(ui.__file__).resolve().parent / "server.py"
+
+# Opens the browser once the server answers: Streamlit itself only opens one when it is not
+# headless, and not headless it first asks for an e-mail address on a fresh machine and waits
+# on stdin (the app never answered on its port under `make run` in the background).
+_OPEN_BROWSER = """
+import sys, time, urllib.request, webbrowser
+url = sys.argv[1]
+for _ in range(600):
+    try:
+        urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+        webbrowser.open(url)
+        break
+    except OSError:
+        time.sleep(0.2)
+"""
 
 
 @click.command("app")
@@ -22,14 +38,19 @@ APP = Path(ui.__file__).resolve().parents[1] / "app.py"
 def app(ctx, port, host, browser):
     """Browse the map, select, tag, delete, search, version and export in the browser."""
     env = {**os.environ, "CURATOR_DB": str(Path(database(ctx)).resolve())}
-    argv = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host,
-            "--server.port", str(port), "--server.headless", str(not browser).lower(),
-            "--browser.gatherUsageStats", "false",
+    argv = [sys.executable, "-m", "streamlit", "run", str(SERVER), "--server.address", host,
+            "--server.port", str(port),
+            # Always headless, never asking anything, never sending usage statistics.
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
             # No source watching: it is for editing the app, and it watches the whole folder
             # (inotify overflowed, burning CPU, while a benchmark wrote a 1 GB file beside it).
             "--server.fileWatcherType", "none", "--server.runOnSave", "false",
             "--client.toolbarMode", "minimal"]
-    click.echo(f"curator app: http://{host}:{port} (database {env['CURATOR_DB']}; Ctrl-C stops it)")
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    click.echo(f"curator app: {url} (database {env['CURATOR_DB']}; Ctrl-C stops it)")
+    if browser:
+        subprocess.Popen([sys.executable, "-c", _OPEN_BROWSER, url], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     os.execve(sys.executable, argv, env)  # the app replaces this process: signals reach Streamlit
 
 

@@ -117,3 +117,21 @@ def cluster_table(con: duckdb.DuckDBPyConnection, map_id: int) -> pd.DataFrame:
         WHERE c.map_id = ? AND c.level = 'fine'
         GROUP BY ALL ORDER BY c.size DESC, c.id
     """, [map_id]).df()
+
+
+def pair_preview(con: duckdb.DuckDBPyConnection, pair_id: int, map_id: int, chars: int) -> dict | None:
+    """What the map shows when the pointer rests on a pair: source, topic on that map, deleted,
+    and the first `chars` characters of prompt and response (never the whole texts)."""
+    row = con.execute("""
+        SELECT p.id, p.source, coalesce(c.label, 'noise'), p.deleted_op IS NOT NULL,
+               left(p.prompt, ?), length(p.prompt) > ?, left(p.response, ?), length(p.response) > ?
+        FROM pairs p
+        LEFT JOIN map_points mp ON mp.map_id = ? AND mp.pair_id = p.id
+        LEFT JOIN clusters c ON c.map_id = mp.map_id AND c.level = 'fine' AND c.id = mp.cluster
+        WHERE p.id = ?
+    """, [chars, chars, chars, chars, map_id, pair_id]).fetchone()
+    if row is None:
+        return None
+    pair_id, source, topic, deleted, prompt, prompt_cut, response, response_cut = row
+    return {"id": str(pair_id), "source": source, "topic": topic, "deleted": deleted,
+            "prompt": prompt + ("…" if prompt_cut else ""), "response": response + ("…" if response_cut else "")}

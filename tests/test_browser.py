@@ -12,13 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from bench.app import draw_lasso, start_app, stop_app
+from bench.app import (draw_lasso, map_frame, map_report, plot_box, selected_count, settle, start_app,
+                       stop_app)
+from jobs import operations
 from tests.conftest import ROOT, query, run_console
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason="needs Debian's chromium (`make test` installs it with apt)")
+# A rough pentagon over the middle of the map, in fractions of its half side.
+PENTAGON = [(-.5, -.4), (.4, -.5), (.5, .2), (0, .5), (-.4, .3), (-.5, -.4)]
 
 
 @pytest.fixture(scope="module")
@@ -37,68 +41,170 @@ def app_url(app_db):
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def playwright_driver():
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        page.set_default_timeout(60_000)
-        page.goto(app_url)
-        yield page
-        browser.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def page(app_url, playwright_driver):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
+    yield page
+    browser.close()
 
 
 def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def _settle(page) -> None:
-    """Wait until Streamlit has finished the rerun the last action started."""
-    page.wait_for_timeout(300)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-
-
-def _selected_count(page) -> int:
-    text = page.get_by_text(re.compile(r"[\d,]+ pairs selected")).first.inner_text()
-    return int(re.search(r"([\d,]+) pairs selected", text).group(1).replace(",", ""))
-
-
 def _deleted(db) -> int:
     return query(db, "SELECT count(*) FROM pairs_view WHERE deleted")[0][0]
 
 
-def test_map_loads_with_the_demo_points(page, app_db):
-    page.wait_for_selector(".js-plotly-plot .scattergl, .js-plotly-plot canvas")
+def _point_on_page(frame, index: int) -> tuple[float, float]:
+    """Where the map draws point `index`, in page coordinates (pan mode: a drag pans, a click picks)."""
+    frame.click("#mode-pan")
+    box = plot_box(frame)
+    x, y = frame.evaluate(f"window.curatorMap.screenOf({index})")
+    return box["x"] + x, box["y"] + y
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_map_draws_every_point_with_labels_that_never_collide(page, app_db):
     pairs = query(app_db, "SELECT count(*) FROM pairs")[0][0]
+    frame = map_frame(page)
+    frame.wait_for_function(f"window.curatorMap.pointsDrawn === {pairs}")
     assert page.get_by_text(f"{pairs:,} points").first.is_visible()
+    report = map_report(frame)
+    labels = {label for (label,) in query(app_db, "SELECT label FROM clusters")}
+    assert len(report["labelsShown"]) >= 5 and set(report["labelsShown"]) <= labels
+    boxes = report["labelBoxes"]
+    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    # The positions came once, as one binary blob named by its digest.
+    assert len(report["fetched"]) == len(set(report["fetched"]))
     _shot(page, "1-map")
 
 
-def test_lasso_selects_deletes_and_undo_restores(page, app_db):
-    # A rough pentagon over the middle of the plot.
-    draw_lasso(page, [(-.25, -.2), (.2, -.25), (.25, .1), (0, .25), (-.2, .15), (-.25, -.2)])
+def test_zooming_in_turns_coarse_labels_into_fine_ones(page, app_db):
+    frame = map_frame(page)
+    fine = {label for (label,) in query(app_db, "SELECT label FROM clusters WHERE level = 'fine'")}
+    coarse = {label for (label,) in query(app_db, "SELECT label FROM clusters WHERE level = 'coarse'")}
+    assert coarse - fine, "the demo map has coarse labels of its own"
+    before = set(map_report(frame)["labelsShown"])
+    assert before & (coarse - fine)  # zoomed out: coarse labels
+    box = plot_box(frame)
+    page.mouse.move(box["cx"], box["cy"])
+    for _ in range(6):
+        page.mouse.wheel(0, -240)
+        page.wait_for_timeout(100)
+    frame.wait_for_function("Math.hypot(...window.curatorMap.zoom) > 1.8", timeout=20_000)
+    page.wait_for_timeout(300)
+    after = set(map_report(frame)["labelsShown"])
+    assert after and after <= fine | coarse and after & (fine - coarse)
+    _shot(page, "1b-zoomed")
+    frame.click("#fit")
+    page.wait_for_timeout(800)
+
+
+def test_hover_shows_the_start_of_the_pair(page, app_db):
+    frame = map_frame(page)
+    page.mouse.move(*_point_on_page(frame, map_report(frame)["n"] // 2))
+    frame.wait_for_function("window.curatorMap.hover !== null", timeout=20_000)
+    hover = map_report(frame)["hover"]
+    (prompt, source), = query(app_db, "SELECT prompt, source FROM pairs WHERE id = ?", [int(hover["id"])])
+    tooltip = frame.locator("#tooltip")
+    assert tooltip.is_visible()
+    assert prompt[:40] in tooltip.inner_text() and source in tooltip.inner_text()
+    _shot(page, "1c-hover")
+    page.mouse.move(1, 1)
+
+
+def test_lasso_selects_exactly_deletes_and_undo_restores(page, app_db):
+    frame = map_frame(page)
+    draw_lasso(page, frame, PENTAGON)
     page.mouse.up()
-    _settle(page)
-    count = _selected_count(page)
+    settle(page)
+    count = selected_count(page)
     assert count > 0
+    frame.wait_for_function(f"window.curatorMap.selectedCount === {count}")
+    # Exact over every pair: the polygon the map sent, resolved by the database-side selector.
+    polygon = map_report(frame)["lastPolygon"]
+    assert len(operations.select(app_db, {"polygon": polygon})) == count
     _shot(page, "2-lasso-selection")
 
     page.get_by_label("Delete reason").fill("browser test")
     page.get_by_role("button", name="Delete", exact=True).click()
-    _settle(page)
+    settle(page)
     page.get_by_text(re.compile(r"delete: [\d,]+ pairs changed")).wait_for()
     assert _deleted(app_db) == count
     (reason,) = query(app_db, "SELECT reason FROM operations WHERE kind = 'delete' ORDER BY id DESC LIMIT 1")[0]
     assert reason == "browser test"
+    frame.wait_for_function(f"window.curatorMap.dimCount === {count}")  # greyed on the map
     _shot(page, "3-deleted")
 
     page.get_by_role("button", name="Undo last operation").click()
-    _settle(page)
+    settle(page)
     page.get_by_text(re.compile(r"undid operation \d+")).wait_for()
     assert _deleted(app_db) == 0
+    frame.wait_for_function("window.curatorMap.dimCount === 0")
     _shot(page, "4-undone")
+    page.get_by_role("button", name="Clear selection").click()
+    settle(page)
+
+
+def test_box_selects_the_same_way(page, app_db):
+    frame = map_frame(page)
+    draw_lasso(page, frame, [(-.3, -.3), (.3, .3)], shape="box")
+    page.mouse.up()
+    settle(page)
+    count = selected_count(page)
+    polygon = map_report(frame)["lastPolygon"]
+    assert len(polygon) == 4 and len(operations.select(app_db, {"polygon": polygon})) == count > 0
+    page.get_by_role("button", name="Clear selection").click()
+    settle(page)
+
+
+def test_click_opens_the_pair(page, app_db):
+    frame = map_frame(page)
+    page.mouse.click(*_point_on_page(frame, 3))
+    settle(page)
+    page.get_by_text("1 pair selected").wait_for()
+    label = page.get_by_text(re.compile(r"pair \d+, clicked on map")).first.inner_text()
+    pair_id = int(re.search(r"pair (\d+), clicked", label).group(1))
+    (prompt,), = query(app_db, "SELECT prompt FROM pairs WHERE id = ?", [pair_id])
+    assert page.locator("textarea[aria-label='prompt']").input_value() == prompt
+    page.get_by_role("button", name="Clear selection").click()
+    settle(page)
+
+
+def test_colour_change_sends_codes_not_positions(page, app_db):
+    frame = map_frame(page)
+    fetched = map_report(frame)["fetched"]
+    page.get_by_label("Colour by").click()
+    page.get_by_role("option", name="topic", exact=True).click()
+    frame.wait_for_function("window.curatorMap.colorBy === 'topic'")
+    settle(page)
+    report = map_report(frame)
+    new = report["fetched"][len(fetched):]
+    assert len(new) == 1  # one uint8 code per point; the positions stay where they were
+    biggest = query(app_db, """SELECT c.label FROM clusters c JOIN maps m ON m.id = c.map_id AND m.is_default
+                               WHERE c.level = 'fine' ORDER BY c.size DESC, c.id LIMIT 1""")[0][0]
+    assert biggest in frame.locator("#legend").inner_text()
+    _shot(page, "4b-topic-colours")
+    page.get_by_label("Colour by").click()
+    page.get_by_role("option", name="source", exact=True).click()
+    frame.wait_for_function("window.curatorMap.colorBy === 'source'")
+    settle(page)
+    assert len(map_report(frame)["fetched"]) == len(fetched) + 1  # source's codes: cached in the browser
 
 
 def test_keyword_search_highlights_hits(page, app_db, app_url):
@@ -110,23 +216,20 @@ def test_keyword_search_highlights_hits(page, app_db, app_url):
     assert expected > 0
     page.get_by_label("Text").fill(word)
     page.get_by_label("Text").press("Enter")  # Streamlit commits a text input on Enter (or blur)
-    _settle(page)
+    settle(page)
     page.get_by_role("button", name="Search", exact=True).click()
-    _settle(page)
-    assert _selected_count(page) == expected
-    page.wait_for_selector(".js-plotly-plot")
-    assert page.get_by_text(f"selected ({expected:,})").count() > 0  # the highlight trace's legend entry
+    settle(page)
+    assert selected_count(page) == expected
+    map_frame(page).wait_for_function(f"window.curatorMap.selectedCount === {expected}")
     _shot(page, "5-search")
-
-
 def test_export_writes_a_file(page, app_db, app_url, tmp_path):
     page.goto(app_url + "/export_page")
     out = tmp_path / "export"
     page.get_by_label("Directory").fill(str(out))
     page.get_by_label("Directory").press("Enter")
-    _settle(page)
+    settle(page)
     page.get_by_role("button", name="Export", exact=True).click()
-    _settle(page)
+    settle(page)
     page.get_by_text(re.compile(r"wrote [\d,]+ training pairs")).wait_for()
     kept = query(app_db, "SELECT count(*) FROM pairs_view WHERE NOT deleted")[0][0]
     lines = (out / "train.jsonl").read_text().splitlines()
@@ -134,3 +237,13 @@ def test_export_writes_a_file(page, app_db, app_url, tmp_path):
     assert len(lines) + (len(val.read_text().splitlines()) if val.exists() else 0) <= kept
     assert lines
     _shot(page, "6-export")
+
+
+def test_without_webgl_the_page_says_so(app_url, playwright_driver):
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                args=["--no-sandbox", "--disable-webgl", "--disable-3d-apis"])
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(app_url)
+    page.get_by_text("The map needs WebGL").first.wait_for(timeout=60_000)
+    _shot(page, "7-no-webgl")
+    browser.close()

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from curator import llm_server
-from tests.test_browser import _settle, _shot, app_url, page, pytestmark  # noqa: F401 (fixtures)
+from bench.app import settle
+from tests.test_browser import _shot, app_url, page, playwright_driver, pytestmark  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_two_models_answer_side_by_side(page, app_url):
     page.get_by_test_id("stChatInputTextArea").fill("What is the capital of France?")
     page.get_by_test_id("stChatInputTextArea").press("Enter")
     page.get_by_text(re.compile(r"\d+ tokens, [\d.]+ tokens/s")).nth(1).wait_for()  # both answers done
-    _settle(page)
+    settle(page)
     messages = page.get_by_test_id("stChatMessage")
     assert messages.count() == 4  # the prompt and an answer in each column
     answers = [messages.nth(i).inner_text().strip() for i in (1, 3)]

@@ -71,5 +71,5 @@ def test_loss_quintiles_hold_a_fifth_each_low_to_high():
     tied = mapview.quintiles(pd.Series([0.5] * 10 + [None]))
     assert tied.value_counts(sort=False).tolist() == [2, 2, 2, 2, 2, 1]
     frame = pd.DataFrame({"id": range(12), "x": 0.0, "y": 0.0, "topic": "t", "loss_change": values})
-    legend = [trace.name for trace in mapview.figure(frame, "loss_change").data]
+    legend = [name for name, _, _ in mapview.legend(mapview.categories(frame, "loss_change"))]
     assert legend == [*labels.cat.categories]

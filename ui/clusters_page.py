@@ -40,8 +40,5 @@ if rows:
     if current is None or current.selector != {"cluster": cluster, "map": chosen_map.name}:
         state.select({"cluster": cluster, "map": chosen_map.name},
                      f"cluster {cluster}: {table.iloc[rows[0]]['label']}", chosen_map.id)
-    frame = state.map_frame(chosen_map.id)
-    shown = mapview.drawn(frame)
-    st.plotly_chart(mapview.figure(shown, "topic", highlight=state.selection().ids, height=420),
-                    key="cluster_map")
+    mapview.chart(chosen_map, state.map_frame(chosen_map.id), "topic", key="cluster_map", height=420)
 selection_panel.show()

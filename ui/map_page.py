@@ -1,7 +1,6 @@
-"""Map page: the map coloured by any column, box/lasso selection over all points, twin view."""
+"""Map page: every point of a map coloured by any column, lasso / box / click selection over
+all pairs, filters that grey points out, and the twin prompt / response view."""
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import streamlit as st
@@ -12,7 +11,8 @@ from ui import mapview, selection_panel, state
 COLOR_CHOICES = ["source", "topic", *browse.SIGNAL_COLUMNS, "tag", "dup_group", "deleted", *browse.LOSS_COLUMNS]
 COLOR_NAMES = {"loss_change": "loss_tuned - loss_base"}
 
-maps = state.maps()
+snap = state.snapshot()
+maps = snap.maps
 if not maps:
     st.info("No map yet: run `curator map` (or `make run` for the demo).")
     st.stop()
@@ -29,7 +29,7 @@ with st.sidebar:
     twin_name = (st.selectbox("Second map", [n for n in names if n != chosen_name]) if twin else None)
 
 chosen_map = next(m for m in maps if m.name == chosen_name)
-frame = state.map_frame(chosen_map.id)
+frame = state.map_frame(chosen_map.id, snap)
 with st.sidebar:
     st.divider()
     st.caption("Filter: points outside it are greyed, not removed")
@@ -49,49 +49,24 @@ def _dim(points) -> np.ndarray:
     return outside
 
 
-def _selection_event(event, map_row) -> None:
-    """A box or lasso on the drawn sample becomes a polygon applied to every point."""
-    if event is None or not event.selection:
-        return
-    shapes = [("box", b) for b in event.selection.get("box", [])] + \
-             [("lasso", l) for l in event.selection.get("lasso", [])]
-    key = json.dumps([map_row.id, shapes], sort_keys=True, default=str)
-    if not shapes or st.session_state.get("last_shape") == key:
-        return
-    st.session_state["last_shape"] = key
-    kind, shape = shapes[-1]
-    if kind == "box":
-        (x0, x1), (y0, y1) = shape["x"], shape["y"]
-        polygon = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
-    else:
-        polygon = [[float(x), float(y)] for x, y in zip(shape["x"], shape["y"])]
-    state.select({"polygon": polygon, "map": map_row.name}, f"{kind} on map {map_row.name}", map_row.id)
+DIM_LABEL = "filtered out or deleted" if hide_deleted else "filtered out"
+HELP = ("Drag to pan, scroll to zoom; Lasso or Box (or Shift + drag) selects every pair inside, "
+        "a click selects one pair, a double click clears. Hover a point to read its pair.")
 
-
-def _chart(map_row, points, container) -> None:
-    shown = mapview.drawn(points)
-    chosen = state.selection()
-    fig = mapview.figure(shown, color_by, highlight=chosen.ids if chosen else None, dim=_dim(shown),
-                         labels=mapview.cluster_centres(points),
-                         density_of=points if len(points) > len(shown) else None)
-    with container:
-        if len(points) > len(shown):
-            st.caption(f"{len(shown):,} of {len(points):,} points drawn over a density layer; "
-                       "selections apply to all points")
-        event = st.plotly_chart(fig, key=f"map-{map_row.id}-{st.session_state.get('chart_generation', 0)}", on_select="rerun",
-                                selection_mode=("box", "lasso"), config={"scrollZoom": True})
-    _selection_event(event, map_row)
-
-
+shown = [(chosen_map, frame)]
 if twin_name:
     twin_map = next(m for m in maps if m.name == twin_name)
-    left, right = st.columns(2)
-    left.subheader(f"{chosen_map.name} map")
-    right.subheader(f"{twin_map.name} map")
-    _chart(chosen_map, frame, left)
-    _chart(twin_map, state.map_frame(twin_map.id), right)
-else:
-    st.subheader(f"{chosen_map.name} map · {len(frame):,} points")
-    _chart(chosen_map, frame, st.container())
-
-selection_panel.show()
+    shown.append((twin_map, state.map_frame(twin_map.id, snap)))
+slots = st.columns(len(shown))
+st.caption(HELP)
+# The last gesture on a map first (it may change the selection the panel shows), then the
+# panel, then the maps into their slots above it: the browser fetches the map's new data once
+# this script is done, not while it still holds the server's interpreter.
+for map_row, points in shown:
+    mapview.gesture(map_row, points, key=f"map-{map_row.id}")
+selection_panel.show(snap)
+for slot, (map_row, points) in zip(slots, shown):
+    with slot:
+        st.subheader(f"{map_row.name} map · {len(points):,} points")
+        mapview.chart(map_row, points, color_by, key=f"map-{map_row.id}", height=640 if len(shown) == 1 else 560,
+                      dim=_dim(points), dim_label=DIM_LABEL)

@@ -1,23 +1,21 @@
-"""The map figure: a Plotly scattergl of (a sample of) the points, coloured by one column.
+"""What a map shows: every point coloured by one column, cluster labels, the selection.
 
-Plotly stays smooth to ~1e5 points and is sluggish at 1e6, so above MAX_DRAWN points the
-figure draws a deterministic sample over a density layer of all points; selections are applied
-to every point on the server (ui.state), never to what happens to be drawn. MAX_DRAWN is 50k,
-not 100k: a laptop without a GPU draws WebGL in software, and the page must be usable in a
-few seconds on 2 cores (bench/app.py).
+The drawing happens in the browser (ui.map_component, WebGL): this module turns a map frame
+(ui.state.map_frame) into what the component takes (a legend code per point, the legend, the
+labels, greyed and selected points) and turns the user's gestures back into selections.
+Every page that shows a map calls `chart`.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
+import streamlit as st
 
-from storage.browse import LOSS_COLUMNS
+from storage.browse import LOSS_COLUMNS, SIGNAL_COLUMNS
+from ui import map_component, state
 
-MAX_DRAWN = 50_000
 MAX_LEGEND = 12        # categories with a colour of their own; the rest are "other"
-GREY = "rgba(170,170,170,0.35)"
-HIGHLIGHT = "#111111"
+FINE_LABELS = 400      # the largest fine clusters get a label (drawn when they do not collide)
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#e7969c"]
 # Ordered categories (quintiles low to high, then "not scored") get a sequential scale instead.
@@ -25,14 +23,7 @@ QUINTILES = 5
 SEQUENTIAL = ["#0d0887", "#6a00a8", "#b12a90", "#e16462", "#fca636"]
 NOT_SCORED = "not scored"
 NOT_SCORED_COLOR = "#bbbbbb"
-
-
-def drawn(frame: pd.DataFrame) -> pd.DataFrame:
-    """The points to draw: all of them, or MAX_DRAWN chosen by a hash of the id (stable)."""
-    if len(frame) <= MAX_DRAWN:
-        return frame
-    order = np.argsort((frame["id"].to_numpy(np.uint64) * np.uint64(0x9E3779B97F4A7C15)), kind="stable")
-    return frame.iloc[np.sort(order[:MAX_DRAWN])]
+OTHER_COLOR = "#5f5f5f"
 
 
 def quintiles(values: pd.Series) -> pd.Series:
@@ -57,81 +48,120 @@ def quintiles(values: pd.Series) -> pd.Series:
 
 
 def categories(frame: pd.DataFrame, color_by: str) -> pd.Series:
-    """The legend entry of each point for `color_by`."""
+    """The legend entry of each point for `color_by`, as a categorical Series: the MAX_LEGEND
+    largest values, the rest "other". Built from category codes, never from a million strings
+    (a colour change at 1M pairs: 0.3 s through strings, a few ms through codes)."""
+    column = frame[color_by]
     if color_by in LOSS_COLUMNS:
-        return quintiles(frame[color_by])
-    if color_by == "tag":
-        values = frame["tag"]
-    elif color_by == "dup_group":
-        values = frame["dup_group"].map(lambda g: "duplicate" if pd.notna(g) else "unique")
-    elif color_by == "deleted":
-        values = frame["deleted"].map({True: "deleted", False: "kept"})
-    elif frame[color_by].dtype == bool or color_by in ("refusal", "short", "truncated", "malformed",
-                                                        "pii", "over_length", "conflict"):
-        values = frame[color_by].map(lambda v: "unknown" if pd.isna(v) else ("yes" if v else "no"))
-    else:
-        values = frame[color_by].astype(str)
-    top = values.value_counts().index[:MAX_LEGEND]
-    return values.where(values.isin(top), "other")
+        return quintiles(column)
+    if color_by == "dup_group":
+        return _named(column.notna().to_numpy(np.int8), ["unique", "duplicate"], frame.index)
+    if color_by == "deleted":
+        return _named(column.to_numpy(bool).astype(np.int8), ["kept", "deleted"], frame.index)
+    if color_by in SIGNAL_COLUMNS or column.dtype == bool:
+        flags = column.to_numpy(dtype=float, na_value=np.nan)
+        return _named(np.where(np.isnan(flags), 2, flags).astype(np.int8), ["no", "yes", "unknown"], frame.index)
+    values = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype(str).astype("category")
+    counts = np.bincount(values.cat.codes.to_numpy() + 1, minlength=len(values.cat.categories) + 1)[1:]
+    top = np.argsort(-counts, kind="stable")[:MAX_LEGEND]
+    top = top[counts[top] > 0]
+    names = [str(values.cat.categories[i]) for i in top]
+    remap = np.full(len(values.cat.categories) + 1, len(names), dtype=np.int16)  # -1 (missing) and the rest: other
+    remap[top + 1] = np.arange(len(names))
+    codes = remap[values.cat.codes.to_numpy() + 1]
+    return _named(codes, [*names, "other"], frame.index)
 
 
-def figure(frame: pd.DataFrame, color_by: str, *, highlight: np.ndarray | None = None,
-           dim: np.ndarray | None = None, labels: pd.DataFrame | None = None,
-           density_of: pd.DataFrame | None = None, height: int = 640) -> go.Figure:
-    """The figure for `frame` (already sampled by `drawn`).
-
-    highlight: ids drawn on top in black (the selection); dim: a boolean per row of `frame`,
-    True for points outside the active filter, drawn grey but kept for spatial context;
-    labels: topic labels (columns x, y, label) written at cluster centres; density_of: every
-    point, binned into a density layer under a sampled scatter.
-    """
-    fig = go.Figure()
-    if density_of is not None and len(density_of) > len(frame):
-        counts, xs, ys = np.histogram2d(density_of["x"], density_of["y"], bins=200)
-        fig.add_trace(go.Heatmap(z=np.log1p(counts.T), x=(xs[:-1] + xs[1:]) / 2, y=(ys[:-1] + ys[1:]) / 2,
-                                 colorscale="Greys", showscale=False, hoverinfo="skip", opacity=0.5))
-    cats = categories(frame, color_by)
-    dim = np.zeros(len(frame), dtype=bool) if dim is None else dim
-    if dim.any():
-        grey = frame[dim]
-        fig.add_trace(_scatter(grey, "filtered out", GREY))
-    for name, color in _legend(cats[~dim]):
-        part = frame[(cats == name).to_numpy() & ~dim]
-        fig.add_trace(_scatter(part, str(name), color))
-    if highlight is not None and len(highlight):
-        chosen = frame[frame["id"].isin(highlight)]
-        fig.add_trace(_scatter(chosen, f"selected ({len(highlight):,})", HIGHLIGHT, size=5))
-    if labels is not None and len(labels):
-        fig.add_trace(go.Scatter(x=labels["x"], y=labels["y"], text=labels["label"], mode="text",
-                                 textfont={"size": 11}, hoverinfo="skip", showlegend=False))
-    fig.update_layout(height=height, dragmode="lasso", margin={"l": 0, "r": 0, "t": 24, "b": 0},
-                      legend={"itemsizing": "constant"}, uirevision="map",
-                      xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
-    return fig
+def _named(codes: np.ndarray, names: list[str], index) -> pd.Series:
+    return pd.Series(pd.Categorical.from_codes(codes, categories=names), index=index)
 
 
-def _legend(cats: pd.Series) -> list[tuple[str, str]]:
-    """(category, colour) in legend order: quintiles low to high on a sequential scale, other
-    categories largest first on the qualitative palette."""
-    if isinstance(cats.dtype, pd.CategoricalDtype) and cats.cat.ordered:
-        present = set(cats.unique())
+def legend(cats: pd.Series) -> list[tuple[str, str, int]]:
+    """(category, colour, points) in legend order: quintiles low to high on a sequential scale,
+    other categories largest first on the qualitative palette ("other" last, in grey)."""
+    counts = cats.value_counts()
+    counts = counts[counts > 0]
+    if cats.cat.ordered:
         colors = [*SEQUENTIAL, NOT_SCORED_COLOR]
-        return [(name, colors[i]) for i, name in enumerate(cats.cat.categories) if name in present]
-    return [(name, PALETTE[i % len(PALETTE)]) for i, name in enumerate(cats.value_counts().index)]
+        return [(name, colors[i], int(counts[name])) for i, name in enumerate(cats.cat.categories)
+                if counts.get(name, 0)]
+    named = [name for name in counts.index if name != "other"]
+    out = [(name, PALETTE[i % len(PALETTE)], int(counts[name])) for i, name in enumerate(named)]
+    return out + ([("other", OTHER_COLOR, int(counts["other"]))] if counts.get("other", 0) else [])
 
 
-def _scatter(part: pd.DataFrame, name: str, color: str, size: int = 4) -> go.Scattergl:
-    # customdata carries the pair id: per-trace point indices collide once colour splits traces.
-    return go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=name,
-                        marker={"size": size, "color": color},
-                        customdata=part["id"].to_numpy(), text=part["topic"],
-                        hovertemplate="%{text}<br>id %{customdata}<extra>" + name + "</extra>")
+@st.cache_resource(max_entries=16, show_spinner=False)
+def colours(_frame: pd.DataFrame, token: tuple, color_by: str) -> tuple[np.ndarray, list]:
+    """(a legend code per point, the legend) for `color_by`; cached per `token` (the frame's,
+    without the operations part unless `color_by` is what operations change)."""
+    cats = categories(_frame, color_by)
+    entries = legend(cats)
+    position = {name: i for i, (name, _, _) in enumerate(entries)}
+    remap = np.array([position.get(name, 0) for name in cats.cat.categories], dtype=np.uint8)
+    return remap[cats.cat.codes.to_numpy()], entries
 
 
-def cluster_centres(frame: pd.DataFrame, largest: int = 25) -> pd.DataFrame:
-    """Median position and label of the `largest` non-noise clusters: more labels than that
-    cover the points they name."""
+def labels(frame: pd.DataFrame, clusters: list[dict]) -> list[dict]:
+    """Cluster labels at the median of their points: every coarse cluster and the FINE_LABELS
+    largest fine ones. The browser draws those that do not collide: coarse ones zoomed out,
+    fine ones zoomed in."""
     clustered = frame[frame["cluster"] >= 0]
-    grouped = clustered.groupby("cluster").agg(x=("x", "median"), y=("y", "median"),
-                                                label=("topic", "first"), size=("id", "size"))
-    return grouped.nlargest(largest, "size").reset_index()
+    if clustered.empty:
+        return []
+    by_key = {(c["level"], c["id"]): c for c in clusters}
+    parent = {c["id"]: c["parent"] for c in clusters if c["level"] == "fine" and c["parent"] is not None}
+    out = []
+    for level, groups in (("fine", clustered["cluster"]), ("coarse", clustered["cluster"].map(parent))):
+        centres = clustered.groupby(groups.to_numpy(), dropna=True).agg(
+            x=("x", "median"), y=("y", "median"), size=("id", "size"))
+        if level == "fine":
+            centres = centres.nlargest(FINE_LABELS, "size")
+        for cluster, row in centres.iterrows():
+            info = by_key.get((level, int(cluster)))
+            if info and info["label"]:
+                out.append({"x": float(row["x"]), "y": float(row["y"]), "text": info["label"],
+                            "level": level, "size": int(row["size"])})
+    return out
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _labels(_frame: pd.DataFrame, token: tuple, _clusters: list[dict]) -> list[dict]:
+    return labels(_frame, _clusters)
+
+
+def chart(map_row, frame: pd.DataFrame, color_by: str, *, key: str, height: int = 640,
+          dim: np.ndarray | None = None, dim_label: str = "filtered out") -> None:
+    """Draw `map_row` (every point of `frame`, ui.state.map_frame) with the current selection
+    highlighted; a lasso, box, click or clear drawn on it becomes the selection."""
+    token = frame.attrs["token"]
+    layout = state.map_layout(token)
+    gesture(map_row, frame, key=key)
+    codes, entries = colours(frame, token if color_by in ("tag", "deleted") else token[:2], color_by)
+    chosen = state.selection()
+    selected = state.on_map(layout.ids, chosen.ids) if chosen is not None else None
+    shown_labels = _labels(frame, token[:2], state.map_clusters(token))  # labels ignore operations
+    map_component.map_chart(layout, codes=codes, legend=entries, color_by=color_by, labels=shown_labels,
+                            key=key, dim=dim, dim_label=dim_label, selected=selected, height=height)
+    if st.session_state.get("no_webgl"):
+        st.error("The map needs WebGL, which this browser has turned off or cannot use: turn on its "
+                 "hardware acceleration setting. The Clusters and Search pages still list the pairs.")
+
+
+def gesture(map_row, frame: pd.DataFrame, *, key: str) -> None:
+    """Act once on the user's last gesture on the map drawn under `key` (`chart` calls it; a
+    page may call it earlier): the component hands the same gesture back on every rerun
+    until the next one, each with its own id."""
+    event = st.session_state.get(key)
+    if not event or st.session_state.get(f"{key}-done") == event.get("id"):
+        return
+    st.session_state[f"{key}-done"] = event.get("id")
+    kind = event.get("kind")
+    if kind == "polygon":
+        state.select_polygon(map_row, frame, event["polygon"], event.get("shape", "lasso"))
+    elif kind == "click" and 0 <= int(event["index"]) < len(frame):
+        pair_id = int(frame["id"].iat[int(event["index"])])  # point i is row i (both ordered by id)
+        state.select({"ids": [pair_id]}, f"pair {pair_id}, clicked on map {map_row.name}", map_row.id)
+    elif kind == "clear":
+        state.clear_selection()
+    elif kind == "nowebgl":
+        st.session_state["no_webgl"] = True

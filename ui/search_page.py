@@ -23,7 +23,5 @@ chosen = state.selection()
 maps = state.maps()
 if chosen is not None and maps:
     default_map = next((m for m in maps if m.is_default), maps[0])
-    frame = state.map_frame(default_map.id)
-    shown = mapview.drawn(frame)
-    st.plotly_chart(mapview.figure(shown, "topic", highlight=chosen.ids, height=420), key="search_map")
+    mapview.chart(default_map, state.map_frame(default_map.id), "topic", key="search_map", height=420)
 selection_panel.show()

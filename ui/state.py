@@ -21,9 +21,11 @@ import pandas as pd
 import streamlit as st
 
 import storage
+from curator.selection import Selector, points_in_polygon
 from jobs import operations
 from storage import browse
 from storage import maps as map_rows
+from ui.map_component import Layout
 
 
 _DATABASE = threading.RLock()
@@ -40,7 +42,7 @@ def database():
         yield
 
 
-def _connect_read_only(path: str, wait: float = 3.0):
+def connect_read_only(path: str, wait: float = 3.0):
     """storage.connect_read_only, waiting up to `wait` seconds while another process writes:
     a CLI command's short write should not blank the page."""
     deadline = time.monotonic() + wait
@@ -58,7 +60,7 @@ def reading():
     """A read-only connection for one block; stops the page with a clear message if none."""
     with _DATABASE:
         try:
-            con = _connect_read_only(db_path())
+            con = connect_read_only(db_path())
         except FileNotFoundError as err:
             st.info(f"{err}. `make run` builds the demo database.")
             st.stop()
@@ -71,31 +73,44 @@ def reading():
             con.close()
 
 
-def maps() -> list:
+@dataclass(frozen=True)
+class Snapshot:
+    """What one rerun needs to know first, read through one connection: the maps, and the
+    tokens that say whether cached map data is still current (storage.browse.state_tokens)."""
+    maps: list
+    data_token: tuple
+    ops_token: int | None
+
+
+def snapshot() -> Snapshot:
     with reading() as con:
-        return map_rows.listing(con)
+        return Snapshot(map_rows.listing(con), *browse.state_tokens(con))
+
+
+def maps() -> list:
+    return snapshot().maps
 
 
 # cache_resource, not cache_data: a million-row frame is handed out as is, not pickled and
 # copied on every rerun. Callers treat the frames as read-only.
-@st.cache_resource(max_entries=4, show_spinner="Loading the map…")
-def _map_points(path: str, map_id: int, data_token: tuple) -> pd.DataFrame:
+def _read(path: str, read, *args):
+    """read(con, *args) through a read-only connection of its own, opened under the app's lock."""
     with _DATABASE:
-        con = _connect_read_only(path)
+        con = connect_read_only(path)
         try:
-            return browse.map_points(con, map_id)
+            return read(con, *args)
         finally:
             con.close()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the map…")
+def _map_points(path: str, map_id: int, data_token: tuple) -> pd.DataFrame:
+    return _read(path, browse.map_points, map_id)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _marks(path: str, ops_token: int | None) -> tuple[np.ndarray, pd.DataFrame]:
-    with _DATABASE:
-        con = _connect_read_only(path)
-        try:
-            return browse.marks(con)
-        finally:
-            con.close()
+    return _read(path, browse.marks)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -107,41 +122,86 @@ def _marked_frame(path: str, map_id: int, data_token: tuple, ops_token: int | No
     at = np.searchsorted(ids, tags["id"].to_numpy())
     found = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == tags["id"].to_numpy())
     tag[at[found]] = tags["tag"].to_numpy()[found]
-    return points.assign(deleted=_on_map(ids, deleted), tag=tag)
+    return points.assign(deleted=on_map(ids, deleted), tag=tag)
 
 
-def map_frame(map_id: int) -> pd.DataFrame:
-    """Every point of the map with its colouring columns, `deleted` and first `tag` included.
-    The map is re-read from the database only after a job; an operation re-reads only the
-    deleted ids and tags."""
-    with reading() as con:
-        data_token, ops_token = browse.state_tokens(con)
-    return _marked_frame(db_path(), map_id, data_token, ops_token)
+def map_frame(map_id: int, snap: Snapshot | None = None) -> pd.DataFrame:
+    """Every point of the map with its colouring columns, `deleted` and first `tag` included,
+    ordered by id. The map is re-read from the database only after a job; an operation
+    re-reads only the deleted ids and tags. `frame.attrs["token"]` is (map id, data token,
+    operations token): what map_layout and map_clusters take."""
+    snap = snap or snapshot()
+    frame = _marked_frame(db_path(), map_id, snap.data_token, snap.ops_token)
+    frame.attrs["token"] = (map_id, snap.data_token, snap.ops_token)
+    return frame
 
 
-def breakdown(ids: np.ndarray, map_id: int | None) -> dict[str, list[tuple]]:
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _layout(path: str, map_id: int, data_token: tuple) -> Layout:
+    points = _map_points(path, map_id, data_token)
+    return Layout.of(map_id, points["id"].to_numpy(), points["x"].to_numpy(), points["y"].to_numpy())
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _clusters(path: str, map_id: int, data_token: tuple) -> list[dict]:
+    return _read(path, map_rows.cluster_listing, map_id)
+
+
+def map_layout(token: tuple) -> Layout:
+    """The map's positions as the browser draws them (ui.map_component), published once per
+    job; `token` is a map frame's attrs["token"]."""
+    map_id, data_token, _ = token
+    return _layout(db_path(), map_id, data_token)
+
+
+def map_clusters(token: tuple) -> list[dict]:
+    """The map's fine and coarse clusters (storage.maps.cluster_listing), read once per job."""
+    map_id, data_token, _ = token
+    return _clusters(db_path(), map_id, data_token)
+
+
+def breakdown(ids: np.ndarray, map_id: int | None, snap: Snapshot | None = None) -> dict[str, list[tuple]]:
     """Counts of the chosen pairs by source, topic and signal, as browse.breakdown gives them.
     Counted on the cached map frame when every chosen pair is on that map (a lasso over a
     million points: a tenth of a second instead of a join in DuckDB), else in the database."""
+    snap = snap or snapshot()
     if map_id is None:
-        default = next((m for m in maps() if m.is_default), None)
+        default = next((m for m in snap.maps if m.is_default), None)
         map_id = default.id if default else None
     if map_id is not None and len(ids):
-        frame = map_frame(map_id)
-        chosen = frame[_on_map(frame["id"].to_numpy(), ids)]
-        if len(chosen) == len(ids):
-            out = {column: [(name, int(n)) for name, n in chosen[column].astype(str).value_counts()
-                            .sort_index().sort_values(ascending=False, kind="stable").head(20).items()]
-                   for column in ("source", "topic")}
-            counts = [("deleted", int(chosen["deleted"].sum()))] + \
-                     [(s, int(chosen[s].fillna(False).astype(bool).sum())) for s in browse.SIGNAL_COLUMNS]
+        frame = map_frame(map_id, snap)
+        mask = on_map(frame["id"].to_numpy(), ids)
+        if np.count_nonzero(mask) == len(ids):
+            # Column by column under the mask, categories counted by their codes: copying the
+            # chosen rows first cost ~2 s for a lasso over half of a million points.
+            out = {}
+            for column in ("source", "topic"):
+                values = frame[column].astype("category")
+                counts = np.bincount(values.cat.codes.to_numpy()[mask] + 1, minlength=len(values.cat.categories) + 1)
+                named = sorted(((str(name), int(n)) for name, n in zip(values.cat.categories, counts[1:]) if n),
+                               key=lambda item: (-item[1], item[0]))
+                out[column] = named[:20]
+            flags = [("deleted", frame["deleted"])] + [(s, frame[s]) for s in browse.SIGNAL_COLUMNS]
+            counts = [(name, int(np.count_nonzero(values.to_numpy(dtype=bool, na_value=False)[mask])))
+                      for name, values in flags]
             out["signal"] = [(name, n) for name, n in counts if n]
             return out
     with reading() as con:
         return browse.breakdown(con, ids)
 
 
-def _on_map(map_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+@st.cache_data(max_entries=4, show_spinner=False)
+def _operations_log(path: str, ops_token: int | None) -> list[dict]:
+    with _DATABASE:
+        return operations.log(path)
+
+
+def operations_log(snap: Snapshot | None = None) -> list[dict]:
+    """The operations log (jobs.operations.log), read again only after an operation."""
+    return _operations_log(db_path(), (snap or snapshot()).ops_token)
+
+
+def on_map(map_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Mask of map_ids (sorted) that are in ids: a binary search, 20x np.isin at 1M rows."""
     at = np.searchsorted(map_ids, ids)
     found = at < len(map_ids)
@@ -174,9 +234,17 @@ def select(selector: dict, label: str, source_map: int | None = None) -> Selecti
     return chosen
 
 
+def select_polygon(map_row, frame: pd.DataFrame, polygon: list, shape: str) -> Selection:
+    """A lasso or box drawn on the map: every point of the map inside it, found on the cached
+    frame with the geometry the database-side selector uses (curator.selection), so the
+    count shown is the count a delete of the same selector changes."""
+    selector = Selector.from_dict({"polygon": polygon, "map": map_row.name})
+    inside = points_in_polygon(frame["x"].to_numpy(), frame["y"].to_numpy(), selector.polygon)
+    chosen = Selection(selector.describe(), frame["id"].to_numpy()[inside], f"{shape} on map {map_row.name}",
+                       map_row.id)
+    st.session_state["selection"] = chosen
+    return chosen
+
+
 def clear_selection() -> None:
     st.session_state.pop("selection", None)
-    # The chart keeps its box or lasso until it is drawn anew under another key; without
-    # this, the same shape drawn again would look like the old event and be ignored.
-    st.session_state.pop("last_shape", None)
-    st.session_state["chart_generation"] = st.session_state.get("chart_generation", 0) + 1

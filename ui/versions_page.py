@@ -23,13 +23,13 @@ st.dataframe(rows, hide_index=True)
 maps = state.maps()
 if rows and maps:
     default_map = next((m for m in maps if m.is_default), maps[0])
-    shown = mapview.drawn(state.map_frame(default_map.id))
-    st.subheader(f"Each version on the {default_map.name} map")
+    frame = state.map_frame(default_map.id)
+    st.subheader(f"Each version on the {default_map.name} map (pairs outside it in grey)")
     per_row = 3
     for start in range(0, len(rows), per_row):
         for column, row in zip(st.columns(per_row), rows[start:start + per_row]):
-            kept = shown[shown["id"].isin(members[row["name"]])]
-            fig = mapview.figure(kept, "source", height=300)
-            fig.update_layout(showlegend=False, title={"text": f"{row['name']} · {row['pairs']:,}", "x": 0.02},
-                              margin={"t": 32})
-            column.plotly_chart(fig, key=f"version-{row['name']}")
+            with column:
+                st.caption(f"{row['name']} · {row['pairs']:,} pairs")
+                outside = ~state.on_map(frame["id"].to_numpy(), members[row["name"]])
+                mapview.chart(default_map, frame, "source", key=f"version-{row['name']}", height=320,
+                              dim=outside, dim_label="not in this version")

@@ -1,0 +1,75 @@
+"""What the map sends the browser (ui.map_component) and how points get their colours and
+labels (ui.mapview), without a browser: the browser tests drive the same code for real."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ui import map_component, mapview
+
+
+def test_layout_fits_the_bulk_of_the_points_in_view_and_maps_back():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(5, 2, 10_000), rng.normal(-3, 1, 10_000)
+    x[:3] = 1e4  # far outliers: still drawn, but they must not shrink the map into a speck
+    layout = map_component.Layout.of(7, np.arange(10_000) * 11, x, y)
+    view = np.frombuffer(map_component.BLOBS.get(layout.digest), dtype="<f4").reshape(2, -1)
+    assert view.shape == (2, 10_000)
+    inside = (np.abs(view) <= 1).all(axis=0).mean()
+    assert 0.995 <= inside < 1
+    assert np.quantile(np.abs(view[0]), 0.999) == pytest.approx(map_component.VIEW_MARGIN, abs=0.05)
+    # view -> map coordinates: what the browser does with a lasso's vertices
+    assert np.allclose(view[0] / layout.scale + layout.cx, x, atol=1e-2 * (1 + np.abs(x) * 1e-4))
+    assert map_component.layout_of(layout.digest) is layout and layout.map_id == 7
+
+
+def test_blob_store_names_bytes_by_content_and_drops_the_oldest():
+    store = map_component.BlobStore(capacity=10)
+    a = store.put(b"aaaa")
+    assert store.put(b"aaaa") == a and store.get(a) == b"aaaa"
+    b = store.put(b"bbbbbb")
+    store.put(b"cccc")  # 14 bytes: the least recently used (a) goes
+    assert store.get(a) is None and store.get(b) == b"bbbbbb"
+
+
+def test_bitmask_sets_bit_i_for_point_i():
+    mask = np.zeros(1003, dtype=bool)
+    mask[[0, 9, 1002]] = True
+    data = map_component.BLOBS.get(map_component.bitmask(mask))
+    assert len(data) == 126
+    assert np.flatnonzero(np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")).tolist() == [0, 9, 1002]
+
+
+def test_categories_keep_the_largest_values_and_call_the_rest_other():
+    sources = [f"s{i}" for i in range(20) for _ in range(20 - i)]
+    frame = pd.DataFrame({"source": pd.Categorical(sources), "refusal": [True, False, None] * 70,
+                          "dup_group": [1, None] * 105})
+    cats = mapview.categories(frame, "source")
+    legend = mapview.legend(cats)
+    assert [name for name, _, _ in legend] == [f"s{i}" for i in range(mapview.MAX_LEGEND)] + ["other"]
+    assert legend[-1][2] == sum(20 - i for i in range(mapview.MAX_LEGEND, 20))
+    assert legend[-1][1] == mapview.OTHER_COLOR
+    flags = mapview.categories(frame, "refusal")
+    assert flags.value_counts().to_dict() == {"yes": 70, "no": 70, "unknown": 70}
+    assert set(mapview.categories(frame, "dup_group")) == {"duplicate", "unique"}
+
+
+def test_colour_codes_index_the_legend():
+    frame = pd.DataFrame({"source": pd.Categorical(["b", "a", "b", "c", "b", "a"])})
+    codes, legend = mapview.colours(frame, ("test", 1), "source")
+    names = [name for name, _, _ in legend]
+    assert names == ["b", "a", "c"]
+    assert [names[c] for c in codes] == ["b", "a", "b", "c", "b", "a"]
+    assert codes.dtype == np.uint8
+
+
+def test_labels_sit_at_cluster_medians_fine_and_coarse():
+    frame = pd.DataFrame({"id": range(7), "x": [0, 1, 2, 10, 11, 12, 50.0], "y": [0, 0, 0, 5, 5, 5, 9.0],
+                          "cluster": [0, 0, 0, 1, 1, 1, -1]})
+    clusters = [{"level": "fine", "id": 0, "parent": 0, "label": "cats · dogs"},
+                {"level": "fine", "id": 1, "parent": 0, "label": "birds"},
+                {"level": "coarse", "id": 0, "parent": None, "label": "animals"}]
+    labels = {(l["level"], l["text"]): (l["x"], l["y"], l["size"]) for l in mapview.labels(frame, clusters)}
+    assert labels == {("fine", "cats · dogs"): (1.0, 0.0, 3), ("fine", "birds"): (11.0, 5.0, 3),
+                      ("coarse", "animals"): (6.0, 2.5, 6)}
