@@ -1,5 +1,5 @@
-"""The curator web app: `curator app` or `streamlit run app.py` (database: $CURATOR_DB, else
-./curator.duckdb).
+"""The curator web app's pages: `curator app`, or `streamlit run ui/server.py` (which serves
+these pages with the map's data routes; database: $CURATOR_DB, else ./curator.duckdb).
 
 Thin by design: each page in ui/ asks storage for data and jobs for work, and shows results.
 """

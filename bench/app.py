@@ -5,7 +5,7 @@ Run it from the project root:
 
     .venv/bin/python bench/app.py                            # 1,000,000 pairs, 3 runs of each
     .venv/bin/python bench/app.py --rows 100000 --repeat 2
-    .venv/bin/python bench/app.py --rows 5000000 --positions-only   # the renderer alone
+    .venv/bin/python bench/app.py --rows 5000000 --positions-only   # the renderers alone
 
 What it does:
 
@@ -37,6 +37,10 @@ What it does:
    first paint warm <= 2 s, cold <= 4 s; lasso -> count <= 0.5 s; lasso -> delete committed and
    redrawn <= 1 s; colour change <= 0.5 s.
 4. A screenshot of the map after the lasso goes to bench/out/app_ROWS.png.
+
+--positions-only: no database and no app; regl-scatterplot and deck.gl (ScatterplotLayer on
+binary attributes, bench/static/deckgl.js, the other renderer the issue named) each alone on
+--rows random points, alternating: first paint, a colour redraw, zoom frames per second, heap.
 """
 from __future__ import annotations
 
@@ -69,6 +73,7 @@ from curator.selection import points_in_polygon  # noqa: E402
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 MAP_FRAME = "iframe[title='ui.map_component.curator_map']"
 RENDERER = ROOT / "bench" / "static" / "regl-scatterplot.js"
+DECKGL = ROOT / "bench" / "static" / "deckgl.js"  # the renderer regl-scatterplot was measured against
 # A lasso over about half of the map, as fractions of the map's half side from its centre.
 LASSO = [(-.8, -.75), (.75, -.8), (.8, .45), (0, .8), (-.75, .6), (-.8, -.75)]
 
@@ -214,15 +219,52 @@ window.raw = {draws: 0, drawn: null};
 </script></body></html>"""
 
 
-class RawSite:
-    """The static baseline page, its renderer and data, served from 127.0.0.1 in a thread."""
+# The same page with deck.gl's ScatterplotLayer on binary attributes (positions and colours as
+# typed arrays, recoloured by replacing only the colour attribute).
+DECKGL_PAGE = """<!doctype html><html><head><meta charset="utf-8"></head>
+<body style="margin:0"><div id="plot" style="position:relative;width:1100px;height:640px"></div>
+<script src="deckgl.js"></script><script>
+window.raw = {draws: 0, drawn: null};
+(async () => {
+  const started = performance.now();
+  const [pos, codes] = await Promise.all(["positions.bin", "codes.bin"].map(u => fetch(u).then(r => r.arrayBuffer())));
+  const all = new Float32Array(pos), n = all.length / 2;
+  const xy = new Float32Array(2 * n);
+  for (let i = 0; i < n; i++) { xy[2 * i] = all[i]; xy[2 * i + 1] = all[n + i]; }
+  const palette = PALETTE.map(h => [1, 3, 5].map(i => parseInt(h.slice(i, i + 2), 16)));
+  const rgba = (shift) => { const c = new Uint8Array(4 * n), z = new Uint8Array(codes);
+    for (let i = 0; i < n; i++) { const p = palette[(z[i] + shift) % palette.length];
+      c[4 * i] = p[0]; c[4 * i + 1] = p[1]; c[4 * i + 2] = p[2]; c[4 * i + 3] = 200; } return c; };
+  const layer = (colours) => new deckgl.ScatterplotLayer({id: "points", radiusUnits: "pixels", getRadius: POINT_SIZE / 2,
+    data: {length: n, attributes: {getPosition: {value: xy, size: 2}, getFillColor: {value: colours, size: 4}}}});
+  let rendered = null;
+  const deck = new deckgl.Deck({parent: document.getElementById("plot"), width: 1100, height: 640,
+    views: new deckgl.OrthographicView({}), controller: true,
+    initialViewState: {target: [0, 0, 0], zoom: Math.log2(320)}, layers: [layer(rgba(0))],
+    onAfterRender: () => { window.raw.draws += 1; if (rendered) { rendered(); rendered = null; } }});
+  await new Promise(resolve => { rendered = resolve; });
+  window.raw.drawn = performance.now() - started;
+  window.raw.recolour = async () => {
+    const t = performance.now();
+    const done = new Promise(resolve => { rendered = resolve; });
+    deck.setProps({layers: [layer(rgba(1))]});
+    await done;
+    return performance.now() - t;
+  };
+})();
+</script></body></html>"""
 
-    def __init__(self, folder: Path, positions: bytes, codes: bytes, point_size: float, palette: list[str]):
+
+class RawSite:
+    """A static baseline page, its renderer and data, served from 127.0.0.1 in a thread."""
+
+    def __init__(self, folder: Path, positions: bytes, codes: bytes, point_size: float, palette: list[str],
+                 page: str = RAW_PAGE, renderer: Path = RENDERER):
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(RENDERER, folder / RENDERER.name)
+        shutil.copyfile(renderer, folder / renderer.name)
         (folder / "positions.bin").write_bytes(positions)
         (folder / "codes.bin").write_bytes(codes)
-        (folder / "raw.html").write_text(RAW_PAGE.replace("POINT_SIZE", repr(point_size))
+        (folder / "raw.html").write_text(page.replace("POINT_SIZE", repr(point_size))
                                          .replace("PALETTE", json.dumps(palette)))
         handler = functools.partial(_QuietHandler, directory=str(folder))
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -263,12 +305,13 @@ def map_data(db: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return xy["pair_id"], xy["x"], xy["y"]
 
 
-def raw_site_for(folder: Path, x: np.ndarray, y: np.ndarray, codes: np.ndarray) -> RawSite:
+def raw_site_for(folder: Path, x: np.ndarray, y: np.ndarray, codes: np.ndarray, deckgl: bool = False) -> RawSite:
     from ui import map_component, mapview
 
     layout = map_component.Layout.of(0, np.arange(len(x)), x, y)
+    renderer = {"page": DECKGL_PAGE, "renderer": DECKGL} if deckgl else {}
     return RawSite(folder, map_component.BLOBS.get(layout.digest), codes.astype(np.uint8).tobytes(),
-                   map_component.point_size(len(x)), mapview.PALETTE)
+                   map_component.point_size(len(x)), mapview.PALETTE, **renderer)
 
 
 # --- the app's figures ---------------------------------------------------------------------------
@@ -424,7 +467,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--zoom-steps", type=int, default=40)
     parser.add_argument("--positions-only", action="store_true",
-                        help="the renderer alone on --rows random points (no database, no app)")
+                        help="regl-scatterplot and deck.gl alone on --rows random points (no database, no app)")
     parser.add_argument("--data", type=Path, default=ingest_bench.DEFAULT_DATA)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -438,16 +481,24 @@ def main() -> int:
         if args.positions_only:
             rng = np.random.default_rng(polygon_bench.SEED)
             x, y = rng.uniform(-10, 10, (2, args.rows)).astype(np.float32)
-            site = raw_site_for(tmp / "raw", x, y, rng.integers(0, 12, args.rows))
+            codes = rng.integers(0, 12, args.rows)
+            sites = {"regl-scatterplot": raw_site_for(tmp / "regl", x, y, codes),
+                     "deck.gl": raw_site_for(tmp / "deckgl", x, y, codes, deckgl=True)}
+            runs: dict[str, list[dict]] = {name: [] for name in sites}
             with sync_playwright() as p:
                 browser = p.chromium.launch(**launch)
-                runs = [raw_figures(browser, site, args.zoom_steps) for _ in range(args.repeat)]
+                for _ in range(args.repeat):  # alternating, so that load swings hit both alike
+                    for name, site in sites.items():
+                        runs[name].append(raw_figures(browser, site, args.zoom_steps))
                 browser.close()
-            site.close()
-            print(f"{args.rows:,} random points, regl-scatterplot alone, Chromium headless (software WebGL)")
-            for key in ("paint", "recolour", "fps", "heap"):
-                print(f"  {key:<9} median {median_of([r[key] for r in runs]):8.3f}   runs: "
-                      + " ".join(f"{r[key]:.3f}" for r in runs))
+            for site in sites.values():
+                site.close()
+            print(f"{args.rows:,} random points, each renderer alone, Chromium headless (software WebGL), "
+                  f"{args.repeat} run(s), medians")
+            print(f"{'renderer':<18} {'paint s':>8} {'recolour s':>11} {'zoom fps':>9} {'heap MB':>8}")
+            for name, values in runs.items():
+                med = {key: median_of([r[key] for r in values]) for key in ("paint", "recolour", "fps", "heap")}
+                print(f"{name:<18} {med['paint']:8.3f} {med['recolour']:11.3f} {med['fps']:9.2f} {med['heap']:8.1f}")
             return 0
 
         base = polygon_bench.build_database(args.rows, args.data, fresh=False)
