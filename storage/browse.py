@@ -28,9 +28,20 @@ ORDER BY mp.pair_id
 
 def map_points(con: duckdb.DuckDBPyConnection, map_id: int) -> pd.DataFrame:
     """Every point of a map with what jobs computed for it, one row per pair, ordered by id.
-    Source and topic are categorical: a handful of values repeated a million times."""
-    frame = con.execute(_POINTS, [map_id]).df()
-    return frame.astype({"source": "category", "topic": "category"})
+    Source and topic are categorical: a handful of values repeated a million times. Read
+    through Arrow, whose dictionaries become the categories directly: DuckDB's .df() makes a
+    Python string of every value first (1.1 s of 1.3 s at 1M points). Columns with NULLs keep
+    pandas' nullable types (boolean, Int64), as .df() gives them."""
+    table = con.execute(_POINTS, [map_id]).arrow().read_all()
+    frame = table.to_pandas(strings_to_categorical=True)
+    nullable = {}
+    for field in table.schema:
+        kind = frame[field.name].dtype
+        if pa.types.is_boolean(field.type) and kind == object:
+            nullable[field.name] = "boolean"
+        elif pa.types.is_integer(field.type) and kind.kind == "f":
+            nullable[field.name] = "Int64"
+    return frame.astype(nullable)
 
 
 def marks(con: duckdb.DuckDBPyConnection) -> tuple[np.ndarray, pd.DataFrame]:

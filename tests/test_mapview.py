@@ -2,6 +2,8 @@
 labels (ui.mapview), without a browser: the browser tests drive the same code for real."""
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,12 +35,22 @@ def test_blob_store_names_bytes_by_content_and_drops_the_oldest():
     assert store.get(a) is None and store.get(b) == b"bbbbbb"
 
 
-def test_bitmask_sets_bit_i_for_point_i():
+def _bits(reference: str) -> np.ndarray:
+    data = (base64.b64decode(reference[4:]) if reference.startswith("b64:") else map_component.BLOBS.get(reference))
+    return np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
+
+
+def test_bitmask_sets_bit_i_for_point_i_inline_when_small():
     mask = np.zeros(1003, dtype=bool)
     mask[[0, 9, 1002]] = True
-    data = map_component.BLOBS.get(map_component.bitmask(mask))
-    assert len(data) == 126
-    assert np.flatnonzero(np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")).tolist() == [0, 9, 1002]
+    reference = map_component.bitmask(mask)
+    assert reference.startswith("b64:")  # 126 bytes travel inside the component's arguments
+    assert len(_bits(reference)) == 1008 and np.flatnonzero(_bits(reference)).tolist() == [0, 9, 1002]
+    big = np.zeros(8 * map_component.INLINE_BYTES + 1, dtype=bool)
+    big[-1] = True
+    reference = map_component.bitmask(big)
+    assert not reference.startswith("b64:")  # published, fetched by digest
+    assert np.flatnonzero(_bits(reference)).tolist() == [len(big) - 1]
 
 
 def test_categories_keep_the_largest_values_and_call_the_rest_other():

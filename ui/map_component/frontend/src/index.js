@@ -53,6 +53,9 @@ function apiBase() {
 
 const blobs = new Map(); // digest -> Promise<ArrayBuffer>
 function blob(digest) {
+  if (digest.startsWith('b64:')) { // small bitmasks come inline
+    return Promise.resolve(Uint8Array.from(atob(digest.slice(4)), (c) => c.charCodeAt(0)).buffer);
+  }
   if (!blobs.has(digest)) {
     report.fetched.push(digest);
     const request = fetch(`${apiBase()}/blob/${digest}`).then((r) => {
@@ -64,6 +67,42 @@ function blob(digest) {
     while (blobs.size > BLOB_CACHE) blobs.delete(blobs.keys().next().value);
   }
   return blobs.get(digest);
+}
+
+// The spatial index regl-scatterplot builds over the positions (KDBush; ~1 s for 1M points)
+// is kept in IndexedDB under the positions' digest: a later visit to the same map skips it.
+const INDEX_STORE = 'spatial-index';
+function indexDb() {
+  return new Promise((resolve) => {
+    try {
+      const request = indexedDB.open('curator-map', 1);
+      request.onupgradeneeded = () => request.result.createObjectStore(INDEX_STORE);
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => resolve(null);
+    } catch (err) {
+      resolve(null); // no IndexedDB (a private window, a sandbox): build the index each time
+    }
+  });
+}
+
+async function storedIndex(digest) {
+  const db = await indexDb();
+  if (!db) return null;
+  return new Promise((resolve) => {
+    const request = db.transaction(INDEX_STORE).objectStore(INDEX_STORE).get(digest);
+    request.onsuccess = () => resolve(request.result instanceof ArrayBuffer ? request.result : null);
+    request.onerror = () => resolve(null);
+  });
+}
+
+async function storeIndex(digest, index) {
+  const db = await indexDb();
+  if (!db || !(index instanceof ArrayBuffer)) return;
+  const transaction = db.transaction(INDEX_STORE, 'readwrite');
+  const store = transaction.objectStore(INDEX_STORE);
+  store.clear(); // one map's index at a time: ~20 MB for 1M points
+  store.put(index, digest);
+  transaction.oncomplete = () => { report.indexStored = digest; };
 }
 
 function hasWebGL() {
@@ -138,7 +177,6 @@ function clearSelection() {
 
 function setMode(newMode) {
   mode = newMode;
-  plot.set({ cameraIsFixed: mode !== 'pan' });
   plotDiv.style.cursor = mode === 'pan' ? '' : 'crosshair';
   for (const m of ['pan', 'lasso', 'box']) $(`mode-${m}`).setAttribute('aria-pressed', String(m === mode));
 }
@@ -156,14 +194,18 @@ function plotPoint(event) {
 function startLasso(event) {
   lassoMouseUp = false;
   if (event.button !== 0 || !positions || !(mode !== 'pan' || event.shiftKey)) return;
-  lasso = { box: mode === 'box', points: [plotPoint(event)], fixed: plot.get('cameraIsFixed') };
-  plot.set({ cameraIsFixed: true }); // Shift + drag in pan mode: no panning under the lasso
+  lasso = { box: mode === 'box', points: [plotPoint(event)] };
   hideTooltip();
+  // The press, the moves and the click of a lasso are the lasso's alone: regl-scatterplot's
+  // camera would pan, and its hover would redraw all points at each point passed over
+  // (half a second a frame for 1M points in software WebGL).
   event.preventDefault();
+  event.stopPropagation();
 }
 
 function extendLasso(event) {
   if (!lasso) return;
+  event.stopPropagation();
   const point = plotPoint(event);
   const last = lasso.points[lasso.points.length - 1];
   if (lasso.box) lasso.points = [lasso.points[0], point];
@@ -182,7 +224,6 @@ function endLasso(event) {
   extendLasso(event);
   const screen = lassoPolygon();
   const { box } = lasso;
-  plot.set({ cameraIsFixed: lasso.fixed });
   lasso = null;
   lassoMouseUp = true;
   drawLabels();
@@ -233,13 +274,17 @@ async function render(newArgs) {
     args.dim ? blob(args.dim) : null, args.selected ? blob(args.selected) : null,
   ]);
   if (seq !== renderSeq) return; // a newer render came while these were on their way
+  report.blobsAt = Date.now();
   const started = performance.now();
   if (!positions || positions.key !== args.points) {
     const all = new Float32Array(pos);
     const rows = new Array(args.n);
     for (let i = 0; i < args.n; i += 1) rows[i] = [all[i], all[args.n + i], 0];
     positions = { key: args.points, n: args.n, rows };
-    spatialIndex = null;
+    report.rowsAt = Date.now();
+    spatialIndex = await storedIndex(args.points);
+    report.indexCached = Boolean(spatialIndex);
+    if (seq !== renderSeq) return;
     drawnKey = '';
   }
   const newKey = `${args.points}/${args.codes}/${args.dim}/${args.selected}`;
@@ -263,12 +308,15 @@ async function render(newArgs) {
     // The same rows array each time: regl-scatterplot keeps it as is, with no conversion.
     await plot.draw(rows, options);
     if (seq !== renderSeq) return;
-    if (!spatialIndex) spatialIndex = plot.get('spatialIndex');
+    if (!spatialIndex) {
+      spatialIndex = plot.get('spatialIndex');
+      storeIndex(args.points, spatialIndex);
+    }
     // regl-scatterplot outlines a clicked point itself; any other selection is drawn in colour.
     if (args.selectedCount !== 1) plot.deselect({ preventEvent: true });
     drawnKey = newKey;
     report.pointsDrawn = positions.n;
-    if (report.firstDrawMs === null) report.firstDrawMs = performance.now();
+    if (report.firstDrawMs === null) report.firstDrawMs = Date.now();
   }
   report.n = args.n;
   report.colorBy = args.colorBy;
