@@ -544,7 +544,7 @@ def main() -> int:
                     raw_updates.append(raw_update_seconds(db, cycle["ids"]))
                     box_polygon = lasso_in_map_coordinates(page)
                     raw_selects.append(raw_select_seconds(x, y, box_polygon))
-                    figures["colour change"].append(colour_change(page, "truncated" if run % 2 == 0 else "source"))
+                    figures["colour change"].append(colour_change(page, "truncated"))
                     frame = map_frame(page)
                     figures["zoom fps"].append(zoom_fps(page, frame, args.zoom_steps))
                     figures["heap"].append(js_heap_mb(frame))

@@ -267,7 +267,6 @@ async function render(newArgs) {
   root.style.height = `${args.height}px`;
   send('streamlit:setFrameHeight', { height: args.height });
   if (!plot) createPlot();
-  plot.set({ pointSize: args.pointSize, opacityBy: args.n > 50000 ? 'density' : null });
   drawLegend();
   const [pos, codes, dim, selected] = await Promise.all([
     blob(args.points), blob(args.codes),
@@ -302,7 +301,12 @@ async function render(newArgs) {
       if (dimBits && bitAt(dimBits, i)) z = 2 * k;
       rows[i][2] = z;
     }
-    plot.set({ pointColor: [...args.palette, ...args.palette.map(faded), GREY], colorBy: 'valueA' });
+    // Every set() redraws all points at the next frame (half a second for 1M in software
+    // WebGL): set only here, in the same tick as draw(), so that the two share one frame.
+    plot.set({
+      pointColor: [...args.palette, ...args.palette.map(faded), GREY], colorBy: 'valueA',
+      pointSize: args.pointSize, opacityBy: args.n > 50000 ? 'density' : null,
+    });
     const options = { zDataType: 'categorical', preventFilterReset: true };
     if (spatialIndex) options.spatialIndex = spatialIndex;
     // The same rows array each time: regl-scatterplot keeps it as is, with no conversion.
