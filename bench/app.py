@@ -174,7 +174,8 @@ def selected_count(page) -> int:
 
 def zoom_fps(page, frame, steps: int, report_js: str = "window.curatorMap.draws") -> float:
     """Frames drawn per second while the mouse wheel zooms in `steps` steps over the plot, then out."""
-    box = frame.locator("#plot").bounding_box() if frame is not None else page.locator("#plot").bounding_box()
+    # a long timeout: at millions of points one software-WebGL frame keeps the page busy for seconds
+    box = (frame or page).locator("#plot").bounding_box(timeout=300_000)
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     target = frame if frame is not None else page
     before = target.evaluate(report_js)
@@ -290,6 +291,7 @@ def raw_figures(browser, site: RawSite, zoom_steps: int) -> dict:
     page.wait_for_function("window.raw && window.raw.drawn !== null", timeout=300_000)
     paint = time.perf_counter() - started
     recolour = page.evaluate("window.raw.recolour()") / 1000
+    print(f"  {site.url}: first paint {paint:.2f} s, recolour {recolour:.3f} s", file=sys.stderr, flush=True)
     fps = zoom_fps(page, None, zoom_steps, "window.raw.draws")
     heap = js_heap_mb(page)
     context.close()
@@ -470,6 +472,8 @@ def main() -> int:
     parser.add_argument("--zoom-steps", type=int, default=40)
     parser.add_argument("--positions-only", action="store_true",
                         help="regl-scatterplot and deck.gl alone on --rows random points (no database, no app)")
+    parser.add_argument("--renderers", default="regl-scatterplot,deck.gl",
+                        help="with --positions-only: which renderers, comma-separated")
     parser.add_argument("--data", type=Path, default=ingest_bench.DEFAULT_DATA)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -484,8 +488,8 @@ def main() -> int:
             rng = np.random.default_rng(polygon_bench.SEED)
             x, y = rng.uniform(-10, 10, (2, args.rows)).astype(np.float32)
             codes = rng.integers(0, 12, args.rows)
-            sites = {"regl-scatterplot": raw_site_for(tmp / "regl", x, y, codes),
-                     "deck.gl": raw_site_for(tmp / "deckgl", x, y, codes, deckgl=True)}
+            sites = {name: raw_site_for(tmp / name, x, y, codes, deckgl=name == "deck.gl")
+                     for name in args.renderers.split(",")}
             runs: dict[str, list[dict]] = {name: [] for name in sites}
             with sync_playwright() as p:
                 browser = p.chromium.launch(**launch)

@@ -247,3 +247,25 @@ def test_without_webgl_the_page_says_so(app_url, playwright_driver):
     page.get_by_text("The map needs WebGL").first.wait_for(timeout=60_000)
     _shot(page, "7-no-webgl")
     browser.close()
+
+
+def test_twin_view_shows_one_selection_on_both_maps(page, app_db, app_url):
+    # Last in this module: it adds a response map to the shared demo database.
+    result = run_console("--db", app_db, "map", "--field", "response")
+    assert result.returncode == 0, result.stderr
+    page.goto(app_url)
+    map_frame(page)
+    page.get_by_text("Twin view (prompt and response maps)").click()
+    settle(page)
+    prompt_map, response_map = map_frame(page, 0), map_frame(page, 1)
+    pairs = query(app_db, "SELECT count(*) FROM pairs")[0][0]
+    response_map.wait_for_function(f"window.curatorMap.pointsDrawn === {pairs}")
+    draw_lasso(page, prompt_map, PENTAGON)
+    page.mouse.up()
+    settle(page)
+    count = selected_count(page)
+    assert count > 0
+    for frame in (prompt_map, response_map):  # every pair is on both maps
+        frame.wait_for_function(f"window.curatorMap.selectedCount === {count}")
+    assert map_report(prompt_map)["fetched"][0] != map_report(response_map)["fetched"][0]  # two layouts
+    _shot(page, "8-twin")
