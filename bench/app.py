@@ -314,7 +314,7 @@ def raw_site_for(folder: Path, x: np.ndarray, y: np.ndarray, codes: np.ndarray, 
 
     layout = map_component.Layout.of(0, np.arange(len(x)), x, y)
     renderer = {"page": DECKGL_PAGE, "renderer": DECKGL} if deckgl else {}
-    return RawSite(folder, map_component.BLOBS.get(layout.digest), codes.astype(np.uint8).tobytes(),
+    return RawSite(folder, layout.data, codes.astype(np.uint8).tobytes(),
                    map_component.point_size(len(x)), mapview.PALETTE, **renderer)
 
 

@@ -16,7 +16,8 @@ def test_layout_fits_the_bulk_of_the_points_in_view_and_maps_back():
     x, y = rng.normal(5, 2, 10_000), rng.normal(-3, 1, 10_000)
     x[:3] = 1e4  # far outliers: still drawn, but they must not shrink the map into a speck
     layout = map_component.Layout.of(7, np.arange(10_000) * 11, x, y)
-    view = np.frombuffer(map_component.BLOBS.get(layout.digest), dtype="<f4").reshape(2, -1)
+    assert map_component.BLOBS.get(layout.digest) == layout.data
+    view = np.frombuffer(layout.data, dtype="<f4").reshape(2, -1)
     assert view.shape == (2, 10_000)
     inside = (np.abs(view) <= 1).all(axis=0).mean()
     assert 0.995 <= inside < 1
@@ -33,6 +34,8 @@ def test_blob_store_names_bytes_by_content_and_drops_the_oldest():
     b = store.put(b"bbbbbb")
     store.put(b"cccc")  # 14 bytes: the least recently used (a) goes
     assert store.get(a) is None and store.get(b) == b"bbbbbb"
+    store.keep(a, b"aaaa")  # a layout publishes its positions again under the same digest
+    assert store.get(a) == b"aaaa"
 
 
 def _bits(reference: str) -> np.ndarray:

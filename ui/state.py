@@ -91,8 +91,6 @@ def maps() -> list:
     return snapshot().maps
 
 
-# cache_resource, not cache_data: a million-row frame is handed out as is, not pickled and
-# copied on every rerun. Callers treat the frames as read-only.
 def _read(path: str, read, *args):
     """read(con, *args) through a read-only connection of its own, opened under the app's lock."""
     with _DATABASE:
@@ -103,6 +101,8 @@ def _read(path: str, read, *args):
             con.close()
 
 
+# cache_resource, not cache_data: a million-row frame is handed out as is, not pickled and
+# copied on every rerun. Callers treat the frames as read-only.
 @st.cache_resource(max_entries=4, show_spinner="Loading the map…")
 def _map_points(path: str, map_id: int, data_token: tuple) -> pd.DataFrame:
     return _read(path, browse.map_points, map_id)

@@ -68,6 +68,13 @@ class BlobStore:
                 self._size -= len(dropped)
         return digest
 
+    def keep(self, digest: str, data: bytes) -> None:
+        """Put `data` back under its known digest if it was dropped (no hashing)."""
+        with self._lock:
+            if digest not in self._items:
+                self._items[digest] = data
+                self._size += len(data)
+
     def get(self, digest: str) -> bytes | None:
         with self._lock:
             data = self._items.get(digest)
@@ -87,6 +94,7 @@ class Layout:
     map_id: int
     ids: np.ndarray
     digest: str
+    data: bytes      # the published positions, kept to publish again if the store dropped them
     cx: float
     cy: float
     scale: float
@@ -101,8 +109,8 @@ class Layout:
             x0 = x1 = y0 = y1 = 0.0
         side = max(x1 - x0, y1 - y0) or 1.0
         cx, cy, scale = (x0 + x1) / 2, (y0 + y1) / 2, 2 * VIEW_MARGIN / side
-        view = np.concatenate([(x - cx) * scale, (y - cy) * scale]).astype("<f4")
-        layout = cls(map_id, np.asarray(ids, dtype=np.int64), BLOBS.put(view.tobytes()), cx, cy, scale)
+        data = np.concatenate([(x - cx) * scale, (y - cy) * scale]).astype("<f4").tobytes()
+        layout = cls(map_id, np.asarray(ids, dtype=np.int64), BLOBS.put(data), data, cx, cy, scale)
         _remember(layout)
         return layout
 
@@ -112,18 +120,21 @@ class Layout:
 
 _LAYOUTS: OrderedDict[str, Layout] = OrderedDict()
 _LAYOUTS_KEPT = 8
+_LAYOUTS_LOCK = threading.Lock()  # sessions' script threads and the hover route share them
 
 
 def _remember(layout: Layout) -> None:
-    _LAYOUTS[layout.digest] = layout
-    _LAYOUTS.move_to_end(layout.digest)
-    while len(_LAYOUTS) > _LAYOUTS_KEPT:
-        _LAYOUTS.popitem(last=False)
+    with _LAYOUTS_LOCK:
+        _LAYOUTS[layout.digest] = layout
+        _LAYOUTS.move_to_end(layout.digest)
+        while len(_LAYOUTS) > _LAYOUTS_KEPT:
+            _LAYOUTS.popitem(last=False)
 
 
 def layout_of(digest: str) -> Layout | None:
     """The layout whose positions have this digest (what a hover request names)."""
-    return _LAYOUTS.get(digest)
+    with _LAYOUTS_LOCK:
+        return _LAYOUTS.get(digest)
 
 
 # Bitmasks up to this size travel inside the component's arguments (base64) instead of being
@@ -154,6 +165,7 @@ def map_chart(layout: Layout, *, codes: np.ndarray, legend: list[tuple[str, str,
     selected: points highlighted; labels: {"x", "y", "text", "level": "coarse"|"fine", "size"}
     in map coordinates."""
     n = len(layout.ids)
+    BLOBS.keep(layout.digest, layout.data)
     if len(codes) != n or len(legend) > 254:
         raise ValueError(f"{len(codes)} codes for {n} points, {len(legend)} legend entries (254 at most)")
     dim_count = int(np.count_nonzero(dim)) if dim is not None else 0
