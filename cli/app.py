@@ -29,6 +29,14 @@ for _ in range(600):
 """
 
 
+def _has_browser() -> bool:
+    """Whether a browser window can open here: not on a Linux box with no display (where
+    Python's webbrowser would start a text browser on a terminal that isn't there) unless
+    $BROWSER names one."""
+    return (sys.platform in ("darwin", "win32") or "BROWSER" in os.environ
+            or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
+
+
 @click.command("app")
 @click.option("--port", default=8501, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -48,7 +56,7 @@ def app(ctx, port, host, browser):
             "--client.toolbarMode", "minimal"]
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     click.echo(f"curator app: {url} (database {env['CURATOR_DB']}; Ctrl-C stops it)")
-    if browser:
+    if browser and _has_browser():
         subprocess.Popen([sys.executable, "-c", _OPEN_BROWSER, url], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     os.execve(sys.executable, argv, env)  # the app replaces this process: signals reach Streamlit
