@@ -420,7 +420,8 @@ function drawLabels() {
     const w = ctx.measureText(label.text).width + 6;
     const h = coarse ? 18 : 15;
     const box = [sx - w / 2, sy - h / 2, sx + w / 2, sy + h / 2];
-    if (box[0] < 0 || box[1] < 30 || box[2] > width || box[3] > height) continue;
+    // not under the toolbar (top 30 px) nor the status line (bottom 22 px)
+    if (box[0] < 0 || box[1] < 30 || box[2] > width || box[3] > height - 22) continue;
     if ([legend, ...placed].some((p) => box[0] < p[2] && p[0] < box[2] && box[1] < p[3] && p[1] < box[3])) continue;
     placed.push(box);
     shown.push(label.text);
