@@ -88,3 +88,19 @@ def test_labels_sit_at_cluster_medians_fine_and_coarse():
     labels = {(l["level"], l["text"]): (l["x"], l["y"], l["size"]) for l in mapview.labels(frame, clusters)}
     assert labels == {("fine", "cats · dogs"): (1.0, 0.0, 3), ("fine", "birds"): (11.0, 5.0, 3),
                       ("coarse", "animals"): (6.0, 2.5, 6)}
+
+
+def test_operations_marks_join_the_cached_points(monkeypatch):
+    from ui import state
+
+    points = pd.DataFrame({"id": np.arange(0, 20, 2, dtype=np.int64), "x": 0.0, "y": 0.0})
+    deleted = np.array([4, 6], dtype=np.int64)
+    tags = pd.DataFrame({"id": [2, 6, 7], "tag": ["b", "a", "not on this map"]})
+    monkeypatch.setattr(state, "_map_points", lambda *args: points)
+    monkeypatch.setattr(state, "_marks", lambda *args: (deleted, tags))
+    frame = state._marked_frame.__wrapped__("db", 1, (1,), 1)
+    assert frame["tag"].tolist()[:5] == [state.UNTAGGED, "b", state.UNTAGGED, "a", state.UNTAGGED]
+    assert frame["deleted"].tolist()[:5] == [False, False, True, True, False]
+    assert "deleted" not in points.columns  # the cached points are left as they were
+    legend = {name: count for name, _, count in mapview.legend(mapview.categories(frame, "tag"))}
+    assert legend == {state.UNTAGGED: 8, "a": 1, "b": 1}

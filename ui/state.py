@@ -29,6 +29,7 @@ from ui.map_component import Layout
 
 
 _DATABASE = threading.RLock()
+UNTAGGED = "(untagged)"
 
 
 def db_path() -> str:
@@ -118,11 +119,18 @@ def _marked_frame(path: str, map_id: int, data_token: tuple, ops_token: int | No
     points = _map_points(path, map_id, data_token)
     deleted, tags = _marks(path, ops_token)
     ids = points["id"].to_numpy()
-    tag = np.full(len(ids), "(untagged)", dtype=object)
     at = np.searchsorted(ids, tags["id"].to_numpy())
     found = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == tags["id"].to_numpy())
-    tag[at[found]] = tags["tag"].to_numpy()[found]
-    return points.assign(deleted=on_map(ids, deleted), tag=tag)
+    # The first tag as a category: a million copies of "(untagged)" as Python strings cost
+    # 0.1 s after every operation, codes a millisecond.
+    names = tags["tag"].to_numpy()[found].astype(object)
+    categories = np.unique(np.array([UNTAGGED, *names], dtype=object))
+    codes = np.full(len(ids), np.searchsorted(categories, UNTAGGED), dtype=np.int32)
+    codes[at[found]] = np.searchsorted(categories, names)
+    frame = points.copy(deep=False)  # the cached points stay as they are
+    frame["deleted"] = on_map(ids, deleted)
+    frame["tag"] = pd.Categorical.from_codes(codes, categories=categories)
+    return frame
 
 
 def map_frame(map_id: int, snap: Snapshot | None = None) -> pd.DataFrame:
