@@ -104,3 +104,25 @@ def test_operations_marks_join_the_cached_points(monkeypatch):
     assert "deleted" not in points.columns  # the cached points are left as they were
     legend = {name: count for name, _, count in mapview.legend(mapview.categories(frame, "tag"))}
     assert legend == {state.UNTAGGED: 8, "a": 1, "b": 1}
+
+
+
+def test_a_degenerate_lasso_is_refused_with_the_reason():
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        from types import SimpleNamespace
+
+        import pandas as pd
+        import streamlit as st
+
+        from ui import mapview
+
+        st.session_state["map-1"] = {"kind": "polygon", "shape": "box", "polygon": [[0, 0], [1, 1]], "id": "7"}
+        mapview.gesture(SimpleNamespace(id=1, name="prompt"), pd.DataFrame(), key="map-1")
+        st.write("selection" in st.session_state)
+
+    app = AppTest.from_function(page).run()
+    assert not app.exception
+    assert "That box selects nothing" in app.warning[0].value and "at least 3 points" in app.warning[0].value
+    assert app.markdown[0].value == "`False`"  # nothing selected

@@ -138,7 +138,7 @@ def chart(map_row, frame: pd.DataFrame, color_by: str, *, key: str, height: int 
     gesture(map_row, frame, key=key)
     codes, entries = colours(frame, token if color_by in ("tag", "deleted") else token[:2], color_by)
     chosen = state.selection()
-    selected = state.on_map(layout.ids, chosen.ids) if chosen is not None else None
+    selected = state.selected_mask(chosen, frame) if chosen is not None else None
     shown_labels = _labels(frame, token[:2], state.map_clusters(token))  # labels ignore operations
     map_component.map_chart(layout, codes=codes, legend=entries, color_by=color_by, labels=shown_labels,
                             key=key, dim=dim, dim_label=dim_label, selected=selected, height=height)
@@ -157,7 +157,10 @@ def gesture(map_row, frame: pd.DataFrame, *, key: str) -> None:
     st.session_state[f"{key}-done"] = event.get("id")
     kind = event.get("kind")
     if kind == "polygon":
-        state.select_polygon(map_row, frame, event["polygon"], event.get("shape", "lasso"))
+        try:
+            state.select_polygon(map_row, frame, event["polygon"], event.get("shape", "lasso"))
+        except ValueError as err:  # a degenerate lasso: say why, keep the selection there was
+            st.warning(f"That {event.get('shape', 'lasso')} selects nothing: {err}")
     elif kind == "click" and 0 <= int(event["index"]) < len(frame):
         pair_id = int(frame["id"].iat[int(event["index"])])  # point i is row i (both ordered by id)
         state.select({"ids": [pair_id]}, f"pair {pair_id}, clicked on map {map_row.name}", map_row.id)

@@ -25,7 +25,7 @@ def show(snap: state.Snapshot | None = None) -> None:
         return
     st.markdown(f"**{len(chosen.ids):,} {'pair' if len(chosen.ids) == 1 else 'pairs'} selected** · {chosen.label}")
     if len(chosen.ids):
-        counts = state.breakdown(chosen.ids, chosen.source_map, snap)
+        counts = state.breakdown(chosen, snap)
         with state.reading() as con:
             sample = browse.pairs_by_ids(con, chosen.ids, SAMPLE_ROWS)
         columns = st.columns(3)

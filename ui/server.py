@@ -38,12 +38,8 @@ def pair(request) -> Response:
     index = request.path_params["index"]
     if layout is None or not 0 <= index < len(layout.ids):
         return JSONResponse(None, status_code=404)
-    with state.database():
-        con = state.connect_read_only(state.db_path())
-        try:
-            preview = browse.pair_preview(con, int(layout.ids[index]), layout.map_id, HOVER_CHARS)
-        finally:
-            con.close()
+    preview = state.read_with(state.db_path(), browse.pair_preview, int(layout.ids[index]), layout.map_id,
+                              HOVER_CHARS)
     return JSONResponse(preview, status_code=200 if preview else 404)
 
 

@@ -43,7 +43,7 @@ def database():
         yield
 
 
-def connect_read_only(path: str, wait: float = 3.0):
+def _connect_read_only(path: str, wait: float = 3.0):
     """storage.connect_read_only, waiting up to `wait` seconds while another process writes:
     a CLI command's short write should not blank the page."""
     deadline = time.monotonic() + wait
@@ -61,7 +61,7 @@ def reading():
     """A read-only connection for one block; stops the page with a clear message if none."""
     with _DATABASE:
         try:
-            con = connect_read_only(db_path())
+            con = _connect_read_only(db_path())
         except FileNotFoundError as err:
             st.info(f"{err}. `make run` builds the demo database.")
             st.stop()
@@ -92,10 +92,11 @@ def maps() -> list:
     return snapshot().maps
 
 
-def _read(path: str, read, *args):
-    """read(con, *args) through a read-only connection of its own, opened under the app's lock."""
+def read_with(path: str, read, *args):
+    """read(con, *args) through a read-only connection of its own, opened under the app's lock
+    (for code outside a page's script, such as ui/server.py's routes, and for cached reads)."""
     with _DATABASE:
-        con = connect_read_only(path)
+        con = _connect_read_only(path)
         try:
             return read(con, *args)
         finally:
@@ -106,12 +107,12 @@ def _read(path: str, read, *args):
 # copied on every rerun. Callers treat the frames as read-only.
 @st.cache_resource(max_entries=4, show_spinner="Loading the map…")
 def _map_points(path: str, map_id: int, data_token: tuple) -> pd.DataFrame:
-    return _read(path, browse.map_points, map_id)
+    return read_with(path, browse.map_points, map_id)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _marks(path: str, ops_token: int | None) -> tuple[np.ndarray, pd.DataFrame]:
-    return _read(path, browse.marks)
+    return read_with(path, browse.marks)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -152,7 +153,7 @@ def _layout(path: str, map_id: int, data_token: tuple) -> Layout:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _clusters(path: str, map_id: int, data_token: tuple) -> list[dict]:
-    return _read(path, map_rows.cluster_listing, map_id)
+    return read_with(path, map_rows.cluster_listing, map_id)
 
 
 def map_layout(token: tuple) -> Layout:
@@ -168,17 +169,18 @@ def map_clusters(token: tuple) -> list[dict]:
     return _clusters(db_path(), map_id, data_token)
 
 
-def breakdown(ids: np.ndarray, map_id: int | None, snap: Snapshot | None = None) -> dict[str, list[tuple]]:
+def breakdown(chosen: Selection, snap: Snapshot | None = None) -> dict[str, list[tuple]]:
     """Counts of the chosen pairs by source, topic and signal, as browse.breakdown gives them.
     Counted on the cached map frame when every chosen pair is on that map (a lasso over a
     million points: a tenth of a second instead of a join in DuckDB), else in the database."""
     snap = snap or snapshot()
+    ids, map_id = chosen.ids, chosen.source_map
     if map_id is None:
         default = next((m for m in snap.maps if m.is_default), None)
         map_id = default.id if default else None
     if map_id is not None and len(ids):
         frame = map_frame(map_id, snap)
-        mask = on_map(frame["id"].to_numpy(), ids)
+        mask = selected_mask(chosen, frame)
         if np.count_nonzero(mask) == len(ids):
             # Column by column under the mask, categories counted by their codes: copying the
             # chosen rows first cost ~2 s for a lasso over half of a million points.
@@ -226,7 +228,7 @@ class Selection:
     ids: np.ndarray
     label: str
     source_map: int | None = None
-    extra: dict = field(default_factory=dict)
+    masks: dict = field(default_factory=dict)  # (map id, data token) -> which points it holds
 
 
 def selection() -> Selection | None:
@@ -249,9 +251,18 @@ def select_polygon(map_row, frame: pd.DataFrame, polygon: list, shape: str) -> S
     selector = Selector.from_dict({"polygon": polygon, "map": map_row.name})
     inside = points_in_polygon(frame["x"].to_numpy(), frame["y"].to_numpy(), selector.polygon)
     chosen = Selection(selector.describe(), frame["id"].to_numpy()[inside], f"{shape} on map {map_row.name}",
-                       map_row.id)
+                       map_row.id, masks={frame.attrs["token"][:2]: inside})
     st.session_state["selection"] = chosen
     return chosen
+
+
+def selected_mask(chosen: Selection, frame: pd.DataFrame) -> np.ndarray:
+    """Which points of a map frame (ui.state.map_frame) the selection holds; computed once per
+    selection and map, since the panel's breakdown and the map itself both ask each rerun."""
+    key = frame.attrs["token"][:2]
+    if key not in chosen.masks:
+        chosen.masks[key] = on_map(frame["id"].to_numpy(), chosen.ids)
+    return chosen.masks[key]
 
 
 def clear_selection() -> None:
