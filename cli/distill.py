@@ -1,10 +1,13 @@
 """`curator distill`, `curator cost`, `curator prompts template` (registered through COMMANDS)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 import click
+import duckdb
 
 import storage
 from cli.common import database, read
@@ -12,62 +15,90 @@ from cli.output import ProgressBar, print_json, print_table
 from curator import distill
 from jobs.distill import DistillOptions, DistillReport, distill_prompts
 from storage import distill as distill_rows
+from storage import judge as judge_rows
 
+R = TypeVar("R")
 _POLICY = distill.RetryPolicy()
 
 
-def _prices(path: str | None) -> dict:
+def price_table(path: str | None) -> dict:
     return distill.parse_prices(Path(path).read_text()) if path else distill.DEFAULT_PRICES
 
 
-@click.command("distill")
-@click.argument("prompts", required=False, type=click.Path(path_type=str))
-@click.option("--from-source", help="Answer the prompts of this source's pairs instead (both answers are kept).")
-@click.option("--model", required=True, help="Model name as the API knows it.")
-@click.option("--base-url", help="Any OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 "
-                                 "(default: $OPENAI_BASE_URL, else OpenAI). The key is read from OPENAI_API_KEY.")
-@click.option("--system", help="System message sent before every prompt.")
-@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1),
-              help="Requests in flight at once.")
-@click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(min=1),
-              help="Longest answer; answers cut here get finish_reason 'length'.")
-@click.option("--temperature", default=0.7, show_default=True, type=float)
-@click.option("--source", help="Source name of the new pairs (default: PROMPTS-stem:MODEL or NAME:MODEL).")
-@click.option("--prompt-field", help="Read any flat records: the key holding the prompt.")
-@click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Seconds per request before it counts as failed and is retried.")
-@click.option("--max-tries", default=_POLICY.max_tries, show_default=True, type=click.IntRange(min=1),
-              help="Requests per prompt before its error is recorded and the run moves on.")
-@click.option("--backoff", default=_POLICY.base_delay, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds before the 2nd try; doubles each try (with jitter) up to 60. Retry-After wins.")
-@click.option("--prices", type=click.Path(exists=True, dir_okay=False),
-              help="Price table for the spend shown (see `curator cost`).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as a JSON object.")
-@click.pass_context
-def distill_command(ctx, prompts, from_source, model, base_url, system, concurrency, max_tokens, temperature,
-                    source, prompt_field, timeout, max_tries, backoff, prices, as_json):
-    """Answer prompts with a model through an OpenAI-compatible API; resumable, exactly once.
+def retry_policy(max_tries: int, backoff: float) -> distill.RetryPolicy:
+    return distill.RetryPolicy(max_tries=max_tries, base_delay=backoff, max_delay=max(_POLICY.max_delay, backoff))
 
-    PROMPTS: a .txt file (one prompt per line) or any file `ingest` reads: its records'
-    prompts, answered or not; conversations are asked at their last user turn. Rerunning the
-    same command resumes: prompts whose answers are stored are never asked again; failed ones
-    are retried. OPENAI_API_KEY is read from the environment, never stored."""
-    policy = distill.RetryPolicy(max_tries=max_tries, base_delay=backoff, max_delay=max(_POLICY.max_delay, backoff))
-    options = DistillOptions(model=model, base_url=base_url, system=system, max_tokens=max_tokens,
-                             temperature=temperature, source=source, concurrency=concurrency, timeout=timeout,
-                             policy=policy, prompt_field=prompt_field)
+
+def request_options(what: str):
+    """The options of a command that sends chat requests to an OpenAI-compatible API (distill,
+    quality judge): model, server, concurrency, timeout, retries, prices. `what`: the unit
+    retried ("prompt", "pair")."""
+    options = [
+        click.option("--model", required=True, help="Model name as the API knows it."),
+        click.option("--base-url", help="Any OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (default: "
+                                        "$OPENAI_BASE_URL, else OpenAI). The key is read from OPENAI_API_KEY."),
+        click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1),
+                     help="Requests in flight at once."),
+        click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                     help="Seconds per request before it counts as failed and is retried."),
+        click.option("--max-tries", default=_POLICY.max_tries, show_default=True, type=click.IntRange(min=1),
+                     help=f"Requests per {what} before its error is recorded and the run moves on."),
+        click.option("--backoff", default=_POLICY.base_delay, show_default=True, type=click.FloatRange(min=0),
+                     help="Seconds before the 2nd try; doubles each try (with jitter) up to 60. Retry-After wins."),
+        click.option("--prices", type=click.Path(exists=True, dir_okay=False),
+                     help="Price table for the spend shown (see `curator cost`)."),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):  # click lists options in the order they are given here
+            command = option(command)
+        return command
+    return decorate
+
+
+def run_and_report(ctx, unit: str, work: Callable[[duckdb.DuckDBPyConnection, ProgressBar], R], as_json: bool,
+                   print_report: Callable[[R], None]) -> R:
+    """work(connection, progress bar) -> a report dataclass, printed as JSON or by print_report."""
     con = storage.connect(database(ctx))
-    bar = ProgressBar(unit="prompt", unit_scale=False)
+    bar = ProgressBar(unit=unit, unit_scale=False)
     try:
-        report = distill_prompts(con, prompts, options, from_source=from_source, prices=_prices(prices),
-                                 progress=bar)
+        report = work(con, bar)
     finally:
         bar.close()
         con.close()
     if as_json:
         print_json(asdict(report))
     else:
-        _print_report(prompts or f"source {from_source}", report)
+        print_report(report)
+    return report
+
+
+@click.command("distill")
+@click.argument("prompts", required=False, type=click.Path(path_type=str))
+@click.option("--from-source", help="Answer the prompts of this source's pairs instead (both answers are kept).")
+@request_options("prompt")
+@click.option("--system", help="System message sent before every prompt.")
+@click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(min=1),
+              help="Longest answer; answers cut here get finish_reason 'length'.")
+@click.option("--temperature", default=0.7, show_default=True, type=float)
+@click.option("--source", help="Source name of the new pairs (default: PROMPTS-stem:MODEL or NAME:MODEL).")
+@click.option("--prompt-field", help="Read any flat records: the key holding the prompt.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as a JSON object.")
+@click.pass_context
+def distill_command(ctx, prompts, from_source, model, base_url, concurrency, timeout, max_tries, backoff, prices,
+                    system, max_tokens, temperature, source, prompt_field, as_json):
+    """Answer prompts with a model through an OpenAI-compatible API; resumable, exactly once.
+
+    PROMPTS: a .txt file (one prompt per line) or any file `ingest` reads: its records'
+    prompts, answered or not; conversations are asked at their last user turn. Rerunning the
+    same command resumes: prompts whose answers are stored are never asked again; failed ones
+    are retried. OPENAI_API_KEY is read from the environment, never stored."""
+    options = DistillOptions(model=model, base_url=base_url, system=system, max_tokens=max_tokens,
+                             temperature=temperature, source=source, concurrency=concurrency, timeout=timeout,
+                             policy=retry_policy(max_tries, backoff), prompt_field=prompt_field)
+    report = run_and_report(ctx, "prompt", lambda con, bar: distill_prompts(
+        con, prompts, options, from_source=from_source, prices=price_table(prices), progress=bar),
+        as_json, lambda r: _print_report(prompts or f"source {from_source}", r))
     if report.answered == 0 and report.failed:
         raise click.ClickException(f"no prompt was answered: {report.failed:,} failed; their errors: "
                                    "curator sql \"SELECT line, error FROM distill_prompts WHERE status = 'failed'\"")
@@ -93,15 +124,22 @@ def _print_report(what: str, r: DistillReport) -> None:
                    "curator sql \"SELECT line, error FROM distill_prompts WHERE status = 'failed'\"", err=True)
 
 
+def _usage(con) -> list[dict]:
+    """Usage rows of every kind of work that calls an API, each marked with its `task`."""
+    return [*({"task": "distill", **row} for row in distill_rows.usage(con)),
+            *({"task": "judge", **row} for row in judge_rows.usage(con))]
+
+
 @click.command("cost")
 @click.option("--prices", type=click.Path(exists=True, dir_okay=False),
               help='JSON {"model": {"input": USD per 1M tokens, "output": ...}} (default: example OpenAI prices).')
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.pass_context
 def cost(ctx, prices, as_json):
-    """Tokens of every distilled answer per model, priced; models served on this machine cost 0."""
-    rows = distill.price_usage(read(ctx, distill_rows.usage), _prices(prices))
-    unpriced = [r["model"] for r in rows if r["priced"] == "unknown"]
+    """Tokens of every distilled answer and judge verdict per model, priced; models served on
+    this machine cost 0."""
+    rows = distill.price_usage(read(ctx, _usage), price_table(prices))
+    unpriced = list(dict.fromkeys(r["model"] for r in rows if r["priced"] == "unknown"))
     totals = {k: sum(r[k] for r in rows) for k in ("answers", "prompt_tokens", "completion_tokens")}
     total_cost = None if unpriced else sum(r["cost"] for r in rows)
     if as_json:
@@ -109,10 +147,11 @@ def cost(ctx, prices, as_json):
         return
     money = lambda v: "?" if v is None else f"${v:,.4f}"  # noqa: E731
     per_m = lambda v: "?" if v is None else f"{v:g}"  # noqa: E731
-    print_table(["model", "server", "answers", "prompt tokens", "completion tokens", "$/1M in", "$/1M out", "cost"],
-                [(r["model"], "local" if r["local"] else "remote", f"{r['answers']:,}", f"{r['prompt_tokens']:,}",
-                  f"{r['completion_tokens']:,}", per_m(r["input_price"]), per_m(r["output_price"]), money(r["cost"]))
-                 for r in rows])
+    print_table(["model", "task", "server", "answers", "prompt tokens", "completion tokens", "$/1M in", "$/1M out",
+                 "cost"],
+                [(r["model"], r["task"], "local" if r["local"] else "remote", f"{r['answers']:,}",
+                  f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}", per_m(r["input_price"]),
+                  per_m(r["output_price"]), money(r["cost"])) for r in rows])
     click.echo(f"total: {totals['answers']:,} answers, {totals['prompt_tokens']:,} + {totals['completion_tokens']:,} "
                f"tokens, {money(total_cost)}")
     if unpriced:

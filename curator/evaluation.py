@@ -86,8 +86,8 @@ def run_val_set(run_dir: str | Path) -> tuple[list[training.Example], str, int]:
 class TorchModel:
     """A Hugging Face model name or directory, or a `curator train` run (base + adapter)."""
 
-    def __init__(self, spec: str):
-        self.name = spec
+    def __init__(self, spec: str, batch_size: int = 16):
+        self.name, self.batch_size = spec, batch_size
         self.device, dtype = training.device_and_dtype()
         run = Path(spec).expanduser()
         if (run / "adapter_config.json").is_file():
@@ -100,7 +100,8 @@ class TorchModel:
         self.engine = f"torch ({str(dtype).removeprefix('torch.')}, {self.device.type})"
 
     def losses(self, encoded: list[training.Encoded], done: Done | None = None) -> tuple[list[float], list[int]]:
-        return training.example_losses(self.model, encoded, self.tokenizer.pad_token_id, self.device, done=done)
+        return training.example_losses(self.model, encoded, self.tokenizer.pad_token_id, self.device,
+                                       self.batch_size, done)
 
 
 class GgufModel:
@@ -173,11 +174,12 @@ def token_nll(logits: np.ndarray, targets: list[int]) -> np.ndarray:
     return log_norm - logits[np.arange(len(targets)), targets]
 
 
-def open_model(spec: str, lora: str | None = None, max_length: int = DEFAULT_MAX_LENGTH):
-    """A GGUF file (with lora, if given) or a torch model (name, directory or training run)."""
+def open_model(spec: str, lora: str | None = None, max_length: int = DEFAULT_MAX_LENGTH, batch_size: int = 16):
+    """A GGUF file (with lora, if given) or a torch model (name, directory or training run;
+    batch_size examples per forward pass)."""
     if spec.endswith(".gguf"):
         return GgufModel(spec, lora, n_ctx=max_length)
-    return TorchModel(spec)
+    return TorchModel(spec, batch_size)
 
 
 # --- scores ------------------------------------------------------------------------------

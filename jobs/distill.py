@@ -1,24 +1,19 @@
 """The distill job: answer prompts through any OpenAI-compatible API, exactly once.
 
-A bounded pool of worker threads sends the requests (the official `openai` client, which is
-thread-safe); each worker retries its prompt by curator.distill's policy and hands back an
-outcome. The main thread alone writes to DuckDB: outcomes are committed in small batches
-(every COMMIT_SECONDS or COMMIT_OUTCOMES), each answer's pair together with its prompt's
-`done`, so a kill -9 loses only answers not yet committed (their prompts are still pending
-and are asked again) and a rerun asks no prompt whose answer is stored.
+jobs/request_pool.py sends the requests (a bounded thread pool, retries by curator.distill's
+policy) and hands back outcomes in small batches; this job stores each batch in one
+transaction, each answer's pair together with its prompt's `done`, so a kill -9 loses only
+answers not yet committed (their prompts are still pending and are asked again) and a rerun
+asks no prompt whose answer is stored.
 
 The API key is read from OPENAI_API_KEY when the client is built and goes nowhere else: not
 into job params, rows or messages (errors are redacted before they are stored or shown).
 """
 from __future__ import annotations
 
-import os
-import random
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import duckdb
@@ -27,43 +22,24 @@ import orjson
 import pyarrow as pa
 
 from curator import distill, formats, readers
-from curator.distill import Answer, Prompt, RetryPolicy
+from curator.distill import Prompt
+from jobs import request_pool
+from jobs.request_pool import Outcome, RequestOptions
 from jobs.runner import Job, Progress, no_progress
 from storage import distill as distill_rows
 from storage import files as file_rows
 from storage import pairs as pair_rows
 from storage import rejects as reject_rows
 
-# Outcomes are committed when this much time has passed since the last commit, or when this
-# many are waiting, or when nothing is in flight: at most ~a quarter second of answers is
-# lost to a kill -9, and commits stay off the request path.
-COMMIT_SECONDS = 0.25
-COMMIT_OUTCOMES = 512
 PAGE = 2048                     # prompts read from the database at a time
-LOCAL_PLACEHOLDER_KEY = "curator-local-no-key"  # the client needs a key; loopback servers ignore it
 TEXT_SUFFIXES = {".txt"}
 
 
 @dataclass(frozen=True)
-class DistillOptions:
-    model: str
-    base_url: str | None = None            # None: $OPENAI_BASE_URL, else OpenAI's
+class DistillOptions(RequestOptions):
     system: str | None = None
-    max_tokens: int = 512
-    temperature: float | None = 0.7
     source: str | None = None              # default: "<prompts file stem or source>:<model>"
-    concurrency: int = 8
-    timeout: float = 120.0                 # seconds per request
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
     prompt_field: str | None = None        # read any flat records: the key holding the prompt
-
-    def __post_init__(self):
-        if self.concurrency < 1:
-            raise ValueError("--concurrency must be at least 1")
-        if self.max_tokens < 1:
-            raise ValueError("--max-tokens must be at least 1")
-        if self.policy.max_tries < 1:
-            raise ValueError("--max-tries must be at least 1")
 
 
 @dataclass
@@ -93,8 +69,8 @@ def distill_prompts(con: duckdb.DuckDBPyConnection, prompts: str | Path | None, 
     """Answer every prompt of a prompts file (or of a source's pairs) not answered yet."""
     if (prompts is None) == (from_source is None):
         raise ValueError("give a prompts file or --from-source NAME (one of them)")
-    base_url = options.base_url or os.environ.get("OPENAI_BASE_URL") or None
-    client = _client(base_url, options)
+    base_url = request_pool.resolved_base_url(options)
+    client = request_pool.client(base_url, options)
     local = distill.is_loopback(base_url)
     prices = distill.DEFAULT_PRICES if prices is None else prices
     params = {"prompts": str(prompts) if prompts else None, "from_source": from_source,
@@ -116,17 +92,6 @@ def distill_prompts(con: duckdb.DuckDBPyConnection, prompts: str | Path | None, 
         if left["pending"] == 0:
             file_rows.finish(con, file_id, pair_rows.file_duplicates(con, file_id))
     return report
-
-
-def _client(base_url: str | None, options: DistillOptions) -> openai.OpenAI:
-    key = os.environ.get("OPENAI_API_KEY")
-    if not key:
-        if not distill.is_loopback(base_url):
-            raise ValueError("set OPENAI_API_KEY (the key is read from the environment only), "
-                             "or use --base-url with a server on this machine")
-        key = LOCAL_PLACEHOLDER_KEY
-    # Our own retry policy decides (Retry-After, backoff, shrinking): the client's is off.
-    return openai.OpenAI(api_key=key, base_url=base_url, timeout=options.timeout, max_retries=0)
 
 
 def _job_counts(report: DistillReport) -> dict:
@@ -230,146 +195,20 @@ def _prompt_table(rows: list[tuple]) -> pa.Table:
 # --- asking --------------------------------------------------------------------------------
 
 
-@dataclass
-class Outcome:
-    """What one worker got for one prompt: an answer, or the error it gave up with."""
-    item: Prompt
-    sent: list[dict]
-    tries: int
-    errors: int                     # failed requests among the tries
-    max_tokens: int
-    answer: Answer | None = None
-    error: str | None = None
-
-
-class RunAborted(Exception):
-    """An error every prompt would hit alike (bad key, unknown model, no quota)."""
-
-
-def _ask(client: openai.OpenAI, item: Prompt, options: DistillOptions, key: str | None,
-         stop: threading.Event) -> Outcome | None:
-    """Ask until answered, given up or stopped (None: stopped before an outcome; the prompt
-    stays pending)."""
-    rng = random.Random()
-    sent = distill.request_messages(item.prompt, item.context, options.system)
-    outcome = Outcome(item, sent, 0, 0, options.max_tokens)
-    extra = {} if options.temperature is None else {"temperature": options.temperature}
-    while not stop.is_set():
-        outcome.tries += 1
-        retry_after, body = None, {}
-        try:
-            raw = client.chat.completions.with_raw_response.create(
-                model=options.model, messages=sent, max_tokens=outcome.max_tokens, **extra)
-            outcome.answer = distill.parse_answer(raw.http_response.content, options.model)
-            return outcome
-        except openai.APIStatusError as err:
-            body = err.body if isinstance(err.body, dict) else {}
-            message = f"HTTP {err.status_code}: {body.get('message') or err.message}"
-            action = distill.classify(err.status_code, message, err.code or body.get("type"))
-            retry_after = distill.retry_after_seconds(dict(err.response.headers))
-        except openai.APITimeoutError:
-            message, action = f"timed out after {options.timeout:g} s", distill.RETRY
-        except openai.APIConnectionError as err:
-            message, action = f"connection error: {err.__cause__ or err}", distill.RETRY
-        except distill.MalformedAnswer as err:
-            message, action = f"malformed answer: {err}", distill.RETRY
-        outcome.errors += 1
-        message = distill.redact(message, key)
-        if action == distill.ABORT:
-            raise RunAborted(message)
-        if action == distill.SHRINK:
-            smaller = distill.shrunk_max_tokens(outcome.max_tokens, message, body)
-            if smaller is not None and outcome.tries < options.policy.max_tries:
-                outcome.max_tokens = smaller
-                continue
-        if action != distill.RETRY or outcome.tries >= options.policy.max_tries:
-            outcome.error = f"{message} (after {outcome.tries} request{'s' if outcome.tries > 1 else ''})"
-            return outcome
-        if stop.wait(options.policy.delay(outcome.tries, retry_after, rng)):
-            break
-    return None
-
-
 def _answer(con, job: Job, client: openai.OpenAI, file_id: int, identity: str, options: DistillOptions,
             local: bool, prices: dict, report: DistillReport, started: float) -> None:
-    key = os.environ.get("OPENAI_API_KEY")
     total = report.prompts - report.already
-    prompts = _todo(con, file_id)
-    stop = threading.Event()
-    pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix="distill")
-    in_flight: set[Future] = set()
-    arrived: list[Outcome] = []
-    last_commit = time.monotonic()
-    aborted: RunAborted | None = None
 
-    def commit() -> None:
-        # Taken off the list first: an interrupt in mid-commit must not commit a batch twice
-        # (a batch whose transaction did not finish is rolled back; its prompts stay pending).
-        nonlocal last_commit
-        batch = arrived[:]
-        arrived.clear()
-        con.begin()
+    def store(batch: list[Outcome[Prompt]]) -> None:
         _store(con, job, identity, file_id, batch, local, prices, report)
         job.report(report.answered + report.failed, total, distill.progress_message(
             report.answered, report.failed, report.errors, report.completion_tokens,
             time.monotonic() - started, report.cost))
-        con.commit()
-        last_commit = time.monotonic()
 
-    try:
-        while True:
-            while aborted is None and len(in_flight) < 2 * options.concurrency:
-                item = next(prompts, None)
-                if item is None:
-                    break
-                in_flight.add(pool.submit(_ask, client, item, options, key, stop))
-            if not in_flight:
-                break
-            done, in_flight = wait(in_flight, timeout=COMMIT_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                try:
-                    outcome = future.result()
-                except RunAborted as err:
-                    aborted = aborted or err
-                    stop.set()
-                    continue
-                if outcome is not None:
-                    arrived.append(outcome)
-            if arrived and (not in_flight or len(arrived) >= COMMIT_OUTCOMES
-                            or time.monotonic() - last_commit >= COMMIT_SECONDS):
-                commit()
-    except BaseException:
-        # Interrupted: keep what has arrived, ask nothing more, do not wait for slow requests.
-        stop.set()
-        pool.shutdown(wait=False, cancel_futures=True)
-        _rollback(con)
-        arrived.extend(f.result() for f in in_flight if f.done() and not f.cancelled() and f.exception() is None
-                       and f.result() is not None)
-        if arrived:
-            commit()
-        raise
-    pool.shutdown(wait=True)
-    if aborted is not None:
-        raise ValueError(f"stopped: {aborted} (every prompt would fail alike; answers so far are kept, "
-                         "rerun the same command to resume)")
-
-
-def _todo(con, file_id: int) -> Iterator[Prompt]:
-    """Prompts still to answer, a page at a time (keyset order: pages never repeat a prompt)."""
-    after = None
-    while True:
-        page = distill_rows.todo(con, file_id, after, PAGE)
-        yield from page
-        if len(page) < PAGE:
-            return
-        after = (page[-1].line, page[-1].pair_index)
-
-
-def _rollback(con) -> None:
-    try:
-        con.rollback()
-    except duckdb.TransactionException:
-        pass  # no transaction was open
+    prompts = request_pool.keyset_pages(lambda after, limit: distill_rows.todo(con, file_id, after, limit),
+                                        lambda prompt: (prompt.line, prompt.pair_index), PAGE)
+    request_pool.ask_all(con, client, prompts, lambda p: distill.request_messages(p.prompt, p.context, options.system),
+                         options, store)
 
 
 def _store(con, job: Job, identity: str, file_id: int, outcomes: list[Outcome], local: bool,

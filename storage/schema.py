@@ -416,4 +416,116 @@ MIGRATIONS: list[list[str]] = [
     ],
     # 6: a faster normalize_text with the same results (see _NORMALIZE_FAST).
     [_NORMALIZE_FAST],
+    # 7: model-based quality. Quality runs (IFD under a small model, ratings by an LLM judge),
+    # each identified by what decides its scores so that a rerun continues it; concepts
+    # (a classifier over stored embeddings, trained on labelled pairs). pairs_view becomes
+    # pairs_view_base (every fixed column, now with the latest IFD and judge run's scores)
+    # plus one `concept_NAME` column per concept, which storage.concepts.refresh_view adds;
+    # DuckDB rebinds `b.*` at each query, so later migrations change pairs_view_base alone.
+    [
+        "CREATE SEQUENCE quality_run_id_seq START 1",
+        """
+        CREATE TABLE quality_runs (
+            id         INTEGER PRIMARY KEY DEFAULT nextval('quality_run_id_seq'),
+            kind       VARCHAR NOT NULL,          -- ifd | judge
+            identity   VARCHAR NOT NULL UNIQUE,   -- sha256 of what decides the scores
+            model      VARCHAR NOT NULL,          -- as requested (judge_scores.model: as answered)
+            params     VARCHAR NOT NULL,          -- JSON: settings, rubric (judge)
+            base_url   VARCHAR,                   -- judge: where requests went, no credentials
+            local      BOOLEAN,                   -- judge: a loopback server (its tokens cost nothing)
+            job_id     BIGINT,                    -- the latest job on it
+            created_at TIMESTAMP NOT NULL DEFAULT now(),
+            updated_at TIMESTAMP
+        )
+        """,
+        """
+        CREATE TABLE pair_ifd (
+            run_id            INTEGER NOT NULL,   -- quality_runs.id
+            pair_id           BIGINT NOT NULL,
+            tokens            INTEGER NOT NULL,   -- response tokens both losses average over
+            loss_given_prompt DOUBLE,             -- NULL: no response token within max length
+            loss_alone        DOUBLE,
+            ifd               DOUBLE              -- loss_given_prompt / loss_alone
+        )
+        """,
+        """
+        CREATE TABLE judge_scores (
+            run_id            INTEGER NOT NULL,   -- quality_runs.id
+            pair_id           BIGINT NOT NULL,
+            status            VARCHAR NOT NULL,   -- pending | done | failed
+            attempts          INTEGER NOT NULL DEFAULT 0,
+            score             INTEGER,            -- 1..5
+            reason            VARCHAR,            -- the judge's one line
+            error             VARCHAR,            -- the last error (failed), key redacted
+            model             VARCHAR,            -- the model that answered
+            prompt_tokens     BIGINT,
+            completion_tokens BIGINT,
+            PRIMARY KEY (run_id, pair_id)
+        )
+        """,
+        "CREATE SEQUENCE concept_id_seq START 1",
+        """
+        CREATE TABLE concepts (
+            id           INTEGER PRIMARY KEY DEFAULT nextval('concept_id_seq'),
+            name         VARCHAR NOT NULL UNIQUE,   -- [a-z][a-z0-9_]*: pairs_view's concept_NAME
+            set_id       INTEGER NOT NULL,          -- the embedding set it classifies
+            params       VARCHAR NOT NULL,          -- JSON: selectors, classifier settings
+            positives    BIGINT NOT NULL,
+            negatives    BIGINT NOT NULL,
+            cv_precision DOUBLE,                    -- cross-validated, at `threshold`
+            cv_recall    DOUBLE,
+            threshold    DOUBLE NOT NULL,           -- score at or above: in the concept
+            job_id       BIGINT,
+            created_at   TIMESTAMP NOT NULL DEFAULT now()
+        )
+        """,
+        """
+        CREATE TABLE concept_labels (
+            concept_id INTEGER NOT NULL,
+            pair_id    BIGINT NOT NULL,
+            label      BOOLEAN NOT NULL           -- a positive or a negative example
+        )
+        """,
+        """
+        CREATE TABLE concept_scores (
+            concept_id INTEGER NOT NULL,
+            pair_id    BIGINT NOT NULL,
+            score      FLOAT NOT NULL             -- the classifier's probability of the concept
+        )
+        """,
+        "DROP VIEW pairs_view",
+        """
+        CREATE VIEW pairs_view_base AS
+        SELECT p.id, p.prompt, p.response, p.source,
+               p.deleted_op IS NOT NULL AS deleted,
+               p.messages, f.path AS file, p.line, p.job_id, p.created_at,
+               mp.cluster, c.label AS topic, mp.x, mp.y,
+               p.model, p.finish_reason,
+               s.refusal, s."short", s.truncated, s.malformed, s.malformed_reason, s.lang,
+               s.pii, s.pii_kinds, s.n_words, s.n_tokens, s.over_length,
+               d.dup_group, d.dup_kind, d.dup_keep, coalesce(d.conflict, false) AS conflict,
+               coalesce(t.tags, []::VARCHAR[]) AS tags,
+               pl.loss_base, pl.loss_tuned,
+               qi.ifd, qi.loss_given_prompt, qi.loss_alone,
+               qj.score AS judge_score, qj.reason AS judge_reason
+        FROM pairs p
+        JOIN files f ON f.id = p.file_id
+        LEFT JOIN (SELECT mp.* FROM map_points mp JOIN maps m ON m.id = mp.map_id AND m.is_default) mp
+               ON mp.pair_id = p.id
+        LEFT JOIN clusters c ON c.map_id = mp.map_id AND c.level = 'fine' AND c.id = mp.cluster
+        LEFT JOIN signals s ON s.pair_id = p.id
+        LEFT JOIN duplicates d ON d.pair_id = p.id
+        LEFT JOIN (SELECT pair_id, list(tag ORDER BY tag) AS tags FROM tags GROUP BY pair_id) t
+               ON t.pair_id = p.id
+        LEFT JOIN (SELECT * FROM pair_losses WHERE run_id = (SELECT max(id) FROM score_runs)) pl
+               ON pl.pair_id = p.id
+        LEFT JOIN (SELECT * FROM pair_ifd
+                   WHERE run_id = (SELECT max(id) FROM quality_runs WHERE kind = 'ifd')) qi
+               ON qi.pair_id = p.id
+        LEFT JOIN (SELECT * FROM judge_scores WHERE status = 'done'
+                   AND run_id = (SELECT max(id) FROM quality_runs WHERE kind = 'judge')) qj
+               ON qj.pair_id = p.id
+        """,
+        "CREATE VIEW pairs_view AS SELECT b.* FROM pairs_view_base b",
+    ],
 ]

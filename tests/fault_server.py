@@ -1,8 +1,9 @@
-"""A fault-injecting OpenAI-compatible chat server on 127.0.0.1, for distill's tests.
+"""A fault-injecting OpenAI-compatible chat server on 127.0.0.1, for distill's and the judge's tests.
 
-It answers `POST /v1/chat/completions` deterministically ("Answer to: PROMPT", usage counted
-in words) and misbehaves on cue: `plan[prompt]` is a list of faults, one consumed per request
-for that prompt (the prompt is the last user message); when the list is empty it answers.
+It answers `POST /v1/chat/completions` deterministically ("Answer to: PROMPT", or what the
+`answer` hook makes of the prompt; usage counted in words) and misbehaves on cue:
+`plan[prompt]` is a list of faults, one consumed per request for that prompt (the prompt is
+the last user message); when the list is empty it answers.
 
 Faults:
   "429"        429 with Retry-After: `retry_after` seconds
@@ -20,11 +21,15 @@ Every request is logged (time, prompt, max_tokens, Authorization header) in `req
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 CONTEXT_LIMIT, CONTEXT_PROMPT = 150, 50
 CONTEXT_FIT = CONTEXT_LIMIT - CONTEXT_PROMPT
@@ -32,8 +37,10 @@ CONTEXT_FIT = CONTEXT_LIMIT - CONTEXT_PROMPT
 
 class FaultServer:
     def __init__(self, plan: dict[str, list[str]] | None = None, *, retry_after: float = 1,
-                 slow_seconds: float = 2.0, latency: float = 0.0, model: str = "fault-model"):
+                 slow_seconds: float = 2.0, latency: float = 0.0, model: str = "fault-model",
+                 answer: Callable[[str], str] | None = None):
         self.plan = {prompt: list(faults) for prompt, faults in (plan or {}).items()}
+        self.answer = answer or answer_for
         self.retry_after, self.slow_seconds, self.latency, self.model = retry_after, slow_seconds, latency, model
         self.requests: list[tuple[float, str, int | None, str | None]] = []
         self.answered = 0
@@ -76,6 +83,18 @@ class FaultServer:
     def max_tokens(self, prompt: str) -> list[int | None]:
         with self.lock:
             return [m for _, p, m, _ in self.requests if p == prompt]
+
+    def kill_9_after(self, answers: int, command: list[str], output: Path, env: dict | None = None) -> None:
+        """Run `command` (a child process writing to `output`) and kill -9 it once this server
+        has answered `answers` requests: mid-run, with requests in flight."""
+        with output.open("wb") as sink:  # the child holds its own copy of the descriptor
+            child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 120
+        while child.poll() is None and self.answered < answers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert child.poll() is None, "the run finished before it could be killed"
+        child.send_signal(signal.SIGKILL)
+        child.wait()
 
     def next_fault(self, prompt: str, max_tokens: int | None, auth: str | None) -> str | None:
         with self.lock:
@@ -158,7 +177,7 @@ def _handler(server: FaultServer):
                 return self._error(401, f"Incorrect API key provided: {key}. You can find your API key at "
                                         "https://platform.openai.com/account/api-keys.", "invalid_api_key")
             time.sleep(server.slow_seconds if fault == "slow" else server.latency)
-            answer = answer_for(prompt)
+            answer = server.answer(prompt)
             prompt_tokens, completion_tokens = usage_for(messages, answer)
             body = {
                 "id": "chatcmpl-fault", "object": "chat.completion", "created": int(time.time()),

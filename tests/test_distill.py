@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -263,15 +260,7 @@ def test_kill_9_mid_run_then_rerun_asks_nothing_stored_and_loses_nothing(db, tmp
         command = [os.path.join(os.path.dirname(sys.executable), "curator"), "--db", str(db), "distill", str(path),
                    *_fast_retries(server)]
         killed_output = tmp_path / "killed-run.out"  # its progress bar and anything else it wrote
-        with killed_output.open("wb") as sink:  # the child holds its own copy of the descriptor
-            child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "OPENAI_API_KEY": KEY})
-        deadline = time.monotonic() + 120
-        while child.poll() is None and server.answered < 80 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert child.poll() is None, "the run finished before it could be killed"
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+        server.kill_9_after(80, command, killed_output, env={**os.environ, "OPENAI_API_KEY": KEY})
         first = server.counts()
         stored = {p for (p,) in query(db, "SELECT prompt FROM distill_prompts WHERE status = 'done'")}
         assert 0 < len(stored) < len(prompts)
