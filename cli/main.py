@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 # that this table and the modules' COMMANDS lists agree.
 LAZY_COMMANDS = {
     "app": "cli.app",
+    "compare": "cli.compare",
+    "concept": "cli.concept",
+    "quality": "cli.quality",
     "chat": "cli.chat", "serve": "cli.chat",
     "distill": "cli.distill", "cost": "cli.distill", "prompts": "cli.distill",
     "duplicates": "cli.duplicates", "blobs": "cli.duplicates",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,13 @@ from curator.cache import cache_dir
 
 BUNDLED_NAME = "all-MiniLM-L6-v2"
 BATCH_SIZE = 64
-FIELDS = ("prompt", "response", "pair")
+FIELDS = ("prompt", "response", "pair", "opening")
+# "opening": a response's first sentence, at most OPENING_CHARS. Refusals, disclaimers and
+# canned openings ("As an AI language model, ...") live there, and a whole answer's vector is
+# about its topic: a refusal concept over openings found 2-3x the held-out refusals that one
+# over whole responses did (README, concepts).
+OPENING_CHARS = 200
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
 
 
 class Encoder(Protocol):
@@ -46,13 +53,23 @@ def check_field(field: str) -> None:
 
 
 def field_texts(prompts: Sequence[str], responses: Sequence[str], field: str) -> list[str]:
-    """What is embedded for a field: the prompt, the response, or both (prompt, blank line, response)."""
+    """What is embedded for a field: the prompt, the response, both (prompt, blank line,
+    response), or the response's opening."""
     check_field(field)
     if field == "prompt":
         return list(prompts)
     if field == "response":
         return list(responses)
+    if field == "opening":
+        return [opening(r) for r in responses]
     return [f"{p}\n\n{r}" for p, r in zip(prompts, responses)]
+
+
+def opening(text: str) -> str:
+    """The first sentence (or line) of a text, at most OPENING_CHARS."""
+    head = text[:OPENING_CHARS]
+    end = _SENTENCE_END.search(head, 1)
+    return head[:end.end()].strip() if end else head
 
 
 def bundled_model_path() -> Path:
