@@ -6,10 +6,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from storage import concepts as concept_rows
+
 # Columns a map can be coloured by, besides source and topic (all in pairs_view).
 SIGNAL_COLUMNS = ["refusal", "short", "truncated", "malformed", "pii", "over_length", "conflict"]
 # Per-pair losses of the latest `curator score` run (NULL: not scored), and what tuning changed.
 LOSS_COLUMNS = ["loss_base", "loss_tuned", "loss_change"]
+# Model-based quality of the latest `curator quality` runs; concepts add concept_NAME columns.
+QUALITY_COLUMNS = ["ifd", "judge_score"]
+# Scores shown in quintiles (judge_score is five values already: shown as they are).
+SCORE_COLUMNS = [*LOSS_COLUMNS, "ifd"]
+
+
+def is_score(column: str) -> bool:
+    """A continuous score: coloured in quintiles, filtered by a range."""
+    return column in SCORE_COLUMNS or column.startswith(concept_rows.COLUMN_PREFIX)
 
 # What jobs decide (coordinates, topics, sources, signals, duplicate groups, losses): changes only
 # when a job finishes, so the app reads it once per job. What operations decide (deleted,
@@ -17,7 +28,8 @@ LOSS_COLUMNS = ["loss_base", "loss_tuned", "loss_change"]
 _POINTS = """
 SELECT mp.pair_id AS id, mp.x, mp.y, mp.cluster, coalesce(c.label, 'noise') AS topic,
        v.source, v.refusal, v."short", v.truncated, v.malformed, v.pii, v.over_length,
-       v.conflict, v.dup_group, v.loss_base, v.loss_tuned, v.loss_tuned - v.loss_base AS loss_change
+       v.conflict, v.dup_group, v.loss_base, v.loss_tuned, v.loss_tuned - v.loss_base AS loss_change,
+       v.ifd, v.judge_score{concepts}
 FROM map_points mp
 JOIN pairs_view v ON v.id = mp.pair_id
 LEFT JOIN clusters c ON c.map_id = mp.map_id AND c.level = 'fine' AND c.id = mp.cluster
@@ -32,7 +44,8 @@ def map_points(con: duckdb.DuckDBPyConnection, map_id: int) -> pd.DataFrame:
     through Arrow, whose dictionaries become the categories directly: DuckDB's .df() makes a
     Python string of every value first (1.1 s of 1.3 s at 1M points). Columns with NULLs keep
     pandas' nullable types (boolean, Int64), as .df() gives them."""
-    table = con.execute(_POINTS, [map_id]).arrow().read_all()
+    concepts = "".join(f', v."{column}"' for column in concept_rows.columns(con))
+    table = con.execute(_POINTS.format(concepts=concepts), [map_id]).arrow().read_all()
     frame = table.to_pandas(strings_to_categorical=True)
     nullable = {}
     for field in table.schema:
@@ -65,24 +78,49 @@ def _register_ids(con: duckdb.DuckDBPyConnection, ids: np.ndarray) -> None:
     con.register("chosen_ids", pa.table({"id": pa.array(np.asarray(ids, dtype=np.int64))}))
 
 
-def pairs_by_ids(con: duckdb.DuckDBPyConnection, ids: np.ndarray, limit: int) -> pd.DataFrame:
-    """Up to `limit` of the chosen pairs, whole, in id order (pairs_view's columns).
+def pairs_by_ids(con: duckdb.DuckDBPyConnection, ids: np.ndarray, limit: int, keep_order: bool = False
+                 ) -> pd.DataFrame:
+    """Up to `limit` of the chosen pairs, whole, in id order (or in the order given), with
+    their quality scores.
 
     Built from the base tables, starting from the few ids: through pairs_view, DuckDB
     joins a million rows before it filters them (3 s against 0.1 s at 1M pairs)."""
-    _register_ids(con, np.sort(np.asarray(ids, dtype=np.int64))[:limit])
+    ids = np.asarray(ids, dtype=np.int64)
+    chosen = ids[:limit] if keep_order else np.sort(ids)[:limit]
+    con.register("chosen_ids", pa.table({"id": pa.array(chosen), "k": pa.array(np.arange(len(chosen)))}))
     try:
         return con.execute("""
             SELECT p.id, p.source, c.label AS topic, p.deleted_op IS NOT NULL AS deleted, p.prompt, p.response,
                    coalesce((SELECT list(t.tag ORDER BY t.tag) FROM tags t WHERE t.pair_id = p.id),
-                            []::VARCHAR[]) AS tags
+                            []::VARCHAR[]) AS tags,
+                   (SELECT q.ifd FROM pair_ifd q WHERE q.pair_id = p.id AND q.run_id =
+                        (SELECT max(id) FROM quality_runs WHERE kind = 'ifd')) AS ifd,
+                   (SELECT j.score FROM judge_scores j WHERE j.pair_id = p.id AND j.status = 'done' AND j.run_id =
+                        (SELECT max(id) FROM quality_runs WHERE kind = 'judge')) AS judge_score
             FROM chosen_ids ci
             JOIN pairs p ON p.id = ci.id
             LEFT JOIN maps m ON m.is_default
             LEFT JOIN map_points mp ON mp.map_id = m.id AND mp.pair_id = p.id
             LEFT JOIN clusters c ON c.map_id = m.id AND c.level = 'fine' AND c.id = mp.cluster
-            ORDER BY p.id
+            ORDER BY ci.k
         """).df()
+    finally:
+        con.unregister("chosen_ids")
+
+
+def ids_by_score(con: duckdb.DuckDBPyConnection, ids: np.ndarray, column: str, limit: int,
+                 descending: bool) -> np.ndarray:
+    """Up to `limit` of the chosen ids, highest (or lowest) `column` first; unscored ones last.
+    `column` must be one of pairs_view's score columns (checked: it is spliced into the SQL)."""
+    allowed = {*SCORE_COLUMNS, *QUALITY_COLUMNS, *concept_rows.columns(con)} - {"loss_change"}
+    if column not in allowed:
+        raise ValueError(f"cannot sort by {column!r}; one of: {', '.join(sorted(allowed))}")
+    _register_ids(con, ids)
+    try:
+        return con.execute(
+            f'SELECT v.id FROM pairs_view v JOIN chosen_ids USING (id) '
+            f'ORDER BY v."{column}" {"DESC" if descending else "ASC"} NULLS LAST, v.id LIMIT ?',
+            [limit]).fetchnumpy()["id"]
     finally:
         con.unregister("chosen_ids")
 

@@ -90,3 +90,36 @@ def test_random_negatives_are_seeded_and_exclude_positives():
     assert len(first) == 300 and np.array_equal(first, concepts.random_negatives(candidates, 30, seed=1))
     assert set(first) <= set(candidates)
     assert len(concepts.random_negatives(candidates[:50], 30, seed=1)) == 50
+
+
+def test_find_more_like_these_in_the_app(tmp_path_factory, tmp_path, monkeypatch):
+    """The map's selection (the identity conversations of the curation set) -> a concept ->
+    the map coloured by it; the sample sorted by the new score."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+    from tests.curation_data import IDENTITY, copy_to, mapped_template
+    from ui.state import Selection
+
+    db = copy_to(mapped_template(tmp_path_factory), tmp_path / "app.duckdb")
+    ids = np.array(sorted(i for (i,) in query(db, "SELECT id FROM pairs WHERE source = ?", [IDENTITY])))
+    monkeypatch.setenv("CURATOR_DB", str(db))
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app.session_state["selection"] = Selection({"source": IDENTITY}, ids[:40], "the first 40 identity pairs")
+    app.run()
+    assert not app.exception
+    app.text_input(key="concept_name").input("identity_like").run()
+    next(b for b in app.button if b.label == "Find more like these").click().run()
+    assert not app.exception
+    assert any("concept identity_like: 40 positives" in s.value for s in app.success), [s.value for s in app.success]
+    scores = dict(query(db, "SELECT id, concept_identity_like FROM pairs_view"))
+    held_out = ids[40:]
+    assert np.mean([scores[i] >= 0.5 for i in held_out]) > 0.9  # the rest of the blob is found
+    others = [s for i, s in scores.items() if i not in set(ids)]
+    assert np.mean([s >= 0.5 for s in others]) < 0.05
+    colour = app.sidebar.selectbox[1]
+    assert "concept_identity_like" in colour.options
+    colour.select("concept_identity_like").run()
+    assert not app.exception
+    app.selectbox(key="sample_order").select("judge_score").run()  # no judge run: unscored, by id
+    assert not app.exception

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from storage.browse import LOSS_COLUMNS, SIGNAL_COLUMNS
+from storage.browse import SIGNAL_COLUMNS, is_score
 from ui import map_component, state
 
 MAX_LEGEND = 12        # categories with a colour of their own; the rest are "other"
@@ -52,8 +52,11 @@ def categories(frame: pd.DataFrame, color_by: str) -> pd.Series:
     largest values, the rest "other". Built from category codes, never from a million strings
     (a colour change at 1M pairs: 0.3 s through strings, a few ms through codes)."""
     column = frame[color_by]
-    if color_by in LOSS_COLUMNS:
+    if is_score(color_by):
         return quintiles(column)
+    if color_by == "judge_score":
+        scores = column.to_numpy(dtype=float, na_value=0).astype(np.int8)  # 1..5, 0: not judged
+        return _named(np.where(scores > 0, scores - 1, 5), ["1", "2", "3", "4", "5", "not judged"], frame.index)
     if color_by == "dup_group":
         return _named(column.notna().to_numpy(np.int8), ["unique", "duplicate"], frame.index)
     if color_by == "deleted":

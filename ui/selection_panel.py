@@ -6,6 +6,8 @@ import json
 import pandas as pd
 import streamlit as st
 
+from curator.selection import Selector
+from jobs import concepts as concept_job
 from jobs import operations
 from storage import browse
 from ui import state
@@ -13,6 +15,7 @@ from ui import state
 # Each rerun reads through a fresh connection, and sampled ids lie in different compressed
 # blocks: at 1M pairs 200 rows took 0.4 s to read, 50 rows 0.17 s.
 SAMPLE_ROWS = 50
+SAMPLE_ORDERS = ["id", "ifd", "judge_score", "loss_base", "loss_tuned"]
 
 
 def show(snap: state.Snapshot | None = None) -> None:
@@ -26,19 +29,29 @@ def show(snap: state.Snapshot | None = None) -> None:
     st.markdown(f"**{len(chosen.ids):,} {'pair' if len(chosen.ids) == 1 else 'pairs'} selected** · {chosen.label}")
     if len(chosen.ids):
         counts = state.breakdown(chosen, snap)
-        with state.reading() as con:
-            sample = browse.pairs_by_ids(con, chosen.ids, SAMPLE_ROWS)
         columns = st.columns(3)
         for column, (name, rows) in zip(columns, counts.items()):
             column.dataframe(pd.DataFrame(rows, columns=[name, "pairs"]), hide_index=True, height=180)
-        _sample(sample, len(chosen.ids))
+        order_col, direction_col = st.columns([3, 1])
+        order = order_col.selectbox("Sample", SAMPLE_ORDERS, key="sample_order",
+                                    format_func=lambda o: "first by id" if o == "id" else f"by {o}")
+        highest = direction_col.toggle("highest first", value=True, disabled=order == "id", key="sample_highest")
+        with state.reading() as con:
+            if order == "id":
+                sample = browse.pairs_by_ids(con, chosen.ids, SAMPLE_ROWS)
+            else:
+                ranked = browse.ids_by_score(con, chosen.ids, order, SAMPLE_ROWS, highest)
+                sample = browse.pairs_by_ids(con, ranked, SAMPLE_ROWS, keep_order=True)
+        _sample(sample, len(chosen.ids), "first by id" if order == "id" else
+                f"{'highest' if highest else 'lowest'} {order} first, unscored last")
         _actions(chosen)
+        _find_more(chosen)
     st.button("Clear selection", on_click=state.clear_selection)
     _log_and_undo(snap)
 
 
-def _sample(sample: pd.DataFrame, total: int) -> None:
-    st.caption(f"first {len(sample):,} of {total:,} by id; pick a row to read it whole")
+def _sample(sample: pd.DataFrame, total: int, order: str) -> None:
+    st.caption(f"{len(sample):,} of {total:,}, {order}; pick a row to read it whole")
     # Ids as text: 63-bit ids lose digits as JavaScript numbers.
     shown = sample.assign(id=sample["id"].astype(str), prompt=sample["prompt"].str.slice(0, 120),
                           response=sample["response"].str.slice(0, 120))
@@ -67,6 +80,30 @@ def _actions(chosen: state.Selection) -> None:
         st.button("Restore", on_click=_apply, args=("restore", chosen))
 
 
+def _find_more(chosen: state.Selection) -> None:
+    """A concept from the selection: a classifier over the map's embeddings, the selection as
+    its positives against random other pairs; every pair gets a concept_NAME score."""
+    with st.expander("Find more like these (a concept)"):
+        st.text_input("Concept name (lower-case letters, digits, _)", key="concept_name")
+        st.button("Find more like these", on_click=_concept, args=(chosen,),
+                  disabled=not st.session_state.get("concept_name"))
+
+
+def _concept(chosen: state.Selection) -> None:
+    name = st.session_state.get("concept_name", "")
+    try:
+        with state.database():
+            report = concept_job.create(state.db_path(), name, Selector(ids=chosen.ids))
+    except ValueError as err:
+        st.session_state["last_error"] = str(err)
+        return
+    cv = ("not cross-validated (too few pairs)" if report.cv_precision is None else
+          f"cross-validated precision {report.cv_precision:.0%}, recall {report.cv_recall:.0%}")
+    st.session_state["last_message"] = (f"concept {report.name}: {report.positives:,} positives, {cv}; "
+                                        f"{report.members:,} pairs score >= {report.threshold:g}. "
+                                        f"Colour the map by concept_{report.name}.")
+
+
 def _apply(kind: str, chosen: state.Selection) -> None:
     # The inputs are read here, not bound when the buttons were drawn: text typed just before
     # the click arrives with the click.
@@ -87,6 +124,9 @@ def _log_and_undo(snap: state.Snapshot) -> None:
     message = st.session_state.pop("last_message", None)
     if message:
         st.success(message)
+    error = st.session_state.pop("last_error", None)
+    if error:
+        st.error(error)
     st.button("Undo last operation", on_click=_undo)
     with st.expander("Operations log"):
         logged = state.operations_log(snap)
