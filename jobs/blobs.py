@@ -41,8 +41,11 @@ def blob_report(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, map_name
         score, reasons = blobs.score(measures)
         entry = {"kind": group["kind"]}
         entry.update({"id": int(group["key"])} if group["kind"] == "cluster" else {"name": group["key"]})
+        # Model-based scores are shown beside the measures, not weighed into the score: most
+        # databases have none, and the ranking should not change with whether they were run.
+        quality = {name: None if group[name] is None else round(group[name], 4) for name in ("ifd_mean", "judge_mean")}
         entry.update(label=group["label"], size=group["size"], score=score, reasons=reasons,
-                     metrics=_metrics(measures))
+                     metrics={**_metrics(measures), **quality})
         if group["kind"] == "cluster":
             entry["top_sources"] = json.loads(group["top_sources"])
         ranked.append(entry)

@@ -11,10 +11,14 @@ WITH live AS (
     SELECT p.id, p.source, mp.cluster,
            coalesce(s.n_words, len(string_split_regex(p.response, '\s+'))) AS words,
            coalesce(s."short", false) AS "short", coalesce(s.refusal, false) AS refusal,
-           coalesce(s.truncated, false) AS truncated, coalesce(s.malformed, false) AS malformed
+           coalesce(s.truncated, false) AS truncated, coalesce(s.malformed, false) AS malformed,
+           qi.ifd, qj.score AS judge_score
     FROM pairs p
     LEFT JOIN map_points mp ON mp.pair_id = p.id AND mp.map_id = $map
     LEFT JOIN signals s ON s.pair_id = p.id
+    LEFT JOIN pair_ifd qi ON qi.pair_id = p.id AND qi.run_id = (SELECT max(id) FROM quality_runs WHERE kind = 'ifd')
+    LEFT JOIN judge_scores qj ON qj.pair_id = p.id AND qj.status = 'done'
+          AND qj.run_id = (SELECT max(id) FROM quality_runs WHERE kind = 'judge')
     WHERE p.deleted_op IS NULL
 ),
 members AS (
@@ -26,14 +30,15 @@ members AS (
 
 
 def group_counts(con: duckdb.DuckDBPyConnection, map_id: int) -> list[dict]:
-    """kind, key, size, response word quartiles (q1, q3), share of each signal, label and the
-    largest sources, per group. A source's label is that of the cluster holding most of it."""
+    """kind, key, size, response word quartiles (q1, q3), share of each signal, mean IFD and
+    judge score (NULL when unscored), label and the largest sources, per group. A source's label is that of the cluster holding most of it."""
     cursor = con.execute(_MEMBERS + """
         , counts AS (
             SELECT kind, "key", count(*) AS size,
                    quantile_cont(words, 0.25) AS q1, quantile_cont(words, 0.75) AS q3,
                    avg("short"::DOUBLE) AS "short", avg(refusal::DOUBLE) AS refusal,
-                   avg(truncated::DOUBLE) AS truncated, avg(malformed::DOUBLE) AS malformed
+                   avg(truncated::DOUBLE) AS truncated, avg(malformed::DOUBLE) AS malformed,
+                   avg(ifd) AS ifd_mean, avg(judge_score) AS judge_mean
             FROM members GROUP BY kind, "key"
         ),
         per_source AS (

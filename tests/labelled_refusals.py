@@ -1,6 +1,7 @@
-"""Refusals in real AlpacaEval model outputs, labelled by reading (alpaca_eval_results/MODEL,
-0-based record index): the refusal rules' test set (tests/test_signals.py) and the concept's
-(tests/test_concepts.py)."""
+"""Refusals in real model outputs, labelled by reading: AlpacaEval outputs
+(alpaca_eval_results/MODEL, 0-based record index) and Anthropic HH answers (line numbers).
+The refusal rules' test set (tests/test_signals.py), the concept's (tests/test_concepts.py)
+and bench/quality.py's."""
 
 REFUSALS = {
     "guanaco-7b": [3, 82, 122, 143, 147, 148, 161, 188, 207, 218, 228, 243, 291, 311, 336, 403, 408, 494, 547, 568,
@@ -22,3 +23,14 @@ NOT_REFUSALS = {
     "baize-v2-7b": [127, 132, 364, 442, 572, 628, 629],
     "text_davinci_003": [219],
 }
+# Held out: 80 random Anthropic HH "chosen" answers (line numbers), labelled by reading
+# before the rules' last revision. First measured precision 1.00, recall 0.21; the rules then
+# learned "I don't know how to", "not prepared to", "I'm not a lawyer" and "I don't have an
+# opinion". Moralising questions ("Have you considered that your view is intolerant?") and
+# other conversational refusals remain beyond phrase rules.
+HH_REFUSALS = [197, 242, 286, 296, 399, 422, 507, 675, 914, 1017, 1227, 1263, 1406, 1838, 1856, 2027, 2033, 2257,
+               2280]
+HH_OTHERS = [153, 160, 190, 203, 237, 244, 253, 257, 299, 317, 335, 352, 371, 385, 482, 483, 545, 590, 617, 622, 736,
+             740, 769, 843, 879, 905, 985, 999, 1179, 1186, 1229, 1285, 1286, 1326, 1393, 1401, 1434, 1481, 1497, 1525,
+             1617, 1624, 1712, 1716, 1727, 1738, 1751, 1776, 1907, 2002, 2034, 2078, 2096, 2151, 2177, 2194, 2214, 2243,
+             2285, 2294, 2311]

@@ -18,7 +18,7 @@ from conftest import DATA, needs_data, query
 from curator import chat_tokens, language
 from curator import signals as S
 from jobs.signals import compute_signals
-from tests.labelled_refusals import NOT_REFUSALS, REFUSALS
+from tests.labelled_refusals import HH_OTHERS, HH_REFUSALS, NOT_REFUSALS, REFUSALS
 
 pytestmark = needs_data
 
@@ -28,17 +28,6 @@ MODELS = ("guanaco-7b", "falcon-7b-instruct", "gpt4", "llama-2-7b-chat-hf", "vic
 T0_TEMPLATES = ("adversarial_qa_dbert_based_on", "paws_labeled_final_context_question",
                 "commonsense_qa_question_to_answer_index")
 
-# Held out: 80 random Anthropic HH "chosen" answers (line numbers), labelled by reading
-# before the rules' last revision. First measured precision 1.00, recall 0.21; the rules then
-# learned "I don't know how to", "not prepared to", "I'm not a lawyer" and "I don't have an
-# opinion". Moralising questions ("Have you considered that your view is intolerant?") and
-# other conversational refusals remain beyond phrase rules.
-HH_REFUSALS = [197, 242, 286, 296, 399, 422, 507, 675, 914, 1017, 1227, 1263, 1406, 1838, 1856, 2027, 2033, 2257,
-               2280]
-HH_OTHERS = [153, 160, 190, 203, 237, 244, 253, 257, 299, 317, 335, 352, 371, 385, 482, 483, 545, 590, 617, 622, 736,
-             740, 769, 843, 879, 905, 985, 999, 1179, 1186, 1229, 1285, 1286, 1326, 1393, 1401, 1434, 1481, 1497, 1525,
-             1617, 1624, 1712, 1716, 1727, 1738, 1751, 1776, 1907, 2002, 2034, 2078, 2096, 2151, 2177, 2194, 2214, 2243,
-             2285, 2294, 2311]
 MALFORMED = {  # (model or file, index): reason
     ("alpaca_5000", 1275): "placeholder", ("alpaca_5000", 4361): "placeholder",
     ("alpaca_5000", 2710): "merged_turns", ("alpaca_5000", 2930): "merged_turns",

@@ -25,7 +25,8 @@ with state.database():
     finally:
         con.close()
 st.dataframe([{"kind": r["kind"], "cluster or source": r.get("id", r.get("name")), "label": r["label"],
-               "size": r["size"], "score": round(r["score"], 3), "reasons": "; ".join(r["reasons"])}
+               "size": r["size"], "score": round(r["score"], 3), "reasons": "; ".join(r["reasons"]),
+               "mean IFD": r["metrics"]["ifd_mean"], "mean judge score": r["metrics"]["judge_mean"]}
               for r in report[:30]], hide_index=True)
 
 with state.reading() as con:
