@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/quality.py                 # build (once, ~6 min on 2 cores) and measure
     .venv/bin/python bench/quality.py --ifd 400       # plus IFD on a random 400 pairs (~3-5 min)
+    .venv/bin/python bench/quality.py --ifd-speed 300 # only: IFD pairs/s against the raw loss passes
 
 The mixture (bench/out/quality/mixture.duckdb, built once), all real public data from
 ../shared/data:
@@ -193,10 +194,47 @@ def ifd(db: Path, sample: int) -> None:
         print(f"   {kind:<14} {n:>4} pairs  mean {mean:.3f}  median {median:.3f}")
 
 
+def ifd_speed(n: int) -> None:
+    """`curator quality ifd` on the first n Alpaca pairs against the raw baseline: the same
+    model's two loss passes over the same pairs, pre-encoded, in this process."""
+    from curator import evaluation, quality, training
+
+    folder = OUT / "speed"
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
+    folder.mkdir(parents=True)
+    records = json.loads((DATA / "alpaca_5000.json").read_text())[:n]
+    (folder / "alpaca.json").write_text(json.dumps(records))
+    db = folder / "speed.duckdb"
+    curator(db, "ingest", folder / "alpaca.json")
+    started = time.monotonic()
+    report = json.loads(curator(db, "quality", "ifd", "--json"))
+    wall = time.monotonic() - started
+    prompts, responses = zip(*rows(db, "SELECT prompt, response FROM pairs"))
+    model = evaluation.open_model(training.BUNDLED_BASE)
+    chat = training.chat_template(model.tokenizer, "model")
+    encoded = [quality.encode_pair(p, r, model.tokenizer, chat, 512) for p, r in zip(prompts, responses)]
+    started = time.monotonic()
+    model.losses([given for given, _ in encoded])
+    model.losses([alone for _, alone in encoded])
+    raw = time.monotonic() - started
+    tokens = sum(len(given.input_ids) + len(alone.input_ids) for given, alone in encoded)
+    print(f"\nIFD speed, {report['scored']} Alpaca pairs ({tokens:,} tokens through the model), bundled SmolLM2, "
+          f"batch 16, 2 cores:")
+    print(f"   curator quality ifd: {report['pairs_per_s']:.1f} pairs/s scoring ({report['seconds']:.1f} s; "
+          f"{wall:.1f} s with start-up and model loading)")
+    print(f"   raw (the two loss passes alone): {len(encoded) / raw:.1f} pairs/s ({raw:.1f} s)")
+    print(f"   ratio curator / raw: {report['pairs_per_s'] / (len(encoded) / raw):.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ifd", type=int, default=0, help="IFD on a random N pairs (0: skip)")
+    parser.add_argument("--ifd-speed", type=int, default=0,
+                        help="only time IFD on the first N Alpaca pairs against the raw loss passes")
     args = parser.parse_args()
+    if args.ifd_speed:
+        ifd_speed(args.ifd_speed)
+        return
     db = OUT / "mixture.duckdb"
     if not (OUT / "built").exists():
         print(f"building {db}", flush=True)
