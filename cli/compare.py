@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cli.common import database
-from cli.main import _StageBars
+from cli.main import StageBars
 from cli.output import print_json, print_table
 
 
@@ -40,7 +40,7 @@ def compare(ctx, version_a, version_b, steps, same_size, eval_set, eval_limit, m
 
     options = CompareOptions(steps=steps, same_size=same_size, eval_set=eval_set, eval_limit=eval_limit,
                              max_length=max_length, seed=seed)
-    bars = _StageBars()
+    bars = StageBars()
     try:
         report = run_compare(database(ctx), version_a, version_b, out or default_out(version_a, version_b),
                              options, progress=bars, notify=None if as_json else bars.stage)

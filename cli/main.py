@@ -223,7 +223,7 @@ def demo(ctx, full):
     click.echo(f"\nnext: curator --db {database(ctx)} clusters")
 
 
-class _StageBars:
+class StageBars:
     """A progress bar per stage of `demo --full`, each stage's line printed as it ends."""
 
     def __init__(self):
@@ -242,7 +242,7 @@ class _StageBars:
 def _demo_full(db_path: str) -> None:
     from jobs import demo as demo_job
 
-    bars = _StageBars()
+    bars = StageBars()
     try:
         report = demo_job.run_full(db_path, progress=bars, notify=bars.stage)
     finally:
