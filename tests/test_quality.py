@@ -89,3 +89,17 @@ def test_ifd_is_the_ratio_of_the_stored_losses_and_lower_for_the_extractive_temp
     assert mean["p3_qa"] < mean["alpaca"] - 0.1, mean
     by_source = {s["source"]: s for s in scored[1]["by_source"] + scored[2]["by_source"]}
     assert set(by_source) == {"alpaca", "p3_qa"}
+
+
+def test_a_gguf_file_scores_through_llama_cpp_as_a_run_of_its_own(scored):
+    from tests.conftest import Curator
+    db, first = scored[0], scored[1]
+    gguf = str(chat_tokens.bundled_gguf())
+    report = Curator(db).json("quality", "ifd", "--model", gguf, "--limit", 4, "--max-length", 256)
+    assert report["run_id"] != first["run_id"] and report["scored"] == 4 and report["model"] == gguf
+    rows = query(db, "SELECT g.ifd, t.ifd FROM pair_ifd g JOIN pair_ifd t USING (pair_id) "
+                     "WHERE g.run_id = ? AND t.run_id = ? AND g.ifd IS NOT NULL", [report["run_id"], first["run_id"]])
+    # The Q4_1 file and the dequantized float32 model are the same network, near enough.
+    assert rows and all(abs(q - f) < 0.15 for q, f in rows), rows
+    # pairs_view shows the latest run: the file's four pairs.
+    assert query(db, "SELECT count(*) FROM pairs_view WHERE ifd IS NOT NULL")[0][0] == len(rows)
