@@ -181,7 +181,10 @@ def test_click_opens_the_pair(page, app_db):
     label = page.get_by_text(re.compile(r"pair \d+, clicked on map")).first.inner_text()
     pair_id = int(re.search(r"pair (\d+), clicked", label).group(1))
     (prompt,), = query(app_db, "SELECT prompt FROM pairs WHERE id = ?", [pair_id])
-    assert page.locator("textarea[aria-label='prompt']").input_value() == prompt
+    # The page draws the panel in steps as the rerun's elements arrive: wait for the pair's text
+    # (one suite run read the text area while it was still empty).
+    from playwright.sync_api import expect
+    expect(page.locator("textarea[aria-label='prompt']")).to_have_value(prompt, timeout=20_000)
     page.get_by_role("button", name="Clear selection").click()
     settle(page)
 
