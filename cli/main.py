@@ -271,16 +271,27 @@ FIELD = click.Choice(embedding.FIELDS)
 @click.option("--batch-size", default=embedding.BATCH_SIZE, show_default=True, type=int)
 @click.option("--commit-every", default=4096, show_default=True, type=int,
               help="Pairs per committed shard: the resume granularity.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
+              help="Encode on a Ray cluster (needs `pip install curator[ray]`): --ray alone starts a local "
+                   "instance on 127.0.0.1, --ray ADDRESS joins a cluster.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="With --ray: encoding actors (default: one per GPU, else per CPU of the cluster).")
 @click.pass_context
-def embed(ctx, model, field, fast, batch_size, commit_every):
+def embed(ctx, model, field, fast, batch_size, commit_every, ray_address, workers):
     """Embed every pair that has no vector yet for this model and field (resumable)."""
     from jobs.embed import embed as run_embed
 
+    encoder = None
+    if ray_address is not None:
+        from jobs.ray_pool import RayEncoder
+        encoder = RayEncoder(model, fast=fast, address=ray_address, workers=workers)
+    elif workers is not None:
+        raise click.UsageError("--workers goes with --ray")
     con = storage.connect(database(ctx))
     bar = ProgressBar(unit="pair", unit_scale=False)
     try:
         report = run_embed(con, database(ctx), model=model, field=field, fast=fast, batch_size=batch_size,
-                           commit_every=commit_every, progress=bar)
+                           commit_every=commit_every, progress=bar, encoder=encoder)
     finally:
         bar.close()
         con.close()
