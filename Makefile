@@ -20,7 +20,15 @@ run: $(STAMP)
 	$(BIN)/curator demo
 	$(BIN)/curator app
 
-test: $(STAMP) $(CHROMIUM)
+# The test command also installs the optional Ray extra, so that `--ray` is tested (the main
+# job does not need it).
+RAY_STAMP := $(VENV)/.ray-installed
+
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --editable ".[ray]"
+	touch $(RAY_STAMP)
+
+test: $(STAMP) $(RAY_STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 $(CHROMIUM):
