@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import duckdb
@@ -44,12 +45,28 @@ def _open(path: Path, read_only: bool, config: dict) -> duckdb.DuckDBPyConnectio
         raise
 
 
-def connect(path: str | os.PathLike | None = None) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the database for writing, migrated to the current schema."""
+# Seconds a writer waits for the lock before saying who holds it. The web app opens the file
+# read-only for moments on each rerun; a job it has just started (Jobs page: the page reads
+# the database right after starting the child) must wait those out, not fail. A fresh
+# machine's first run was seen to lose that race.
+LOCK_WAIT = 5.0
+
+
+def connect(path: str | os.PathLike | None = None, wait: float = LOCK_WAIT) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the database for writing, migrated to the current schema;
+    DatabaseLocked if another process still holds it after `wait` seconds."""
     db_path = resolve_db_path(path)
     if db_path.parent != Path(""):
         db_path.parent.mkdir(parents=True, exist_ok=True)
-    con = _open(db_path, read_only=False, config={})
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            con = _open(db_path, read_only=False, config={})
+            break
+        except DatabaseLocked:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
     migrate(con)
     return con
 

@@ -123,3 +123,25 @@ def test_db_path_comes_from_option_then_environment(tmp_path, monkeypatch):
     assert result.returncode == 0 and env_db.exists()
     result = run_console("ingest", data, cwd=tmp_path, env={"CURATOR_DB": ""})
     assert result.returncode == 0 and (tmp_path / "curator.duckdb").exists()
+
+
+def test_a_writer_waits_out_a_short_read(tmp_path):
+    """The web app reads for moments; a job it has just started must wait that out, not fail."""
+    db = tmp_path / "read.duckdb"
+    data = tmp_path / "x.jsonl"
+    data.write_text('{"prompt": "Hi there", "response": "Hello"}\n')
+    assert run_console("--db", db, "ingest", data).returncode == 0
+    reader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time, storage
+        con = storage.connect_read_only({str(db)!r})
+        print("ready", flush=True)
+        time.sleep(1.5)
+        con.close()
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "ready"
+        result = run_console("--db", db, "signals")
+        assert result.returncode == 0, result.stderr
+    finally:
+        reader.kill()
+        reader.wait()
