@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # in place of bench/, where this file's own name would shadow the ray package
 
 import storage  # noqa: E402
 from storage import embeddings as vector_rows  # noqa: E402
