@@ -1,18 +1,38 @@
-"""`curator embed --ray` against the local job on the same pairs (needs the ray extra).
+"""The heavy stages on Ray (`--ray`, the ray extra) against the local code, on the same data.
 
-    .venv/bin/python bench/ray.py                  # 2,000 Alpaca prompts
-    .venv/bin/python bench/ray.py --rows 5000
+    .venv/bin/python bench/ray.py                       # embed, place, duplicates
+    .venv/bin/python bench/ray.py --only place --rows 100000
+    .venv/bin/python bench/ray.py --only neighbours     # the sample-fit map against the full fit
 
-Each run is a child process on a fresh copy of one ingested database, timed end to end
-(start-up, model loading, Ray's start included): the local job (the raw baseline: one process,
-ONNX on both cores), then `--ray --workers 1` and `--ray --workers 2` on a local Ray instance.
-Prints seconds, texts/s, the ratio local / Ray (> 1: Ray is faster), whether the vectors equal
-the local job's (least cosine), Ray's start-up alone, and the installed size of the extra.
+Every section runs the local code first (the raw baseline, measured in the same run), then the
+same stage on a local Ray instance with 1 and 2 workers, and prints seconds, the ratio
+local / Ray (> 1: Ray is faster) and whether the results equal the local ones.
+
+- embed: `curator embed` end to end as a child process on a fresh copy of one ingested
+  database (start-up, model loading and Ray's start included): --rows Alpaca prompts
+  (default 2,000), all-MiniLM-L6-v2 through ONNX.
+- place: placing --rows real texts (default 100,000: distinct prompts and responses of the
+  shared data, static fast vectors) with a map fitted on 20,000 of them, i.e. what
+  `curator map` does for every point outside its fit sample: curator.projection.place, in
+  chunks of 50,000, here or on the workers. Timed after a warm-up on each side (numba's
+  compiled code loaded), Ray's start-up separately.
+- duplicates: curator.duplicates.near_pairs (the k-NN search of `curator duplicates`) on the
+  fast vectors of bench/dedup.py's --rows prompts (default 100,000, full of near-duplicates),
+  here on threads or on the workers.
+- neighbours (only with --only neighbours, ~10 min): UMAP fitted on all --rows points
+  against a full fit with another seed (what two maps of the same data share) and fits on
+  seeded samples of 50k, 25k and 10k with the rest placed. For each point, the share of its 10
+  nearest neighbours on the full-fit map that it keeps on the other map, and the share of its
+  10 nearest neighbours in the vector space that each map keeps.
+
+Also prints Ray's local start-up alone and the installed size of the extra.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import random
+import re
 import shutil
 import subprocess
 import sys
@@ -25,14 +45,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # in place of bench/, where this file's own name would shadow the ray package
 
 import storage  # noqa: E402
+from bench import dedup as dedup_bench  # noqa: E402
+from bench import ingest as ingest_bench  # noqa: E402
+from curator import duplicates, embedding, parallel, projection  # noqa: E402
 from storage import embeddings as vector_rows  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "out" / "ray"
 CURATOR = str(Path(sys.executable).with_name("curator"))
+SECTIONS = ("embed", "place", "duplicates", "neighbours")
+PLACE_FIT = 20_000
+NEIGHBOURS = 10
 
 
-def vectors(db: Path) -> tuple[np.ndarray, np.ndarray]:
+# --- embed: the CLI end to end ------------------------------------------------------------
+
+def stored_vectors(db: Path) -> tuple[np.ndarray, np.ndarray]:
     con = storage.connect_read_only(db)
     try:
         return vector_rows.load_vectors(con, 1)
@@ -62,6 +90,154 @@ def timed_embed(template: Path, name: str, *extra: str) -> tuple[float, Path]:
     return seconds, db
 
 
+def bench_embed(rows: int) -> None:
+    source = OUT / f"alpaca_{rows}.json"
+    source.write_text(json.dumps(list(alpaca_records(rows))))
+    template = OUT / f"template_{rows}.duckdb"
+    if not template.exists():
+        subprocess.run([CURATOR, "--db", str(template), "ingest", str(source)], check=True, capture_output=True)
+    local_s, local_db = timed_embed(template, "local")
+    reference = stored_vectors(local_db)
+    results = [("local job (raw baseline)", local_s, "")]
+    for workers in (1, 2):
+        seconds, db = timed_embed(template, f"ray{workers}", "--ray", "--workers", str(workers))
+        ids, got = stored_vectors(db)
+        assert np.array_equal(ids, reference[0])
+        results.append((f"--ray --workers {workers}", seconds,
+                        f"least cosine to local {float(np.sum(got * reference[1], axis=1).min()):.6f}"))
+    report(f"embed: {rows:,} prompts, all-MiniLM-L6-v2 (ONNX), `curator embed` end to end", results,
+           rows, "texts")
+
+
+# --- place and duplicates: the domain loops, here and on the workers -------------------------
+
+def distinct_texts(n: int) -> list[str]:
+    """n distinct real texts: the prompts and responses of bench/ingest.py's pool (86,685 of
+    them), then as many of their distinct sentences as it takes, shuffled."""
+    pool = ingest_bench.load_pool(DATA)
+    whole = [t.strip() for row in pool for t in (row["prompt"], row["response"])]
+    sentences = [s.strip() for t in whole for s in re.split(r"(?<=[.!?])\s+", t) if len(s.strip()) > 20]
+    texts = list(dict.fromkeys(t for t in whole if t))
+    known = set(texts)
+    texts += list(dict.fromkeys(s for s in sentences if s not in known))[:max(0, n - len(texts))]
+    if len(texts) < n:
+        raise SystemExit(f"only {len(texts):,} distinct texts in {DATA}")
+    random.Random(ingest_bench.SEED).shuffle(texts)
+    return texts[:n]
+
+
+def text_vectors(n: int) -> np.ndarray:
+    path = OUT / f"distinct_{n}_fast.npy"
+    if not path.exists():
+        np.save(path, embedding.load_encoder(fast=True).encode(distinct_texts(n)))
+    return np.load(path)
+
+
+def timed(function):
+    started = time.perf_counter()
+    result = function()
+    return time.perf_counter() - started, result
+
+
+def on_ray(workers: int, warm_up, run):
+    """`run(cluster.map)` on a fresh pool of `workers` actors, after `warm_up(cluster.map)`."""
+    from jobs.ray_pool import RayCluster
+    cluster = RayCluster(workers=workers)
+    try:
+        warm_up(cluster.map)
+        return timed(lambda: run(cluster.map))
+    finally:
+        cluster.close()
+
+
+def bench_place(rows: int) -> None:
+    vectors = text_vectors(rows)
+    fit_s, (fitted, _) = timed(lambda: projection.fit_projection(
+        vectors, projection.MapParams(fit_sample=PLACE_FIT)))
+    tiny = [vectors[:200], vectors[200:400]]
+
+    def warm_up(mapper):
+        list(mapper(projection.place_chunk, fitted, tiny))
+
+    warm_up(parallel.serial)
+    local_s, local = timed(lambda: projection.place(fitted, vectors))
+    results = [("here, chunk after chunk (raw baseline)", local_s, "")]
+    for workers in (1, 2):
+        seconds, coords = on_ray(workers, warm_up, lambda mapper: projection.place(fitted, vectors, mapper=mapper))
+        results.append((f"Ray, {workers} worker{'s' * (workers > 1)}", seconds,
+                        "identical coordinates" if np.array_equal(coords, local)
+                        else f"differs by up to {np.abs(coords - local).max():.3g}"))
+    report(f"place: {rows:,} points on a map fitted on {PLACE_FIT:,} (fit {fit_s:.0f} s, here), "
+           f"chunks of {projection.PLACE_CHUNK:,}", results, rows, "points")
+
+
+def bench_duplicates(rows: int) -> None:
+    vectors = np.load(dedup_bench.build_vectors(rows, DATA))
+    params = duplicates.DuplicateParams()
+
+    def search(mapper=None):
+        return duplicates.near_pairs(vectors, params.threshold, params.neighbours, mapper=mapper)
+
+    local_s, local = timed(search)
+    results = [("here, threads (raw baseline)", local_s, "")]
+    for workers in (1, 2):
+        seconds, edges = on_ray(workers, lambda mapper: None, search)
+        same = all(np.array_equal(a, b) for a, b in zip(edges, local))
+        results.append((f"Ray, {workers} worker{'s' * (workers > 1)}", seconds,
+                        f"{'identical' if same else 'DIFFERENT'} edges ({len(edges[0]):,})"))
+    report(f"duplicates: near_pairs on {rows:,} fast vectors (bench/dedup.py's prompts), cosine >= "
+           f"{params.threshold}", results, rows, "vectors")
+
+
+# --- neighbours: how much the sample fit keeps -------------------------------------------------
+
+def knn_2d(coords: np.ndarray, k: int) -> np.ndarray:
+    from sklearn.neighbors import NearestNeighbors
+    return NearestNeighbors(n_neighbors=k + 1).fit(coords).kneighbors(coords, return_distance=False)[:, 1:]
+
+
+def knn_vectors(vectors: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
+    """Exact cosine k-NN (unit rows), all against all in blocks."""
+    out = np.empty((len(vectors), k), dtype=np.int64)
+    for start in range(0, len(vectors), block):
+        sims = vectors[start:start + block] @ vectors.T
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
+        out[start:start + block] = np.argpartition(-sims, k, axis=1)[:, :k]
+    return out
+
+
+def kept(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean share of each row's neighbours in `a` that are among its neighbours in `b`."""
+    return float((a[:, :, None] == b[:, None, :]).any(axis=2).mean())
+
+
+def bench_neighbours(rows: int) -> None:
+    vectors = text_vectors(rows)
+    truth = knn_vectors(vectors, NEIGHBOURS)
+    full_s, (_, full) = timed(lambda: projection.fit_projection(vectors, projection.MapParams(fit_sample=None)))
+    full_knn = knn_2d(full, NEIGHBOURS)
+    print(f"\nneighbours: {rows:,} distinct real texts (fast vectors); {NEIGHBOURS} nearest neighbours per point")
+    print(f"  {'map':<32} {'seconds':>8} {'kept of full-fit map':>21} {'kept of vector space':>21}")
+    print(f"  {'UMAP on all points (seed 42)':<32} {full_s:8.0f} {'':>21} {kept(truth, full_knn):21.1%}")
+    fits = [("UMAP on all points, seed 7", projection.MapParams(fit_sample=None, seed=7))]
+    fits += [(f"fit on {sample:,}, rest placed", projection.MapParams(fit_sample=sample))
+             for sample in (50_000, 25_000, 10_000) if sample < rows]
+    for name, params in fits:
+        seconds, (_, coords) = timed(lambda: projection.fit_projection(vectors, params))
+        other_knn = knn_2d(coords, NEIGHBOURS)
+        print(f"  {name:<32} {seconds:8.0f} {kept(full_knn, other_knn):21.1%} {kept(truth, other_knn):21.1%}")
+
+
+# --- output ----------------------------------------------------------------------------------
+
+def report(title: str, results: list[tuple[str, float, str]], rows: int, unit: str) -> None:
+    baseline = results[0][1]
+    print(f"\n{title}:")
+    for name, seconds, detail in results:
+        print(f"  {name:<40} {seconds:7.1f} s {rows / seconds:8.0f} {unit}/s  local/this {baseline / seconds:.2f}x"
+              f"{'  ' + detail if detail else ''}")
+
+
 def ray_start_seconds() -> float:
     code = ("import time, ray; t = time.monotonic(); ray.init(address='local', num_cpus=2, include_dashboard=False, "
             "_node_ip_address='127.0.0.1', log_to_driver=False); print(time.monotonic() - t); ray.shutdown()")
@@ -71,32 +247,22 @@ def ray_start_seconds() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--only", choices=SECTIONS, help="One section (default: embed, place, duplicates).")
+    parser.add_argument("--rows", type=int, help="Rows of the section (default: 2,000 to embed, else 100,000).")
     args = parser.parse_args()
-    import ray  # noqa: F401  (fails here, clearly, without the extra)
+    import ray  # fails here, clearly, without the extra
 
     OUT.mkdir(parents=True, exist_ok=True)
-    source = OUT / f"alpaca_{args.rows}.json"
-    source.write_text(json.dumps(list(alpaca_records(args.rows))))
-    template = OUT / f"template_{args.rows}.duckdb"
-    if not template.exists():
-        subprocess.run([CURATOR, "--db", str(template), "ingest", str(source)], check=True, capture_output=True)
-    local_s, local_db = timed_embed(template, "local")
-    reference = vectors(local_db)
-    rows = [("local job (raw baseline)", local_s, None)]
-    for workers in (1, 2):
-        seconds, db = timed_embed(template, f"ray{workers}", "--ray", "--workers", str(workers))
-        ids, got = vectors(db)
-        assert np.array_equal(ids, reference[0])
-        rows.append((f"--ray --workers {workers}", seconds, float(np.sum(got * reference[1], axis=1).min())))
-    print(f"{args.rows:,} prompts, all-MiniLM-L6-v2 (ONNX), 2 cores, end to end:")
-    for name, seconds, cosine in rows:
-        same = "" if cosine is None else f", least cosine to local {cosine:.6f}"
-        print(f"  {name:<26} {seconds:6.1f} s  {args.rows / seconds:6.0f} texts/s  local/this "
-              f"{local_s / seconds:.2f}x{same}")
-    print(f"  Ray's local start-up alone: {ray_start_seconds():.1f} s")
-    size = subprocess.run(["du", "-sm", str(Path(ray.__file__).parent)], capture_output=True, text=True).stdout.split()[0]
-    print(f"  the extra's package: ray {ray.__version__}, {size} MB installed")
+    sections = [args.only] if args.only else SECTIONS[:3]
+    for section in sections:
+        rows = args.rows or (2_000 if section == "embed" else 100_000)
+        {"embed": bench_embed, "place": bench_place, "duplicates": bench_duplicates,
+         "neighbours": bench_neighbours}[section](rows)
+    if args.only != "neighbours":
+        print(f"\nRay's local start-up alone: {ray_start_seconds():.1f} s")
+        size = subprocess.run(["du", "-sm", str(Path(ray.__file__).parent)], capture_output=True,
+                              text=True).stdout.split()[0]
+        print(f"the extra's package: ray {ray.__version__}, {size} MB installed")
 
 
 if __name__ == "__main__":

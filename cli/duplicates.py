@@ -6,7 +6,7 @@ from dataclasses import asdict
 import click
 
 import storage
-from cli.common import database
+from cli.common import database, ray_cluster, ray_options
 from cli.output import ProgressBar, print_json, print_table
 from curator.duplicates import DuplicateParams
 from jobs.blobs import blob_report
@@ -30,21 +30,25 @@ _UNIT = click.FloatRange(0, 1, min_open=True)
               help="Near-identical partners kept per pair in the k-NN search (bounds memory).")
 @click.option("--map", "map_name", help="Map whose vectors are compared (default: the default map).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@ray_options
 @click.pass_context
-def duplicates(ctx, threshold, text_threshold, diverge_below, text_diverge_below, neighbours, map_name, as_json):
+def duplicates(ctx, threshold, text_threshold, diverge_below, text_diverge_below, neighbours, map_name, as_json,
+               ray_address, workers):
     """Find exact and semantic duplicate sets, keep the best member of each, flag conflicting answers.
 
     Fills pairs_view's dup_group, dup_kind, dup_keep and conflict; a rerun replaces the previous
     result. To drop the extra copies: curator delete --where "dup_group IS NOT NULL AND NOT dup_keep"."""
     params = DuplicateParams(threshold, text_threshold, diverge_below, text_diverge_below, neighbours)
-    con = storage.connect(database(ctx))
-    bar = ProgressBar(unit="", unit_scale=False)
-    try:
-        report = find_duplicates(con, database(ctx), map_name=map_name, params=params, progress=bar)
-        summary = dup_rows.summary(con)
-    finally:
-        bar.close()
-        con.close()
+    with ray_cluster(ray_address, workers) as cluster:
+        con = storage.connect(database(ctx))
+        bar = ProgressBar(unit="", unit_scale=False)
+        try:
+            report = find_duplicates(con, database(ctx), map_name=map_name, params=params, progress=bar,
+                                     cluster=cluster)
+            summary = dup_rows.summary(con)
+        finally:
+            bar.close()
+            con.close()
     if as_json:
         print_json({**asdict(report), "params": summary["params"], "largest_groups": summary["largest_groups"]})
         return

@@ -15,7 +15,7 @@ import duckdb
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import storage
-from cli.common import database, read
+from cli.common import database, ray_cluster, ray_options, read
 from cli.output import ProgressBar, print_json, print_table
 from curator import __version__, embedding, formats, projection, readers
 from jobs.ingest import IngestOptions, IngestReport, ingest as run_ingest
@@ -271,30 +271,22 @@ FIELD = click.Choice(embedding.FIELDS)
 @click.option("--batch-size", default=embedding.BATCH_SIZE, show_default=True, type=int)
 @click.option("--commit-every", default=4096, show_default=True, type=int,
               help="Pairs per committed shard: the resume granularity.")
-@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
-              help="Encode on a Ray cluster (needs `pip install curator[ray]`): --ray alone starts a local "
-                   "instance on 127.0.0.1, --ray ADDRESS joins a cluster.")
-@click.option("--workers", type=click.IntRange(min=1),
-              help="With --ray: encoding actors (default: one per GPU, else per CPU of the cluster).")
+@ray_options
 @click.pass_context
 def embed(ctx, model, field, fast, batch_size, commit_every, ray_address, workers):
     """Embed every pair that has no vector yet for this model and field (resumable)."""
     from jobs.embed import embed as run_embed
 
-    encoder = None
-    if ray_address is not None:
-        from jobs.ray_pool import RayEncoder
-        encoder = RayEncoder(model, fast=fast, address=ray_address, workers=workers)
-    elif workers is not None:
-        raise click.UsageError("--workers goes with --ray")
-    con = storage.connect(database(ctx))
-    bar = ProgressBar(unit="pair", unit_scale=False)
-    try:
-        report = run_embed(con, database(ctx), model=model, field=field, fast=fast, batch_size=batch_size,
-                           commit_every=commit_every, progress=bar, encoder=encoder)
-    finally:
-        bar.close()
-        con.close()
+    with ray_cluster(ray_address, workers) as cluster:
+        con = storage.connect(database(ctx))
+        bar = ProgressBar(unit="pair", unit_scale=False)
+        try:
+            report = run_embed(con, database(ctx), model=model, field=field, fast=fast, batch_size=batch_size,
+                               commit_every=commit_every, progress=bar,
+                               encoder=cluster.encoder(model, fast=fast) if cluster else None)
+        finally:
+            bar.close()
+            con.close()
     click.echo(f"embedded {report.embedded:,} pairs ({report.already:,} already had vectors) with "
                f"{report.model}, field {report.field}: {report.texts_per_s:,.0f} texts/s")
 
@@ -307,27 +299,34 @@ def embed(ctx, model, field, fast, batch_size, commit_every, ray_address, worker
 @click.option("--fast", is_flag=True, help="Use static model2vec embeddings: first looks at million-pair sets.")
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed: the same seed gives the same map.")
 @click.option("--min-cluster-size", type=int, help="HDBSCAN's smallest cluster (default: chosen from the size).")
+@click.option("--fit-sample", default=projection.MapParams.fit_sample, show_default=True, type=click.IntRange(3),
+              help="Fit UMAP on a seeded sample of this many points and place the rest with the fitted model.")
 @click.option("--rebuild", is_flag=True, help="Fit again instead of placing new pairs on the existing map.")
 @click.option("--default", "make_default", is_flag=True, help="Show this map's columns in pairs_view.")
 @click.option("--label-model", help="Also have this chat model name the clusters (OpenAI-compatible API; "
                                     "key from OPENAI_API_KEY).")
 @click.option("--base-url", help="The API's base URL for --label-model (default: OpenAI's).")
+@ray_options
 @click.pass_context
-def map_command(ctx, name, field, model, fast, seed, min_cluster_size, rebuild, make_default, label_model,
-                base_url):
-    """Embed what is missing, project to 2-D, cluster and label topics; later runs place new pairs."""
+def map_command(ctx, name, field, model, fast, seed, min_cluster_size, fit_sample, rebuild, make_default,
+                label_model, base_url, ray_address, workers):
+    """Embed what is missing, project to 2-D, cluster and label topics; later runs place new pairs.
+
+    With --ray, the embedding and the placing of the points outside the fit sample run on the
+    cluster (the same coordinates)."""
     from jobs.map import build_map
 
-    params = projection.MapParams(seed=seed, min_cluster_size=min_cluster_size)
-    con = storage.connect(database(ctx))
-    bar = ProgressBar(unit="step", unit_scale=False)
-    try:
-        report = build_map(con, database(ctx), name=name, field=field, model=model, fast=fast, params=params,
-                           rebuild=rebuild, make_default=make_default, label_model=label_model,
-                           base_url=base_url, progress=bar)
-    finally:
-        bar.close()
-        con.close()
+    params = projection.MapParams(seed=seed, min_cluster_size=min_cluster_size, fit_sample=fit_sample)
+    with ray_cluster(ray_address, workers) as cluster:
+        con = storage.connect(database(ctx))
+        bar = ProgressBar(unit="step", unit_scale=False)
+        try:
+            report = build_map(con, database(ctx), name=name, field=field, model=model, fast=fast, params=params,
+                               rebuild=rebuild, make_default=make_default, label_model=label_model,
+                               base_url=base_url, progress=bar, cluster=cluster)
+        finally:
+            bar.close()
+            con.close()
     _print_map(report)
 
 

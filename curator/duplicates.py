@@ -23,18 +23,18 @@ Finding near-identical vectors never compares all pairs at once (`near_pairs`): 
 to EXACT_MAX vectors are compared exactly, block by block; larger sets are first split into
 overlapping cells by spherical k-means (each vector goes to its PROBES nearest centroids, so
 two near-identical vectors almost always share a cell; two-level k-means past COARSE cells)
-and each cell is searched the same way, cells in parallel. Measured on 100k real prompts (fast
-vectors, threshold 0.95): 99.6% of the pairs that the exact all-pairs search puts in a set are
-in one here, at ~1/25 of its CPU time and 3.2x as fast as pynndescent (bench/dedup.py). Each vector keeps at most `neighbours` near-identical partners per cell it is searched in:
+and each cell is searched the same way, batches of cells in parallel (on threads, or on a
+Ray cluster: `mapper`). Measured on 100k real prompts (fast vectors, threshold 0.95): 99.6% of
+the pairs that the exact all-pairs search puts in a set are in one here, at ~1/25 of its CPU
+time and 3.2x as fast as pynndescent (bench/dedup.py). Each vector keeps at most `neighbours`
+near-identical partners per cell it is searched in:
 memory stays O(n * k) even when thousands of pairs are alike, and such a set stays connected
 through them.
 """
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,12 +42,15 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from threadpoolctl import threadpool_limits
 
+from curator import parallel
+
 EXACT_MAX = 8192         # vectors compared all against all; larger sets are partitioned first
 CELL_SIZE = 250          # vectors per k-means cell when partitioning
 PROBES = 3               # cells each vector joins: two near-identical vectors share one
 MAX_DEPTH = 3            # partitioning levels before a set is searched exactly whatever its size
 COARSE = 64              # above this many cells, centroids are reached through coarse cells
 NEAR_COARSE = 10         # a row is compared with this many coarse cells' worth of fine centroids
+SEARCH_BATCH = 16_384   # rows of cells searched as one piece (by a thread or a Ray worker)
 _BLOCK_ELEMENTS = 1 << 22  # similarities held at once (16 MiB of float32)
 _KMEANS_ITERATIONS = 8
 _KMEANS_SAMPLE_PER_CELL = 40
@@ -78,31 +81,57 @@ Progress = Callable[[int, int, str], None]
 # --- k-NN search ------------------------------------------------------------------------
 
 def near_pairs(vectors: np.ndarray, threshold: float, k: int, *, seed: int = 0,
-               progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               progress: Progress | None = None, mapper: parallel.Mapper | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, cosine) with i < j for rows of unit `vectors` whose cosine is >= threshold, each
     row keeping its k most similar partners in each cell it is searched in (it can appear in
-    more edges as someone else's partner)."""
+    more edges as someone else's partner). `mapper` runs the cell searches (default: threads
+    here; jobs.ray_pool's cluster distributes them): the cells and so the result are the same."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if len(vectors) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    cells = _cells(vectors, np.random.default_rng(seed))
-    total, searched = sum(map(len, cells)), 0
+    batches = _batches(_cells(vectors, np.random.default_rng(seed)))
+    total, searched = sum(len(m) for batch in batches for m in batch), 0
     found = []
-    # Cells are searched in parallel, each with one BLAS thread: measured on 100k vectors on a
-    # busy 2-core machine, BLAS's own two threads on these small products took 42 s (18 CPU-s)
+    # Batches are searched in parallel, each with one BLAS thread: measured on 100k vectors on
+    # a busy 2-core machine, BLAS's own two threads on these small products took 42 s (18 CPU-s)
     # against 22 s (10 CPU-s) for one thread, as its threads wait on each other.
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        for members, (i, j, s) in zip(cells, pool.map(lambda m: _search_exactly(vectors[m], threshold, k), cells)):
-            found.append((members[i], members[j], s))
-            searched += len(members)
+    with threadpool_limits(1, user_api="blas"):
+        for batch, edges in zip(batches, (mapper or parallel.threaded)(search_cells, (vectors, threshold, k),
+                                                                        batches)):
+            found.append(edges)
+            searched += sum(map(len, batch))
             if progress:
                 progress(searched, total, f"{searched:,}/{total:,} vectors searched")
-    i = np.concatenate([f[0] for f in found])
-    j = np.concatenate([f[1] for f in found])
-    s = np.concatenate([f[2] for f in found])
+    i, j, s = (np.concatenate([f[column] for f in found]) for column in range(3))
     low, high = np.minimum(i, j), np.maximum(i, j)
     _, first = np.unique(low.astype(np.int64) * len(vectors) + high, return_index=True)
     return low[first], high[first], s[first]
+
+
+def search_cells(shared: tuple[np.ndarray, float, int], cells: list[np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, cosine) of every cell of a batch searched exactly, in row indexes of `vectors`.
+    shared: (vectors, threshold, k)."""
+    vectors, threshold, k = shared
+    found = []
+    for members in cells:
+        i, j, s = _search_exactly(vectors[members], threshold, k)
+        found.append((members[i], members[j], s))
+    return tuple(np.concatenate([f[column] for f in found]) for column in range(3))
+
+
+def _batches(cells: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """Cells in order, grouped into batches of about SEARCH_BATCH rows (a cell is never split):
+    pieces big enough that handing one to a thread or a worker costs little beside its search."""
+    batches, rows = [[]], 0
+    for cell in cells:
+        if rows >= SEARCH_BATCH:
+            batches.append([])
+            rows = 0
+        batches[-1].append(cell)
+        rows += len(cell)
+    return batches
 
 
 def _cells(vectors: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:

@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from curator import parallel
 from curator.cache import cache_dir
 
 BUNDLED_NAME = "all-MiniLM-L6-v2"
@@ -138,7 +139,7 @@ class OnnxEncoder:
         self.tokenizer.enable_truncation(max_length=max_length)
         self.tokenizer.enable_padding()  # to the longest text of each batch
         options = ort.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
+        options.intra_op_num_threads = parallel.threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}

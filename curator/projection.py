@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from curator import parallel
 from curator.cache import cache_dir
 
 if TYPE_CHECKING:
@@ -109,10 +110,11 @@ def numba_cache_dir() -> Path:
     return cache_dir() / "numba"
 
 
-def fit_projection(vectors: np.ndarray, params: MapParams,
-                   progress: Progress | None = None) -> tuple[Projection, np.ndarray]:
+def fit_projection(vectors: np.ndarray, params: MapParams, progress: Progress | None = None,
+                   mapper: parallel.Mapper | None = None) -> tuple[Projection, np.ndarray]:
     """Fit PCA (when useful) + UMAP; return the fitted projection and (n, 2) float32 coordinates,
-    the same for the same vectors and params."""
+    the same for the same vectors and params. `mapper` places the points outside the fit
+    sample (see `place`)."""
     vectors = _rows(vectors)
     if len(vectors) < MIN_POINTS:
         raise ValueError(f"a map needs at least {MIN_POINTS} points, got {len(vectors)}")
@@ -132,23 +134,34 @@ def fit_projection(vectors: np.ndarray, params: MapParams,
     coords[sample] = fitted_coords
     rest = np.ones(len(vectors), dtype=bool)
     rest[sample] = False
-    coords[rest] = place(projection, vectors[rest], progress)
+    coords[rest] = place(projection, vectors[rest], progress, mapper)
     return projection, coords
 
 
-def place(projection: Projection, vectors: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+def place(projection: Projection, vectors: np.ndarray, progress: Progress | None = None,
+          mapper: parallel.Mapper | None = None) -> np.ndarray:
     """(m, 2) float32 coordinates for new vectors with the fitted projection (UMAP transform);
-    fitted points do not move. Deterministic for the same vectors."""
+    fitted points do not move. Deterministic for the same vectors: chunks of PLACE_CHUNK are
+    placed one at a time here, or by `mapper` (jobs.ray_pool's cluster places them on its
+    workers), with the same coordinates."""
     vectors = _rows(vectors)
     report = progress or _silent
-    _umap()  # turns the compile cache on, also in a process that only unpickled a projection
+    chunks = [vectors[start:start + PLACE_CHUNK] for start in range(0, len(vectors), PLACE_CHUNK)]
     coords = np.empty((len(vectors), 2), dtype=np.float32)
-    for start in range(0, len(vectors), PLACE_CHUNK):
+    start = 0
+    report(f"placing 0/{len(vectors):,}")
+    for placed in (mapper or parallel.serial)(place_chunk, projection, chunks):
+        coords[start:start + len(placed)] = placed
+        start += len(placed)
         report(f"placing {start:,}/{len(vectors):,}")
-        chunk = _reduce(projection.pca, projection.params, vectors[start:start + PLACE_CHUNK])
-        with _uncacheable_functions_quiet():
-            coords[start:start + PLACE_CHUNK] = projection.umap.transform(chunk)
     return coords
+
+
+def place_chunk(projection: Projection, vectors: np.ndarray) -> np.ndarray:
+    """One chunk of `place` (at most PLACE_CHUNK rows, so that it gets the transform's epochs)."""
+    _umap()  # turns the compile cache on, also in a process that only unpickled a projection
+    with _uncacheable_functions_quiet():
+        return projection.umap.transform(_reduce(projection.pca, projection.params, vectors)).astype(np.float32)
 
 
 def min_cluster_size_for(n: int) -> int:

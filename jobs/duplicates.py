@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -21,6 +22,9 @@ from jobs.runner import Job, Progress, no_progress
 from storage import duplicates as dup_rows
 from storage import embeddings as vector_rows
 from storage import maps as map_rows
+
+if TYPE_CHECKING:
+    from jobs.ray_pool import RayCluster
 
 _COSINE_CHUNK = 1 << 18  # edges whose vectors are gathered at once
 
@@ -59,8 +63,9 @@ def ensure_signals(con: duckdb.DuckDBPyConnection, db_path: str | Path, progress
 
 
 def find_duplicates(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, map_name: str | None = None,
-                    params: dedup.DuplicateParams | None = None, progress: Progress = no_progress
-                    ) -> DuplicateReport:
+                    params: dedup.DuplicateParams | None = None, progress: Progress = no_progress,
+                    cluster: RayCluster | None = None) -> DuplicateReport:
+    """`cluster`: run the k-NN search's cells on this Ray cluster (the same edges and sets)."""
     params = params or dedup.DuplicateParams()
     chosen = find_map(con, map_name)
     ensure_signals(con, db_path, progress)
@@ -84,7 +89,8 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, map_
         job.report(1, steps, f"searching {len(searched):,} vectors for cosine >= {params.threshold}")
         i, j, cosine = dedup.near_pairs(vectors if len(searched) == len(vectors) else vectors[searched],
                                         params.threshold, params.neighbours,
-                                        progress=lambda done, total, message: job.report(1, steps, message))
+                                        progress=lambda done, total, message: job.report(1, steps, message),
+                                        mapper=cluster.map if cluster else None)
         i, j, map_similarity = _candidates(row_of_vector[searched[i]], row_of_vector[searched[j]], cosine,
                                            pairs["pair_hash"], pairs["prompt_hash"])
         missing = np.isnan(map_similarity)

@@ -11,15 +11,19 @@ import os
 import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 
-from curator import embedding, projection, topics
+from curator import embedding, parallel, projection, topics
 from jobs.embed import embed
 from jobs.runner import Job, Progress, no_progress
 from storage import embeddings as vector_rows
 from storage import maps as map_rows
+
+if TYPE_CHECKING:
+    from jobs.ray_pool import RayCluster
 
 
 @dataclass
@@ -38,13 +42,15 @@ def build_map(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, name: str 
               field: str = "prompt", model: str | None = None, fast: bool = False,
               params: projection.MapParams | None = None, rebuild: bool = False,
               make_default: bool = False, label_model: str | None = None, base_url: str | None = None,
-              progress: Progress = no_progress) -> MapReport:
+              progress: Progress = no_progress, cluster: RayCluster | None = None) -> MapReport:
     """`label_model`: also have this chat model (any OpenAI-compatible endpoint, `base_url`)
-    name the fine clusters; the c-TF-IDF terms stay where it gives no usable answer."""
+    name the fine clusters; the c-TF-IDF terms stay where it gives no usable answer.
+    `cluster`: embed, and place the points outside the fit sample, on this Ray cluster."""
     embedding.check_field(field)
     name = name or field
     params = params or projection.MapParams()
-    encoder = embedding.load_encoder(model, fast=fast)
+    encoder = cluster.encoder(model, fast=fast) if cluster else embedding.load_encoder(model, fast=fast)
+    mapper = cluster.map if cluster else None
     set_id = embed(con, db_path, field=field, encoder=encoder, progress=progress).set_id
     existing = map_rows.find(con, name)
     job_params = {"name": name, "field": field, "model": encoder.name, "rebuild": rebuild,
@@ -54,24 +60,25 @@ def build_map(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, name: str 
             if existing.set_id != set_id:
                 raise ValueError(f"map {name!r} was built from other vectors ({existing.params.get('model')}); "
                                  "use --rebuild to fit it again with this model")
-            report = _place_new_points(con, job, existing)
+            report = _place_new_points(con, job, existing, mapper)
         else:
             report = _fit(con, job, db_path, name, field, set_id, encoder.name, params, make_default,
-                          (label_model, base_url) if label_model else None)
+                          (label_model, base_url) if label_model else None, mapper)
         job.counts = asdict(report)
         return report
 
 
 def _fit(con, job: Job, db_path, name: str, field: str, set_id: int, model: str,
-         params: projection.MapParams, make_default: bool, labeller: tuple[str, str | None] | None
-         ) -> MapReport:
+         params: projection.MapParams, make_default: bool, labeller: tuple[str, str | None] | None,
+         mapper: parallel.Mapper | None) -> MapReport:
     steps = 5
     job.report(0, steps, "loading vectors")
     pair_ids, vectors = vector_rows.load_vectors(con, set_id)
     if len(pair_ids) < 3:
         raise ValueError(f"a map needs at least 3 pairs; the database has {len(pair_ids)}")
     job.report(1, steps, f"projecting {len(pair_ids):,} points")
-    fitted, coords = projection.fit_projection(vectors, params)
+    fitted, coords = projection.fit_projection(
+        vectors, params, lambda stage: job.report(1, steps, f"projecting {len(pair_ids):,} points: {stage}"), mapper)
     job.report(2, steps, "clustering")
     labels = projection.cluster(coords, params)
     parents = projection.coarse_clusters(coords, labels)
@@ -96,7 +103,7 @@ def _fit(con, job: Job, db_path, name: str, field: str, set_id: int, model: str,
                      len(set(labels.tolist()) - {topics.NOISE}), int((labels == topics.NOISE).sum()))
 
 
-def _place_new_points(con, job: Job, existing: map_rows.MapRow) -> MapReport:
+def _place_new_points(con, job: Job, existing: map_rows.MapRow, mapper: parallel.Mapper | None) -> MapReport:
     new_ids = map_rows.unmapped_pair_ids(con, existing.id)
     points = map_rows.points(con, existing.id)
     if len(new_ids):
@@ -104,7 +111,7 @@ def _place_new_points(con, job: Job, existing: map_rows.MapRow) -> MapReport:
         with open(existing.projection, "rb") as f:
             fitted = pickle.load(f)
         new_ids, vectors = vector_rows.load_vectors(con, existing.set_id, new_ids)
-        coords = projection.place(fitted, vectors)
+        coords = projection.place(fitted, vectors, lambda stage: job.report(0, 2, stage), mapper)
         fitted_coords = np.column_stack([points["x"], points["y"]])
         clusters = projection.nearest_cluster(fitted_coords, points["cluster"], coords)
         con.begin()
