@@ -1,11 +1,12 @@
 # The two commands: `make run` (set up, then the main job on the embedded defaults)
 # and `make test` (set up, then the suite). Nothing else needs installing by hand.
+# `make lint` (ruff check and ruff format --check) is what CI runs before the suite.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,16 +21,20 @@ run: $(STAMP)
 	$(BIN)/curator demo
 	$(BIN)/curator app
 
-# The test command also installs the optional Ray extra, so that `--ray` is tested (the main
-# job does not need it).
-RAY_STAMP := $(VENV)/.ray-installed
+# The test and lint commands also install the `test` extra (pytest, playwright, ruff) and the
+# optional Ray extra, so that `--ray` is tested (the main job needs neither).
+TEST_STAMP := $(VENV)/.test-installed
 
-$(RAY_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet --editable ".[ray]"
-	touch $(RAY_STAMP)
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --editable ".[test,ray]"
+	touch $(TEST_STAMP)
 
-test: $(STAMP) $(RAY_STAMP) $(CHROMIUM)
+test: $(TEST_STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 $(CHROMIUM):
 	$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)

@@ -3,6 +3,7 @@ these pages with the map's data routes; database: $CURATOR_DB, else ./curator.du
 
 Thin by design: each page in ui/ asks storage for data and jobs for work, and shows results.
 """
+
 from __future__ import annotations
 
 import streamlit as st

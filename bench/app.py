@@ -44,6 +44,7 @@ What it does:
 binary attributes, bench/static/deckgl.js, the other renderer the issue named) each alone on
 --rows random points, alternating: first paint, a colour redraw, zoom frames per second, heap.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,10 +78,11 @@ MAP_FRAME = "iframe[title='ui.map_component.curator_map']"
 RENDERER = ROOT / "bench" / "static" / "regl-scatterplot.js"
 DECKGL = ROOT / "bench" / "static" / "deckgl.js"  # the renderer regl-scatterplot was measured against
 # A lasso over about half of the map, as fractions of the map's half side from its centre.
-LASSO = [(-.8, -.75), (.75, -.8), (.8, .45), (0, .8), (-.75, .6), (-.8, -.75)]
+LASSO = [(-0.8, -0.75), (0.75, -0.8), (0.8, 0.45), (0, 0.8), (-0.75, 0.6), (-0.8, -0.75)]
 
 
 # --- the app and its map, shared with tests/test_browser.py ---------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -88,16 +90,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(db: Path, log: Path, timeout: float = 120, env: dict | None = None,
-              browser: bool = False) -> tuple[subprocess.Popen, str]:
+def start_app(
+    db: Path, log: Path, timeout: float = 120, env: dict | None = None, browser: bool = False
+) -> tuple[subprocess.Popen, str]:
     """A real `curator app` on a free loopback port, answering its health check; (process, URL).
     The log goes to a file: an undrained pipe fills and then blocks the server mid-request."""
     port = free_port()
     curator = Path(sys.executable).with_name("curator")
     with open(log, "wb") as out:
-        server = subprocess.Popen([str(curator), "--db", str(db), "app", "--port", str(port),
-                                   "--browser" if browser else "--no-browser"],
-                                  cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        server = subprocess.Popen(
+            [str(curator), "--db", str(db), "app", "--port", str(port), "--browser" if browser else "--no-browser"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -160,8 +168,7 @@ def draw_lasso(page, frame, path: list[tuple[float, float]], shape: str = "lasso
 def settle(page) -> None:
     """Wait until Streamlit has finished the rerun the last action started."""
     page.wait_for_timeout(150)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                           timeout=120_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
 
 
 SELECTED = re.compile(r"([\d,]+) pairs? selected")
@@ -238,7 +245,8 @@ window.raw = {draws: 0, drawn: null};
   const rgba = (shift) => { const c = new Uint8Array(4 * n), z = new Uint8Array(codes);
     for (let i = 0; i < n; i++) { const p = palette[(z[i] + shift) % palette.length];
       c[4 * i] = p[0]; c[4 * i + 1] = p[1]; c[4 * i + 2] = p[2]; c[4 * i + 3] = 200; } return c; };
-  const layer = (colours) => new deckgl.ScatterplotLayer({id: "points", radiusUnits: "pixels", getRadius: POINT_SIZE / 2,
+  const layer = (colours) => new deckgl.ScatterplotLayer({id: "points", radiusUnits: "pixels",
+    getRadius: POINT_SIZE / 2,
     data: {length: n, attributes: {getPosition: {value: xy, size: 2}, getFillColor: {value: colours, size: 4}}}});
   let rendered = null;
   const deck = new deckgl.Deck({parent: document.getElementById("plot"), width: 1100, height: 640,
@@ -261,14 +269,23 @@ window.raw = {draws: 0, drawn: null};
 class RawSite:
     """A static baseline page, its renderer and data, served from 127.0.0.1 in a thread."""
 
-    def __init__(self, folder: Path, positions: bytes, codes: bytes, point_size: float, palette: list[str],
-                 page: str = RAW_PAGE, renderer: Path = RENDERER):
+    def __init__(
+        self,
+        folder: Path,
+        positions: bytes,
+        codes: bytes,
+        point_size: float,
+        palette: list[str],
+        page: str = RAW_PAGE,
+        renderer: Path = RENDERER,
+    ):
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(renderer, folder / renderer.name)
         (folder / "positions.bin").write_bytes(positions)
         (folder / "codes.bin").write_bytes(codes)
-        (folder / "raw.html").write_text(page.replace("POINT_SIZE", repr(point_size))
-                                         .replace("PALETTE", json.dumps(palette)))
+        (folder / "raw.html").write_text(
+            page.replace("POINT_SIZE", repr(point_size)).replace("PALETTE", json.dumps(palette))
+        )
         handler = functools.partial(_QuietHandler, directory=str(folder))
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -302,8 +319,10 @@ def map_data(db: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, x, y) of the default map's points, ordered by id as the app sends them."""
     con = storage.connect_read_only(db)
     try:
-        xy = con.execute("SELECT pair_id, x, y FROM map_points mp JOIN maps m ON m.id = mp.map_id "
-                         "WHERE m.is_default ORDER BY pair_id").fetchnumpy()
+        xy = con.execute(
+            "SELECT pair_id, x, y FROM map_points mp JOIN maps m ON m.id = mp.map_id "
+            "WHERE m.is_default ORDER BY pair_id"
+        ).fetchnumpy()
     finally:
         con.close()
     return xy["pair_id"], xy["x"], xy["y"]
@@ -314,11 +333,18 @@ def raw_site_for(folder: Path, x: np.ndarray, y: np.ndarray, codes: np.ndarray, 
 
     layout = map_component.Layout.of(0, np.arange(len(x)), x, y)
     renderer = {"page": DECKGL_PAGE, "renderer": DECKGL} if deckgl else {}
-    return RawSite(folder, layout.data, codes.astype(np.uint8).tobytes(),
-                   map_component.point_size(len(x)), mapview.PALETTE, **renderer)
+    return RawSite(
+        folder,
+        layout.data,
+        codes.astype(np.uint8).tobytes(),
+        map_component.point_size(len(x)),
+        mapview.PALETTE,
+        **renderer,
+    )
 
 
 # --- the app's figures ---------------------------------------------------------------------------
+
 
 def timed_first_paint(context, url: str, rows: int) -> tuple[float, object]:
     page = context.new_page()
@@ -364,8 +390,13 @@ def lasso_and_delete(page, db: Path, out_png: Path | None) -> dict:
     page.get_by_role("button", name="Clear selection").click()  # the next lasso's count is new text
     settle(page)
     page.get_by_text(SELECTED).first.wait_for(state="detached")
-    return {"count": count, "select": select_seconds, "highlight": highlight_seconds, "delete": delete_seconds,
-            "ids": ids}
+    return {
+        "count": count,
+        "select": select_seconds,
+        "highlight": highlight_seconds,
+        "delete": delete_seconds,
+        "ids": ids,
+    }
 
 
 def colour_change(page, choice: str) -> float:
@@ -427,6 +458,7 @@ def raw_select_seconds(x: np.ndarray, y: np.ndarray, page_polygon: list[list[flo
 
 # --- the run -------------------------------------------------------------------------------------
 
+
 def median_of(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -445,8 +477,10 @@ def print_table(rows: int, figures: dict, raw: dict, count: int | None) -> dict:
         ("zoom frames per second", "zoom fps", raw["fps"], None),
         ("JS heap (MB)", "heap", raw["heap"], None),
     ]
-    print(f"\n{rows:,} pairs (fake uniform map), Chromium headless (software WebGL), 2 cores"
-          + (f"; lasso: {count:,} pairs" if count else ""))
+    print(
+        f"\n{rows:,} pairs (fake uniform map), Chromium headless (software WebGL), 2 cores"
+        + (f"; lasso: {count:,} pairs" if count else "")
+    )
     print(f"{'figure':<34} {'curator':>9} {'raw':>9} {'raw/cur':>8} {'goal':>6}   runs")
     for label, key, raw_value, goal in lines:
         if not figures.get(key):
@@ -460,8 +494,10 @@ def print_table(rows: int, figures: dict, raw: dict, count: int | None) -> dict:
         goal_text = f"<= {goal:g}" if goal else ""
         met = "" if goal is None else (" met" if value <= goal else " NOT met")
         raw_text = f"{raw_value:.3f}" if raw_value else "-"
-        print(f"{label:<34} {value:9.3f} {raw_text:>9} {ratio:>8} {goal_text:>6}{met}   "
-              + " ".join(f"{v:.3f}" for v in figures[key]))
+        print(
+            f"{label:<34} {value:9.3f} {raw_text:>9} {ratio:>8} {goal_text:>6}{met}   "
+            + " ".join(f"{v:.3f}" for v in figures[key])
+        )
     return med
 
 
@@ -470,17 +506,26 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--zoom-steps", type=int, default=40)
-    parser.add_argument("--positions-only", action="store_true",
-                        help="regl-scatterplot and deck.gl alone on --rows random points (no database, no app)")
-    parser.add_argument("--renderers", default="regl-scatterplot,deck.gl",
-                        help="with --positions-only: which renderers, comma-separated")
+    parser.add_argument(
+        "--positions-only",
+        action="store_true",
+        help="regl-scatterplot and deck.gl alone on --rows random points (no database, no app)",
+    )
+    parser.add_argument(
+        "--renderers",
+        default="regl-scatterplot,deck.gl",
+        help="with --positions-only: which renderers, comma-separated",
+    )
     parser.add_argument("--data", type=Path, default=ingest_bench.DEFAULT_DATA)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    launch = {"executable_path": CHROMIUM, "headless": True,
-              "args": ["--no-sandbox", "--disable-background-networking", "--enable-unsafe-swiftshader"]}
+    launch = {
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": ["--no-sandbox", "--disable-background-networking", "--enable-unsafe-swiftshader"],
+    }
     ingest_bench.OUT_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="curator-bench-app-", dir=ingest_bench.OUT_DIR) as tmp:
         tmp = Path(tmp)
@@ -488,8 +533,10 @@ def main() -> int:
             rng = np.random.default_rng(polygon_bench.SEED)
             x, y = rng.uniform(-10, 10, (2, args.rows)).astype(np.float32)
             codes = rng.integers(0, 12, args.rows)
-            sites = {name: raw_site_for(tmp / name, x, y, codes, deckgl=name == "deck.gl")
-                     for name in args.renderers.split(",")}
+            sites = {
+                name: raw_site_for(tmp / name, x, y, codes, deckgl=name == "deck.gl")
+                for name in args.renderers.split(",")
+            }
             runs: dict[str, list[dict]] = {name: [] for name in sites}
             with sync_playwright() as p:
                 browser = p.chromium.launch(**launch)
@@ -499,8 +546,10 @@ def main() -> int:
                 browser.close()
             for site in sites.values():
                 site.close()
-            print(f"{args.rows:,} random points, each renderer alone, Chromium headless (software WebGL), "
-                  f"{args.repeat} run(s), medians")
+            print(
+                f"{args.rows:,} random points, each renderer alone, Chromium headless (software WebGL), "
+                f"{args.repeat} run(s), medians"
+            )
             print(f"{'renderer':<18} {'paint s':>8} {'recolour s':>11} {'zoom fps':>9} {'heap MB':>8}")
             for name, values in runs.items():
                 med = {key: median_of([r[key] for r in values]) for key in ("paint", "recolour", "fps", "heap")}
@@ -515,13 +564,25 @@ def main() -> int:
 
         codes = np.zeros(len(ids), dtype=np.uint8)  # the app's default colouring: by source
         sources = scalar_sources(db, ids)
-        top = [name for name, _ in sources.value_counts().items()][:mapview.MAX_LEGEND]
-        codes[:] = np.where(sources.isin(top), sources.map({n: i for i, n in enumerate(top)}).fillna(len(top)),
-                            len(top)).astype(np.uint8)
+        top = [name for name, _ in sources.value_counts().items()][: mapview.MAX_LEGEND]
+        codes[:] = np.where(
+            sources.isin(top), sources.map({n: i for i, n in enumerate(top)}).fillna(len(top)), len(top)
+        ).astype(np.uint8)
         site = raw_site_for(tmp / "raw", x, y, codes)
-        figures: dict[str, list[float]] = {k: [] for k in (
-            "paint cold", "paint warm", "lasso -> count", "lasso -> highlighted", "delete -> redrawn", "lasso -> delete redrawn",
-            "colour change", "zoom fps", "heap")}
+        figures: dict[str, list[float]] = {
+            k: []
+            for k in (
+                "paint cold",
+                "paint warm",
+                "lasso -> count",
+                "lasso -> highlighted",
+                "delete -> redrawn",
+                "lasso -> delete redrawn",
+                "colour change",
+                "zoom fps",
+                "heap",
+            )
+        }
         raw_runs, raw_updates, raw_selects, count = [], [], [], None
         with sync_playwright() as p:
             browser = p.chromium.launch(**launch)
@@ -552,9 +613,12 @@ def main() -> int:
                     frame = map_frame(page)
                     figures["zoom fps"].append(zoom_fps(page, frame, args.zoom_steps))
                     figures["heap"].append(js_heap_mb(frame))
-                    print(f"run {run + 1}: paint cold {cold:.2f} s, warm {warm:.2f} s; lasso {count:,} pairs: "
-                          f"count {cycle['select']:.2f} s, delete {cycle['delete']:.2f} s; colour "
-                          f"{figures['colour change'][-1]:.2f} s; zoom {figures['zoom fps'][-1]:.1f} fps", flush=True)
+                    print(
+                        f"run {run + 1}: paint cold {cold:.2f} s, warm {warm:.2f} s; lasso {count:,} pairs: "
+                        f"count {cycle['select']:.2f} s, delete {cycle['delete']:.2f} s; colour "
+                        f"{figures['colour change'][-1]:.2f} s; zoom {figures['zoom fps'][-1]:.1f} fps",
+                        flush=True,
+                    )
                     context.close()
                 except Exception:
                     print("app log (tail):\n" + (tmp / f"app{run}.log").read_text(errors="replace")[-4000:])
@@ -567,8 +631,10 @@ def main() -> int:
     raw["update"] = median_of(raw_updates)
     raw["select"] = median_of(raw_selects)
     med = print_table(args.rows, figures, raw, count)
-    print(f"raw: the renderer alone (first paint, recolour, fps, heap); points_in_polygon (lasso); "
-          f"bare DuckDB UPDATE (delete)\nscreenshot: {ingest_bench.OUT_DIR / f'app_{args.rows}.png'}")
+    print(
+        f"raw: the renderer alone (first paint, recolour, fps, heap); points_in_polygon (lasso); "
+        f"bare DuckDB UPDATE (delete)\nscreenshot: {ingest_bench.OUT_DIR / f'app_{args.rows}.png'}"
+    )
     if args.json:
         print(json.dumps({"rows": args.rows, "selected": count, "runs": figures, "medians": med, "raw": raw}, indent=2))
     return 0

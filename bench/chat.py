@@ -18,6 +18,7 @@ tokens/s = answer tokens / seconds from sending the request to the last token (p
 processing included, as a user waits), per answer. Every prompt goes to each engine in turn,
 and the medians over all answers are compared. The goal: ours >= 0.95x each raw engine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,12 @@ sys.path.insert(0, str(ROOT))
 
 from curator import chat, llm_server  # noqa: E402
 
-PROMPTS = ["Write a short poem about the sea.", "Explain how a bicycle works.",
-           "Give three tips for learning a new language.", "Describe a walk through a forest in autumn."]
+PROMPTS = [
+    "Write a short poem about the sea.",
+    "Explain how a bicycle works.",
+    "Give three tips for learning a new language.",
+    "Describe a walk through a forest in autumn.",
+]
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,13 @@ def ours(model: chat.ChatModel, prompt: str, sampling: chat.Sampling) -> int:
 
 def server(model: chat.ChatModel, prompt: str, sampling: chat.Sampling) -> int:
     request = sampling.request()
-    request = {"model": model.server.model, "messages": [{"role": "user", "content": prompt}], "stream": True,
-               **request.pop("extra_body"), **request}
+    request = {
+        "model": model.server.model,
+        "messages": [{"role": "user", "content": prompt}],
+        "stream": True,
+        **request.pop("extra_body"),
+        **request,
+    }
     chunks = []
     # The raw server, bypassing curator and HTTP (the object curator.llm_server keeps).
     model.server._server.handle_chat_completions(request, chunks.append)
@@ -74,17 +84,24 @@ class RawLlama:
 
         self.llm = llama_cpp.Llama(path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False)
         token_text = lambda token: self.llm.detokenize([token], special=True).decode()  # noqa: E731
-        self.template = Jinja2ChatFormatter(self.llm.metadata["tokenizer.chat_template"],
-                                            eos_token=token_text(self.llm.token_eos()),
-                                            bos_token=token_text(self.llm.token_bos()))
+        self.template = Jinja2ChatFormatter(
+            self.llm.metadata["tokenizer.chat_template"],
+            eos_token=token_text(self.llm.token_eos()),
+            bos_token=token_text(self.llm.token_bos()),
+        )
 
     def __call__(self, prompt: str, sampling: chat.Sampling) -> int:
         text = self.template(messages=[{"role": "user", "content": prompt}]).prompt
         tokens = self.llm.tokenize(text.encode(), add_bos=False, special=True)
         produced = 0
         # generate() keeps the prefix it shares with the last prompt, as the server's slot does.
-        for _token in self.llm.generate(tokens, temp=sampling.temperature, top_k=sampling.top_k,
-                                        top_p=sampling.top_p, repeat_penalty=sampling.repeat_penalty):
+        for _token in self.llm.generate(
+            tokens,
+            temp=sampling.temperature,
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+            repeat_penalty=sampling.repeat_penalty,
+        ):
             produced += 1
             if produced == sampling.max_tokens:
                 return produced
@@ -105,8 +122,11 @@ def main() -> None:
     sampling = FixedLength(temperature=0, max_tokens=args.tokens)
     model = chat.ChatModel(path, context=2048, threads=args.threads)
     raw = RawLlama(path, args.threads)
-    engines = {"ours": lambda p: ours(model, p, sampling), "server": lambda p: server(model, p, sampling),
-               "llama.cpp": lambda p: raw(p, sampling)}
+    engines = {
+        "ours": lambda p: ours(model, p, sampling),
+        "server": lambda p: server(model, p, sampling),
+        "llama.cpp": lambda p: raw(p, sampling),
+    }
     for run in engines.values():  # warm-up: page the weights in, build the graphs
         assert run(PROMPTS[0]) == args.tokens
     # Each prompt goes to every engine in turn, the order rotating, so that on a shared machine
@@ -125,26 +145,37 @@ def main() -> None:
             order = order[1:] + order[:1]
     model.close()
     median = {name: statistics.median(values) for name, values in rates.items()}
-    result = {"model": Path(path).name, "threads": args.threads, "tokens_per_answer": args.tokens,
-              "prompts": len(PROMPTS), "rounds": args.rounds,
-              "tokens_per_s": {name: round(v, 1) for name, v in median.items()},
-              "tokens_per_s_quartiles": {name: [round(q, 1) for q in statistics.quantiles(values, n=4)]
-                                         for name, values in rates.items()},
-              # The caller's own CPU per token: the client side's cost, whatever else loads the
-              # machine (the server decodes on its own threads; llama-cpp-python on this one).
-              "caller_cpu_ms_per_token": {name: round(1000 * cpu / tokens, 3)
-                                          for name, (cpu, tokens) in client_cpu.items() if name != "llama.cpp"},
-              "ours_vs_server": round(median["ours"] / median["server"], 3),
-              "ours_vs_llama_cpp": round(median["ours"] / median["llama.cpp"], 3)}
+    result = {
+        "model": Path(path).name,
+        "threads": args.threads,
+        "tokens_per_answer": args.tokens,
+        "prompts": len(PROMPTS),
+        "rounds": args.rounds,
+        "tokens_per_s": {name: round(v, 1) for name, v in median.items()},
+        "tokens_per_s_quartiles": {
+            name: [round(q, 1) for q in statistics.quantiles(values, n=4)] for name, values in rates.items()
+        },
+        # The caller's own CPU per token: the client side's cost, whatever else loads the
+        # machine (the server decodes on its own threads; llama-cpp-python on this one).
+        "caller_cpu_ms_per_token": {
+            name: round(1000 * cpu / tokens, 3) for name, (cpu, tokens) in client_cpu.items() if name != "llama.cpp"
+        },
+        "ours_vs_server": round(median["ours"] / median["server"], 3),
+        "ours_vs_llama_cpp": round(median["ours"] / median["llama.cpp"], 3),
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"{result['model']}, {args.threads} threads, {args.rounds} rounds x {len(PROMPTS)} prompts x "
-          f"{args.tokens} tokens; tokens/s per answer, median and quartiles")
+    print(
+        f"{result['model']}, {args.threads} threads, {args.rounds} rounds x {len(PROMPTS)} prompts x "
+        f"{args.tokens} tokens; tokens/s per answer, median and quartiles"
+    )
     for name, value in median.items():
         print(f"  {name:10s} {value:7.1f} tokens/s   quartiles {result['tokens_per_s_quartiles'][name]}")
-    print("caller's CPU per token: " + ", ".join(f"{name} {ms:.2f} ms"
-                                                 for name, ms in result["caller_cpu_ms_per_token"].items()))
+    print(
+        "caller's CPU per token: "
+        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in result["caller_cpu_ms_per_token"].items())
+    )
     print(f"ours / server    = {result['ours_vs_server']:.3f}  (goal >= 0.95)")
     print(f"ours / llama.cpp = {result['ours_vs_llama_cpp']:.3f}  (goal >= 0.95)")
 

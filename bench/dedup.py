@@ -29,6 +29,7 @@ What it does, for each --rows N:
 4. --job: a fresh database with the N rows ingested, embedded and mapped with --fast, then
    `curator duplicates` timed end to end as a child (SQL, search, judging, saving).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,6 +54,7 @@ METHODS = ("curator", "pynndescent", "exact")
 
 # --- vectors --------------------------------------------------------------------------------
 
+
 def build_vectors(rows: int, data_dir: Path) -> Path:
     """The cached fast-path vectors of the first `rows` prompts of the ingest bench's file."""
     path = ingest_bench.OUT_DIR / f"dedup_vectors_{rows}_v{VECTORS_VERSION}.npy"
@@ -76,12 +78,14 @@ def _input_with(rows: int, data_dir: Path) -> Path:
     """An ingest-bench input with at least `rows` rows: its first rows are the same whatever
     the file's length (one deterministic generator), so a cached larger file serves."""
     pattern = f"ingest_*_v{ingest_bench.BUILD_VERSION}.jsonl"
-    larger = sorted((int(p.name.split("_")[1]), p) for p in ingest_bench.OUT_DIR.glob(pattern)
-                    if int(p.name.split("_")[1]) >= rows)
+    larger = sorted(
+        (int(p.name.split("_")[1]), p) for p in ingest_bench.OUT_DIR.glob(pattern) if int(p.name.split("_")[1]) >= rows
+    )
     return larger[0][1] if larger else ingest_bench.build_input(rows, data_dir)
 
 
 # --- children -------------------------------------------------------------------------------
+
 
 def child(method: str, vectors_path: Path, out: Path, threshold: float, k: int) -> None:
     """One measured search; prints its figures as JSON and saves its edges to `out`."""
@@ -90,6 +94,7 @@ def child(method: str, vectors_path: Path, out: Path, threshold: float, k: int) 
     vectors = np.load(vectors_path)
     if method == "pynndescent":
         from pynndescent import NNDescent
+
         NNDescent(vectors[:2000], metric="dot", n_neighbors=k + 1, random_state=0)  # compile
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     if method == "pynndescent":
@@ -109,8 +114,17 @@ def child(method: str, vectors_path: Path, out: Path, threshold: float, k: int) 
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
     np.savez(out, i=i, j=j)
     grouped = groups >= 0
-    print(json.dumps({"search_seconds": round(seconds, 2), "search_cpu_seconds": round(cpu, 2), "edges": int(len(i)),
-                      "pairs_in_groups": int(grouped.sum()), "groups": int(len(np.unique(groups[grouped])))}))
+    print(
+        json.dumps(
+            {
+                "search_seconds": round(seconds, 2),
+                "search_cpu_seconds": round(cpu, 2),
+                "edges": int(len(i)),
+                "pairs_in_groups": int(grouped.sum()),
+                "groups": int(len(np.unique(groups[grouped]))),
+            }
+        )
+    )
 
 
 def _cpu_seconds() -> float:
@@ -121,12 +135,29 @@ def _cpu_seconds() -> float:
 
 def run_child(method: str, vectors: Path, work: Path, threshold: float, k: int) -> dict:
     out = work / f"{method}.npz"
-    argv = [sys.executable, str(Path(__file__).resolve()), "--child", method, "--vectors", str(vectors),
-            "--out", str(out), "--threshold", str(threshold), "--k", str(k)]
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        method,
+        "--vectors",
+        str(vectors),
+        "--out",
+        str(out),
+        "--threshold",
+        str(threshold),
+        "--k",
+        str(k),
+    ]
     log = work / f"{method}.log"
     seconds, cpu, rss, code = ingest_bench.run_measured(argv, log)
-    figures = {"method": method, "wall_seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-               "peak_rss_mib": round(rss), "exit_code": code}
+    figures = {
+        "method": method,
+        "wall_seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "peak_rss_mib": round(rss),
+        "exit_code": code,
+    }
     if code != 0:
         print(f"{method} exited with {code}:\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
         return figures
@@ -153,19 +184,33 @@ def grouped_recall(n: int, runs: list[dict], work: Path) -> None:
 
 # --- the job end to end ---------------------------------------------------------------------
 
+
 def run_job(rows: int, data_dir: Path, work: Path, threshold: float) -> list[dict]:
     """ingest, embed --fast, map --fast, then `curator duplicates`, each a measured child."""
     source = ingest_bench.build_input(rows, data_dir)
     db = work / "job.duckdb"
     stages = []
-    for name, args in (("ingest", ["ingest", str(source)]), ("map --fast", ["map", "--fast"]),
-                       ("duplicates", ["duplicates", "--threshold", str(threshold)])):
+    for name, args in (
+        ("ingest", ["ingest", str(source)]),
+        ("map --fast", ["map", "--fast"]),
+        ("duplicates", ["duplicates", "--threshold", str(threshold)]),
+    ):
         argv = ingest_bench.curator_command(db, Path("-"))[:3] + args
         seconds, cpu, rss, code = ingest_bench.run_measured(argv, work / f"job_{args[0]}.log")
-        stages.append({"stage": name, "wall_seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-                       "peak_rss_mib": round(rss), "exit_code": code})
-        print(f"job    {name:<11} {seconds:8.1f} s  cpu {cpu:8.1f} s  peak RSS {rss:7,.0f} MiB"
-              + ("" if code == 0 else f"  FAILED (exit {code})"), flush=True)
+        stages.append(
+            {
+                "stage": name,
+                "wall_seconds": round(seconds, 2),
+                "cpu_seconds": round(cpu, 2),
+                "peak_rss_mib": round(rss),
+                "exit_code": code,
+            }
+        )
+        print(
+            f"job    {name:<11} {seconds:8.1f} s  cpu {cpu:8.1f} s  peak RSS {rss:7,.0f} MiB"
+            + ("" if code == 0 else f"  FAILED (exit {code})"),
+            flush=True,
+        )
         if code != 0:
             print((work / f"job_{args[0]}.log").read_text(errors="replace")[-3000:], file=sys.stderr)
             break
@@ -176,16 +221,37 @@ def run_job(rows: int, data_dir: Path, work: Path, threshold: float) -> list[dic
 
 # --- main -------------------------------------------------------------------------------------
 
+
 def print_runs(rows: int, runs: list[dict]) -> None:
-    columns = ["method", "search s", "search cpu s", "wall s", "cpu s", "peak RSS MiB", "edges", "pairs in groups", "groups",
-               "grouped recall"]
+    columns = [
+        "method",
+        "search s",
+        "search cpu s",
+        "wall s",
+        "cpu s",
+        "peak RSS MiB",
+        "edges",
+        "pairs in groups",
+        "groups",
+        "grouped recall",
+    ]
     cells = []
     for r in runs:
         recall = next((f"{v:.4f} ({k.rsplit('_', 1)[1]})" for k, v in r.items() if k.startswith("grouped_recall")), "")
-        cells.append([r["method"], f"{r.get('search_seconds', float('nan')):.1f}",
-                      f"{r.get('search_cpu_seconds', float('nan')):.1f}", f"{r['wall_seconds']:.1f}",
-                      f"{r['cpu_seconds']:.1f}", f"{r['peak_rss_mib']:,}", f"{r.get('edges', 0):,}",
-                      f"{r.get('pairs_in_groups', 0):,}", f"{r.get('groups', 0):,}", recall])
+        cells.append(
+            [
+                r["method"],
+                f"{r.get('search_seconds', float('nan')):.1f}",
+                f"{r.get('search_cpu_seconds', float('nan')):.1f}",
+                f"{r['wall_seconds']:.1f}",
+                f"{r['cpu_seconds']:.1f}",
+                f"{r['peak_rss_mib']:,}",
+                f"{r.get('edges', 0):,}",
+                f"{r.get('pairs_in_groups', 0):,}",
+                f"{r.get('groups', 0):,}",
+                recall,
+            ]
+        )
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     print(f"--- {rows:,} vectors")
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
@@ -225,12 +291,13 @@ def main() -> int:
             if "curator" in by_method and "pynndescent" in by_method:
                 ratio = by_method["pynndescent"]["search_seconds"] / by_method["curator"]["search_seconds"]
                 result["speed_vs_pynndescent"] = round(ratio, 2)
-                cpu_ratio = (by_method["pynndescent"]["search_cpu_seconds"]
-                             / by_method["curator"]["search_cpu_seconds"])
+                cpu_ratio = by_method["pynndescent"]["search_cpu_seconds"] / by_method["curator"]["search_cpu_seconds"]
                 result["cpu_vs_pynndescent"] = round(cpu_ratio, 2)
                 seconds = [by_method[m]["search_seconds"] for m in ("curator", "pynndescent")]
-                print(f"curator search vs raw pynndescent k-NN: {ratio:.2f}x as fast "
-                      f"({seconds[0]:.1f} s vs {seconds[1]:.1f} s), {cpu_ratio:.2f}x less CPU")
+                print(
+                    f"curator search vs raw pynndescent k-NN: {ratio:.2f}x as fast "
+                    f"({seconds[0]:.1f} s vs {seconds[1]:.1f} s), {cpu_ratio:.2f}x less CPU"
+                )
             if args.job:
                 result["job"] = run_job(rows, args.data, work, args.threshold)
             ok &= all(r["exit_code"] == 0 for r in runs) and all(s["exit_code"] == 0 for s in result.get("job", []))

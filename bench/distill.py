@@ -22,6 +22,7 @@ model server, whose decoding threads run in this same process). The last line tu
 the job adds per request into a share of a model request: a figure a busy machine does not
 swing the way it swings wall-clock ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,24 @@ from curator import llm_server  # noqa: E402
 from jobs.distill import DistillOptions, distill_prompts  # noqa: E402
 from tests.fault_server import FaultServer  # noqa: E402
 
-TOPICS = ["the sea", "a robot", "autumn", "coffee", "a lighthouse", "the moon", "a library", "winter",
-          "a dragon", "a train", "friendship", "a garden", "the desert", "a storm", "music", "bread"]
+TOPICS = [
+    "the sea",
+    "a robot",
+    "autumn",
+    "coffee",
+    "a lighthouse",
+    "the moon",
+    "a library",
+    "winter",
+    "a dragon",
+    "a train",
+    "friendship",
+    "a garden",
+    "the desert",
+    "a storm",
+    "music",
+    "bread",
+]
 
 
 def prompts_for(n: int) -> list[str]:
@@ -56,8 +73,9 @@ def raw_loop(base_url: str, model: str, prompts: list[str], concurrency: int, ma
     client = openai.OpenAI(base_url=base_url, api_key="local", max_retries=0, timeout=600)
 
     def ask(prompt: str) -> int:
-        answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
-                                                max_tokens=max_tokens, temperature=0)
+        answer = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0
+        )
         return answer.usage.completion_tokens if answer.usage else 0
 
     started = time.perf_counter()
@@ -71,15 +89,26 @@ def raw_loop(base_url: str, model: str, prompts: list[str], concurrency: int, ma
     return seconds, tokens
 
 
-def job_run(base_url: str, model: str, prompts: list[str], concurrency: int, max_tokens: int,
-            work: Path, run: int) -> tuple[float, int]:
+def job_run(
+    base_url: str, model: str, prompts: list[str], concurrency: int, max_tokens: int, work: Path, run: int
+) -> tuple[float, int]:
     path = work / f"prompts-{concurrency}-{run}.txt"
     path.write_text("\n".join(prompts) + "\n")
     con = storage.connect(work / f"bench-{concurrency}-{run}.duckdb")
     try:
         started = time.perf_counter()
-        report = distill_prompts(con, path, DistillOptions(model=model, base_url=base_url, max_tokens=max_tokens,
-                                                           temperature=0, concurrency=concurrency, timeout=600))
+        report = distill_prompts(
+            con,
+            path,
+            DistillOptions(
+                model=model,
+                base_url=base_url,
+                max_tokens=max_tokens,
+                temperature=0,
+                concurrency=concurrency,
+                timeout=600,
+            ),
+        )
         seconds = time.perf_counter() - started
     finally:
         con.close()
@@ -87,8 +116,9 @@ def job_run(base_url: str, model: str, prompts: list[str], concurrency: int, max
     return seconds, report.completion_tokens
 
 
-def compare(label: str, base_url: str, model: str, levels: list[int], n: int, max_tokens: int, repeat: int,
-            cpu: bool) -> list[dict]:
+def compare(
+    label: str, base_url: str, model: str, levels: list[int], n: int, max_tokens: int, repeat: int, cpu: bool
+) -> list[dict]:
     rows = []
     prompts = prompts_for(n)
     raw_loop(base_url, model, prompts[:2], 1, max_tokens)  # warm-up: connections, first-call costs
@@ -105,17 +135,29 @@ def compare(label: str, base_url: str, model: str, levels: list[int], n: int, ma
                         seconds, _ = job_run(base_url, model, prompts, concurrency, max_tokens, Path(tmp), run)
                         job.append(seconds), job_cpu.append(time.process_time() - cpu_start)
             raw_s, job_s = statistics.median(raw), statistics.median(job)
-            row = {"server": label, "concurrency": concurrency, "requests": n,
-                   "raw_req_per_s": round(n / raw_s, 2), "job_req_per_s": round(n / job_s, 2),
-                   "raw_tok_per_s": round(tokens / raw_s, 1), "ratio": round(raw_s / job_s, 3)}
+            row = {
+                "server": label,
+                "concurrency": concurrency,
+                "requests": n,
+                "raw_req_per_s": round(n / raw_s, 2),
+                "job_req_per_s": round(n / job_s, 2),
+                "raw_tok_per_s": round(tokens / raw_s, 1),
+                "ratio": round(raw_s / job_s, 3),
+            }
             if cpu:
                 row["raw_cpu_ms_per_req"] = round(1000 * statistics.median(raw_cpu) / n, 2)
                 row["job_cpu_ms_per_req"] = round(1000 * statistics.median(job_cpu) / n, 2)
             rows.append(row)
-            print(f"{label:8}  c={concurrency}  raw {row['raw_req_per_s']:8.2f} req/s  job {row['job_req_per_s']:8.2f} "
-                  f"req/s  job/raw {row['ratio']:.3f}" + (f"  client CPU ms/req raw {row['raw_cpu_ms_per_req']} "
-                                                          f"job {row['job_cpu_ms_per_req']}" if cpu else ""),
-                  flush=True)
+            print(
+                f"{label:8}  c={concurrency}  raw {row['raw_req_per_s']:8.2f} req/s  job {row['job_req_per_s']:8.2f} "
+                f"req/s  job/raw {row['ratio']:.3f}"
+                + (
+                    f"  client CPU ms/req raw {row['raw_cpu_ms_per_req']} job {row['job_cpu_ms_per_req']}"
+                    if cpu
+                    else ""
+                ),
+                flush=True,
+            )
     return rows
 
 
@@ -136,10 +178,13 @@ def verdict(rows: list[dict]) -> dict:
         fast = instant[row["concurrency"]]
         return round(100 * (fast["job_cpu_ms_per_req"] - fast["raw_cpu_ms_per_req"]) * row["raw_req_per_s"] / 1000, 2)
 
-    return {"overhead_pct": {r["concurrency"]: round(100 * (1 / r["ratio"] - 1), 1) for r in model},
-            "worst_ratio": worst["ratio"], "worst_concurrency": worst["concurrency"],
-            "goal_met": worst["ratio"] >= 0.95,
-            "cpu_overhead_pct": {r["concurrency"]: cpu_share(r) for r in model if r["concurrency"] in instant}}
+    return {
+        "overhead_pct": {r["concurrency"]: round(100 * (1 / r["ratio"] - 1), 1) for r in model},
+        "worst_ratio": worst["ratio"],
+        "worst_concurrency": worst["concurrency"],
+        "goal_met": worst["ratio"] >= 0.95,
+        "cpu_overhead_pct": {r["concurrency"]: cpu_share(r) for r in model if r["concurrency"] in instant},
+    }
 
 
 def report(rows: list[dict], as_json: bool) -> None:
@@ -147,9 +192,11 @@ def report(rows: list[dict], as_json: bool) -> None:
     result = {"runs": rows, **verdict(rows)}
     overheads = ", ".join(f"c={c} {pct:+.1f}%" for c, pct in result["overhead_pct"].items())
     cpu = ", ".join(f"c={c} {pct:+.2f}%" for c, pct in result["cpu_overhead_pct"].items())
-    print(f"job overhead over raw on the local model server: {overheads}; worst job/raw {result['worst_ratio']:.3f}x "
-          f"at c={result['worst_concurrency']} (goal >= 0.95x: {'met' if result['goal_met'] else 'missed'})\n"
-          f"client CPU the job adds per request, as a share of a model request: {cpu}")
+    print(
+        f"job overhead over raw on the local model server: {overheads}; worst job/raw {result['worst_ratio']:.3f}x "
+        f"at c={result['worst_concurrency']} (goal >= 0.95x: {'met' if result['goal_met'] else 'missed'})\n"
+        f"client CPU the job adds per request, as a share of a model request: {cpu}"
+    )
     if as_json:
         print(json.dumps(result))
 
@@ -167,14 +214,26 @@ def main() -> int:
 
     rows = []
     with llm_server.start(n_parallel=max(levels), context=256) as server:
-        print(f"SmolLM2-135M on llama.cpp ({server.n_parallel} slots), {args.prompts} prompts, "
-              f"max_tokens {args.max_tokens}, temperature 0", flush=True)
-        rows += compare("smollm2", server.base_url, server.model, levels, args.prompts, args.max_tokens,
-                        args.repeat, cpu=False)
+        print(
+            f"SmolLM2-135M on llama.cpp ({server.n_parallel} slots), {args.prompts} prompts, "
+            f"max_tokens {args.max_tokens}, temperature 0",
+            flush=True,
+        )
+        rows += compare(
+            "smollm2", server.base_url, server.model, levels, args.prompts, args.max_tokens, args.repeat, cpu=False
+        )
     with FaultServer() as instant:
         print(f"instant loopback server (tests/fault_server.py), {args.instant_prompts} prompts", flush=True)
-        rows += compare("instant", instant.base_url, "fault-model", levels, args.instant_prompts, args.max_tokens,
-                        args.repeat, cpu=True)
+        rows += compare(
+            "instant",
+            instant.base_url,
+            "fault-model",
+            levels,
+            args.instant_prompts,
+            args.max_tokens,
+            args.repeat,
+            cpu=True,
+        )
     report(rows, args.json)
     return 0
 

@@ -10,6 +10,7 @@ the raw side is `encoder.encode(texts)` on the texts the job will embed; the job
 encoding, writing shards, committing). The goal is job >= 0.9x raw. The texts are prompts
 of real shared rows (bench/ingest.py builds the file).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,9 +56,13 @@ def main() -> int:
         con.close()
     raw_rate = len(prompts) / raw_seconds
     figures = {
-        "model": encoder.name, "backend": encoder.backend, "texts": len(prompts),
-        "raw_seconds": round(raw_seconds, 2), "raw_texts_per_s": round(raw_rate),
-        "job_seconds": round(report.seconds, 2), "job_texts_per_s": round(report.texts_per_s),
+        "model": encoder.name,
+        "backend": encoder.backend,
+        "texts": len(prompts),
+        "raw_seconds": round(raw_seconds, 2),
+        "raw_texts_per_s": round(raw_rate),
+        "job_seconds": round(report.seconds, 2),
+        "job_texts_per_s": round(report.texts_per_s),
         "ratio": round(report.texts_per_s / raw_rate, 3),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }

@@ -21,6 +21,7 @@ What it does:
    raw seconds / curator seconds (goal >= 0.5x), and checks that every export wrote --rows
    records and that repeated exports are byte-identical (train, val and manifest sha256).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,8 @@ def build_database(rows: int, data_dir: Path) -> Path:
             out.write(line)
     ingest_bench.remove_db(db)
     seconds, _, _, code = ingest_bench.run_measured(
-        ingest_bench.curator_command(db, sliced), ingest_bench.OUT_DIR / "export_ingest.log")
+        ingest_bench.curator_command(db, sliced), ingest_bench.OUT_DIR / "export_ingest.log"
+    )
     if code != 0:
         raise SystemExit(f"ingest failed; see {ingest_bench.OUT_DIR / 'export_ingest.log'}")
     print(f"built  {db} from {sliced} in {seconds:.1f} s")
@@ -87,8 +89,9 @@ def file_digests(out: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
 
 
-def measure(name: str, repeat: int, argv: list[str], work: Path, rows: int, written: callable,
-            env: dict | None = None) -> Run:
+def measure(
+    name: str, repeat: int, argv: list[str], work: Path, rows: int, written: callable, env: dict | None = None
+) -> Run:
     log = work / f"{name}_{repeat}.log"
     saved = os.environ.copy()
     os.environ.update(env or {})
@@ -100,8 +103,16 @@ def measure(name: str, repeat: int, argv: list[str], work: Path, rows: int, writ
     if code != 0:
         print(f"{name} run {repeat} exited with {code}:\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
     size = written() if code == 0 else 0
-    return Run(name, repeat, round(seconds, 3), round(cpu, 3), round(rss, 1), round(rows / seconds),
-               round(size / 1e6 / seconds, 2), code)
+    return Run(
+        name,
+        repeat,
+        round(seconds, 3),
+        round(cpu, 3),
+        round(rss, 1),
+        round(rows / seconds),
+        round(size / 1e6 / seconds, 2),
+        code,
+    )
 
 
 def count_lines(paths: list[Path]) -> int:
@@ -118,16 +129,18 @@ def run_all(db: Path, rows: int, repeat: int, eval_check: bool, data_dir: Path) 
     with tempfile.TemporaryDirectory(prefix="curator-bench-export-", dir=ingest_bench.OUT_DIR) as tmp:
         work = Path(tmp)
         for i in range(1, repeat + 1):
-            plans = [("curator", curator_export(db, work / "out") + ["--no-eval-check"], None),
-                     ("raw", [sys.executable, "-c", RAW_BASELINE, str(db), str(work / "raw" / "x.jsonl")], None)]
+            plans = [
+                ("curator", curator_export(db, work / "out") + ["--no-eval-check"], None),
+                ("raw", [sys.executable, "-c", RAW_BASELINE, str(db), str(work / "raw" / "x.jsonl")], None),
+            ]
             if eval_check:
                 plans.append(("curator+eval", curator_export(db, work / "out"), eval_env))
             for name, argv, env in plans:
                 target = work / ("raw" if name == "raw" else "out")
                 shutil.rmtree(target, ignore_errors=True)
                 target.mkdir()
-                files = lambda: [p for p in target.iterdir() if p.suffix == ".jsonl"]  # noqa: E731
-                runs.append(measure(name, i, argv, work, rows, lambda: sum(p.stat().st_size for p in files()), env))
+                files = lambda: [p for p in target.iterdir() if p.suffix == ".jsonl"]  # noqa: E731, B023 (called in this iteration)
+                runs.append(measure(name, i, argv, work, rows, lambda: sum(p.stat().st_size for p in files()), env))  # noqa: B023 (called in measure)
                 if runs[-1].exit_code == 0:
                     checks["records"][f"{name}_{i}"] = count_lines(files())
                     if name == "curator":
@@ -140,9 +153,11 @@ def summarize(runs: list[Run]) -> dict:
     summary = {}
     for name in sorted({r.name for r in runs}):
         mine = [r for r in runs if r.name == name]
-        summary[name] = {"seconds": round(statistics.median(r.seconds for r in mine), 3),
-                         "cpu_seconds": round(statistics.median(r.cpu_seconds for r in mine), 3),
-                         "peak_rss_mib": max(r.peak_rss_mib for r in mine)}
+        summary[name] = {
+            "seconds": round(statistics.median(r.seconds for r in mine), 3),
+            "cpu_seconds": round(statistics.median(r.cpu_seconds for r in mine), 3),
+            "peak_rss_mib": max(r.peak_rss_mib for r in mine),
+        }
     for name in [n for n in summary if n != "raw"]:
         summary[f"{name}_speed_ratio"] = round(summary["raw"]["seconds"] / summary[name]["seconds"], 3)
     return summary
@@ -152,8 +167,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=500_000, help="pairs in the database")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each command, interleaved")
-    parser.add_argument("--eval-check", action="store_true",
-                        help="also time an export with the default contamination check")
+    parser.add_argument(
+        "--eval-check", action="store_true", help="also time an export with the default contamination check"
+    )
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
     parser.add_argument("--data", type=Path, default=ingest_bench.DEFAULT_DATA, help="the shared real-data folder")
     args = parser.parse_args()
@@ -168,15 +184,32 @@ def main() -> int:
     summary = {} if failed else summarize(runs)
     for name in ("curator", "curator+eval"):
         if f"{name}_speed_ratio" in summary:
-            print(f"{name} speed as a fraction of raw DuckDB COPY: {summary[f'{name}_speed_ratio']:.2f}x "
-                  f"(raw {summary['raw']['seconds']:.2f} s / {name} {summary[name]['seconds']:.2f} s; goal >= 0.5x)")
-    ok = not failed and all(n == args.rows for n in checks["records"].values()) \
+            print(
+                f"{name} speed as a fraction of raw DuckDB COPY: {summary[f'{name}_speed_ratio']:.2f}x "
+                f"(raw {summary['raw']['seconds']:.2f} s / {name} {summary[name]['seconds']:.2f} s; goal >= 0.5x)"
+            )
+    ok = (
+        not failed
+        and all(n == args.rows for n in checks["records"].values())
         and checks["identical_across_runs"] is not False
-    print(f"check  records written {sorted(set(checks['records'].values()))}, expected {args.rows:,}; "
-          f"repeated exports byte-identical: {checks['identical_across_runs']}: " + ("OK" if ok else "MISMATCH"))
+    )
+    print(
+        f"check  records written {sorted(set(checks['records'].values()))}, expected {args.rows:,}; "
+        f"repeated exports byte-identical: {checks['identical_across_runs']}: " + ("OK" if ok else "MISMATCH")
+    )
     if args.json:
-        print(json.dumps({"rows": args.rows, "database": str(db), "runs": [asdict(r) for r in runs],
-                          "summary": summary, "checks": checks, "ok": ok}))
+        print(
+            json.dumps(
+                {
+                    "rows": args.rows,
+                    "database": str(db),
+                    "runs": [asdict(r) for r in runs],
+                    "summary": summary,
+                    "checks": checks,
+                    "ok": ok,
+                }
+            )
+        )
     return 0 if ok else 1
 
 

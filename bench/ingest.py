@@ -29,6 +29,7 @@ Each child is reaped with os.wait4, which returns that child's own resource usag
 peak RSS of one run never leaks into another's (RUSAGE_CHILDREN would report the maximum
 over all children so far). Exit status: 0 when both commands succeeded and the counts match.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,6 +96,7 @@ con.close()
 
 
 # --- building the input file ------------------------------------------------------------
+
 
 def read_records(path: Path) -> list:
     """Every record of a JSON array file or a JSON Lines file."""
@@ -180,15 +182,16 @@ def warm_page_cache(path: Path) -> None:
 
 # --- measuring ----------------------------------------------------------------------------
 
+
 @dataclass
 class Run:
     name: str
     repeat: int
     seconds: float
-    cpu_seconds: float      # user + system of the child: > seconds means it used several cores
+    cpu_seconds: float  # user + system of the child: > seconds means it used several cores
     peak_rss_mib: float
     rows_per_s: float
-    mb_per_s: float         # input file megabytes (10^6 bytes) per second
+    mb_per_s: float  # input file megabytes (10^6 bytes) per second
     exit_code: int
 
 
@@ -221,8 +224,16 @@ def measure(name: str, repeat: int, argv: list[str], work: Path, rows: int, size
     if code != 0:
         tail = (work / f"{name}_{repeat}.log").read_text(errors="replace")[-3000:]
         print(f"{name} run {repeat} exited with {code}:\n{tail}", file=sys.stderr)
-    return Run(name, repeat, round(seconds, 3), round(cpu, 3), round(rss, 1),
-               round(rows / seconds), round(size / 1e6 / seconds, 2), code)
+    return Run(
+        name,
+        repeat,
+        round(seconds, 3),
+        round(cpu, 3),
+        round(rss, 1),
+        round(rows / seconds),
+        round(size / 1e6 / seconds, 2),
+        code,
+    )
 
 
 def count_rows(db: Path, table: str) -> tuple[int, int]:
@@ -269,6 +280,7 @@ def run_all(input_path: Path, rows: int, repeat: int, floor: bool = False) -> tu
 
 # --- reporting ----------------------------------------------------------------------------
 
+
 def summarize(runs: list[Run]) -> dict:
     """Median time per command (robust to one slow run), maximum peak RSS, and the ratio."""
     summary = {}
@@ -288,8 +300,19 @@ def summarize(runs: list[Run]) -> dict:
 
 def print_table(runs: list[Run], mb_label: str = "MB/s") -> None:
     columns = ["command", "run", "seconds", "rows/s", mb_label, "cpu s", "peak RSS MiB", "exit"]
-    cells = [[r.name, str(r.repeat), f"{r.seconds:.2f}", f"{r.rows_per_s:,}", f"{r.mb_per_s:.1f}",
-              f"{r.cpu_seconds:.2f}", f"{r.peak_rss_mib:,.0f}", str(r.exit_code)] for r in runs]
+    cells = [
+        [
+            r.name,
+            str(r.repeat),
+            f"{r.seconds:.2f}",
+            f"{r.rows_per_s:,}",
+            f"{r.mb_per_s:.1f}",
+            f"{r.cpu_seconds:.2f}",
+            f"{r.peak_rss_mib:,.0f}",
+            str(r.exit_code),
+        ]
+        for r in runs
+    ]
     print_cells(columns, cells)
 
 
@@ -306,8 +329,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the input file")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each command, interleaved")
-    parser.add_argument("--floor", action="store_true",
-                        help="also time raw read_json plus curator's two content hashes (see RAW_WITH_HASHES)")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time raw read_json plus curator's two content hashes (see RAW_WITH_HASHES)",
+    )
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared real-data folder")
     args = parser.parse_args()
@@ -321,29 +347,46 @@ def main() -> int:
     start = time.perf_counter()
     input_path = build_input(args.rows, args.data)
     size = input_path.stat().st_size
-    print(f"input  {input_path}: {args.rows:,} rows, {size / 1e6:,.1f} MB "
-          f"(ready in {time.perf_counter() - start:.1f} s)")
+    print(
+        f"input  {input_path}: {args.rows:,} rows, {size / 1e6:,.1f} MB (ready in {time.perf_counter() - start:.1f} s)"
+    )
     warm_page_cache(input_path)
     runs, checks = run_all(input_path, args.rows, args.repeat, args.floor)
     print_table(runs)
     failed = any(r.exit_code != 0 for r in runs)
     summary = summarize(runs) if not failed else {}
     if summary:
-        print(f"curator speed as a fraction of raw DuckDB read_json: {summary['speed_ratio']:.2f}x "
-              f"(raw {summary['raw']['seconds']:.2f} s / curator {summary['curator']['seconds']:.2f} s; "
-              "goal >= 0.5x)")
+        print(
+            f"curator speed as a fraction of raw DuckDB read_json: {summary['speed_ratio']:.2f}x "
+            f"(raw {summary['raw']['seconds']:.2f} s / curator {summary['curator']['seconds']:.2f} s; "
+            "goal >= 0.5x)"
+        )
         if "floor_ratio" in summary:
-            print(f"raw read_json plus the content hashes alone: {summary['floor_ratio']:.2f}x raw "
-                  f"({summary['raw+hashes']['seconds']:.2f} s): the most any ingest that keeps them could reach")
+            print(
+                f"raw read_json plus the content hashes alone: {summary['floor_ratio']:.2f}x raw "
+                f"({summary['raw+hashes']['seconds']:.2f} s): the most any ingest that keeps them could reach"
+            )
     ok = not failed and checks.get("pairs") == args.rows and checks.get("raw_rows") == args.rows
-    print(f"check  pairs {checks.get('pairs')}, expected {args.rows:,} "
-          f"({checks.get('pair_duplicates')} exact duplicates); raw rows {checks.get('raw_rows')}; "
-          f"db size curator {checks.get('curator_db_mib')} MiB, raw {checks.get('raw_db_mib')} MiB: "
-          + ("OK" if ok else "MISMATCH"))
+    print(
+        f"check  pairs {checks.get('pairs')}, expected {args.rows:,} "
+        f"({checks.get('pair_duplicates')} exact duplicates); raw rows {checks.get('raw_rows')}; "
+        f"db size curator {checks.get('curator_db_mib')} MiB, raw {checks.get('raw_db_mib')} MiB: "
+        + ("OK" if ok else "MISMATCH")
+    )
     if args.json:
-        print(json.dumps({"rows": args.rows, "input": str(input_path), "input_bytes": size,
-                          "runs": [asdict(r) for r in runs], "summary": summary, "checks": checks,
-                          "ok": ok}))
+        print(
+            json.dumps(
+                {
+                    "rows": args.rows,
+                    "input": str(input_path),
+                    "input_bytes": size,
+                    "runs": [asdict(r) for r in runs],
+                    "summary": summary,
+                    "checks": checks,
+                    "ok": ok,
+                }
+            )
+        )
     return 0 if ok else 1
 
 

@@ -36,6 +36,7 @@ Datasets:
   Alpaca (4,998 instructions), Anthropic HH harmless-base test (2,308 dialogues) and FastChat's
   identity conversations (500, one homogeneous blob of repeats): 7,806 pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,7 +66,7 @@ BASELINE = (15, 0.1)
 GRID_CELLS = 40
 K = 10
 LABELS = 25
-LABEL_BOX = (0.18, 0.035)   # label width and height as shares of the view's side
+LABEL_BOX = (0.18, 0.035)  # label width and height as shares of the view's side
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Result:
 
 
 # --- measures ---------------------------------------------------------------------------------
+
 
 def square_box(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, float]:
     """(lower-left corner, side) of the square an equal-aspect plot shows around a box."""
@@ -106,7 +108,7 @@ def fill(coords: np.ndarray, view: tuple[np.ndarray, float], cells: int = GRID_C
     cell = np.floor((coords - corner) / side * cells).astype(np.int64)
     inside = ((cell >= 0) & (cell < cells)).all(axis=1)
     occupied = np.unique(cell[inside, 0] * cells + cell[inside, 1])
-    return len(occupied) / cells ** 2
+    return len(occupied) / cells**2
 
 
 def core_share(coords: np.ndarray) -> float:
@@ -136,15 +138,16 @@ def embedding_knn(vectors: np.ndarray, k: int = K) -> np.ndarray:
     unit = projection._unit_rows(vectors.astype(np.float32))
     kth = np.empty(len(unit), dtype=np.float32)
     for start in range(0, len(unit), 2048):
-        sims = unit[start:start + 2048] @ unit.T
+        sims = unit[start : start + 2048] @ unit.T
         sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
-        kth[start:start + len(sims)] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
+        kth[start : start + len(sims)] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
     return kth
 
 
 def knn_preservation(vectors: np.ndarray, kth: np.ndarray, coords: np.ndarray, k: int = K) -> float:
     """Mean share of each point's k nearest in 2-D whose cosine to it is at least its k-th best."""
     from scipy.spatial import cKDTree
+
     _, near = cKDTree(coords.astype(np.float64)).query(coords, k=k + 1)
     near = near[:, 1:]  # drop the point itself (duplicated coordinates: any one of them)
     unit = projection._unit_rows(vectors.astype(np.float32))
@@ -154,6 +157,7 @@ def knn_preservation(vectors: np.ndarray, kth: np.ndarray, coords: np.ndarray, k
 
 # --- data -------------------------------------------------------------------------------------
 
+
 def curator(db: Path, *args: str) -> None:
     exe = Path(sys.executable).with_name("curator")
     subprocess.run([str(exe), "--db", str(db), *args], check=True)
@@ -162,8 +166,9 @@ def curator(db: Path, *args: str) -> None:
 def prompt_vectors(db: Path) -> np.ndarray:
     con = storage_db.connect_read_only(db)
     try:
-        row = con.execute("SELECT id FROM embedding_sets WHERE model = 'all-MiniLM-L6-v2' AND field = 'prompt'"
-                          ).fetchone()
+        row = con.execute(
+            "SELECT id FROM embedding_sets WHERE model = 'all-MiniLM-L6-v2' AND field = 'prompt'"
+        ).fetchone()
         if row is None:
             raise SystemExit(f"{db}: no all-MiniLM-L6-v2 prompt vectors")
         return vector_rows.load_vectors(con, row[0])[1]
@@ -193,6 +198,7 @@ def real_vectors(data_dir: Path) -> np.ndarray:
 
 # --- the run ----------------------------------------------------------------------------------
 
+
 def measure(dataset: str, vectors: np.ndarray, grid: list[tuple[int, float]]) -> list[Result]:
     kth = embedding_knn(vectors)
     results = []
@@ -202,31 +208,71 @@ def measure(dataset: str, vectors: np.ndarray, grid: list[tuple[int, float]]) ->
         _, coords = projection.fit_projection(vectors, params)
         seconds = time.perf_counter() - start
         labels = projection.cluster(coords, params)
-        result = Result(dataset, len(vectors), n_neighbors, min_dist,
-                        fill(coords, robust_view(coords)), fill(coords, minmax_view(coords)),
-                        core_share(coords), label_overlap(coords, labels),
-                        knn_preservation(vectors, kth, coords), int(len(set(labels.tolist()) - {-1})),
-                        int((labels == projection.NOISE).sum()), seconds)
+        result = Result(
+            dataset,
+            len(vectors),
+            n_neighbors,
+            min_dist,
+            fill(coords, robust_view(coords)),
+            fill(coords, minmax_view(coords)),
+            core_share(coords),
+            label_overlap(coords, labels),
+            knn_preservation(vectors, kth, coords),
+            int(len(set(labels.tolist()) - {-1})),
+            int((labels == projection.NOISE).sum()),
+            seconds,
+        )
         results.append(result)
         np.save(OUT_DIR / f"coords_{dataset}_{n_neighbors}_{min_dist}.npy", coords)
-        print(f"  {dataset} n_neighbors={n_neighbors} min_dist={min_dist}: fill {result.fill_robust:.3f}, "
-              f"knn10 {result.knn10:.3f}, {seconds:.1f} s", file=sys.stderr, flush=True)
+        print(
+            f"  {dataset} n_neighbors={n_neighbors} min_dist={min_dist}: fill {result.fill_robust:.3f}, "
+            f"knn10 {result.knn10:.3f}, {seconds:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     return results
 
 
 def print_table(results: list[Result]) -> None:
     base = next((r for r in results if (r.n_neighbors, r.min_dist) == BASELINE), None)
-    columns = ["nn", "min_dist", "fill", "x", "fill min/max", "core", "labels", "knn10", "x",
-               "clusters", "noise", "fit s", "x"]
+    columns = [
+        "nn",
+        "min_dist",
+        "fill",
+        "x",
+        "fill min/max",
+        "core",
+        "labels",
+        "knn10",
+        "x",
+        "clusters",
+        "noise",
+        "fit s",
+        "x",
+    ]
     cells = []
     for r in results:
+
         def ratio(value: float, of: float) -> str:
             return f"{value / of:.2f}" if base is not None and of else "-"
-        cells.append([str(r.n_neighbors), f"{r.min_dist:g}", f"{r.fill_robust:.3f}",
-                      ratio(r.fill_robust, base.fill_robust if base else 0), f"{r.fill_minmax:.3f}",
-                      f"{r.core:.2f}", f"{r.labels:.2f}", f"{r.knn10:.3f}",
-                      ratio(r.knn10, base.knn10 if base else 0), str(r.clusters), f"{r.noise:,}",
-                      f"{r.fit_s:.1f}", ratio(r.fit_s, base.fit_s if base else 0)])
+
+        cells.append(
+            [
+                str(r.n_neighbors),
+                f"{r.min_dist:g}",
+                f"{r.fill_robust:.3f}",
+                ratio(r.fill_robust, base.fill_robust if base else 0),
+                f"{r.fill_minmax:.3f}",
+                f"{r.core:.2f}",
+                f"{r.labels:.2f}",
+                f"{r.knn10:.3f}",
+                ratio(r.knn10, base.knn10 if base else 0),
+                str(r.clusters),
+                f"{r.noise:,}",
+                f"{r.fit_s:.1f}",
+                ratio(r.fit_s, base.fit_s if base else 0),
+            ]
+        )
     ingest_bench.print_cells(columns, cells)
 
 
@@ -259,8 +305,10 @@ def main() -> int:
     for name in datasets:
         vectors = loaders[name]()
         results = measure(name, vectors, grid)
-        print(f"\n{name}: {len(vectors):,} prompt vectors ({vectors.shape[1]}-d); "
-              f"x = ratio to the default n_neighbors={BASELINE[0]}, min_dist={BASELINE[1]}")
+        print(
+            f"\n{name}: {len(vectors):,} prompt vectors ({vectors.shape[1]}-d); "
+            f"x = ratio to the default n_neighbors={BASELINE[0]}, min_dist={BASELINE[1]}"
+        )
         print_table(results)
         everything += results
     (OUT_DIR / "results.json").write_text(json.dumps([asdict(r) for r in everything], indent=1))

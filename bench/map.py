@@ -24,6 +24,7 @@ What it does:
 The goals (issue 3): 100k pairs with the exact model in <= 10 min; 1M with --fast in <= 15 min
 and <= 8 GiB peak RSS, on a 2-core machine. Exit status 0 when every stage succeeded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,11 @@ def run_stage(name: str, args: list[str], db: Path, work: Path) -> Stage:
     argv = ingest_bench.curator_command(db, Path("-"))[:3] + args  # [curator, --db, DB] + args
     seconds, cpu, rss, code = ingest_bench.run_measured(argv, work / f"{name}.log")
     stage = Stage(name, seconds, cpu, rss, code)
-    print(f"{name:<7} {seconds:8.1f} s  cpu {cpu:8.1f} s  peak RSS {rss / 1024:5.2f} GiB"
-          + ("" if code == 0 else f"  FAILED (exit {code}, log {work / f'{name}.log'})"), flush=True)
+    print(
+        f"{name:<7} {seconds:8.1f} s  cpu {cpu:8.1f} s  peak RSS {rss / 1024:5.2f} GiB"
+        + ("" if code == 0 else f"  FAILED (exit {code}, log {work / f'{name}.log'})"),
+        flush=True,
+    )
     return stage
 
 
@@ -113,9 +117,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="curator-bench-map-") as tmp:
         work = Path(tmp)
         db = work / "bench.duckdb"
-        for name, stage_args in (("ingest", ["ingest", str(input_path)]),
-                                 ("embed", ["embed", *fast]),
-                                 ("map", ["map", *fast])):
+        for name, stage_args in (
+            ("ingest", ["ingest", str(input_path)]),
+            ("embed", ["embed", *fast]),
+            ("map", ["map", *fast]),
+        ):
             stages.append(run_stage(name, stage_args, db, work))
             if stages[-1].exit_code != 0:
                 return 1
@@ -125,13 +131,26 @@ def main() -> int:
     raw_rate = raw_encode_rate(input_path, args.fast, args.sample)
     job_rate = args.rows / embed.seconds
     print(f"total   {total:8.1f} s  ({total / 60:.1f} min)  largest peak RSS {peak / 1024:.2f} GiB")
-    print(f"embed stage {job_rate:,.0f} texts/s (model load included); raw encode of {args.sample:,} "
-          f"sampled prompts {raw_rate:,.0f} texts/s -> ratio {job_rate / raw_rate:.2f}x")
+    print(
+        f"embed stage {job_rate:,.0f} texts/s (model load included); raw encode of {args.sample:,} "
+        f"sampled prompts {raw_rate:,.0f} texts/s -> ratio {job_rate / raw_rate:.2f}x"
+    )
     if args.json:
-        print(json.dumps({"rows": args.rows, "mix": args.mix, "fast": args.fast,
-                          "stages": [asdict(s) for s in stages], "total_seconds": total,
-                          "peak_rss_mib": peak, "embed_texts_per_s": job_rate,
-                          "raw_encode_texts_per_s": raw_rate}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "rows": args.rows,
+                    "mix": args.mix,
+                    "fast": args.fast,
+                    "stages": [asdict(s) for s in stages],
+                    "total_seconds": total,
+                    "peak_rss_mib": peak,
+                    "embed_texts_per_s": job_rate,
+                    "raw_encode_texts_per_s": raw_rate,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -31,6 +31,7 @@ What it does:
    polygon delete over 1M pairs in <= 1 s. Exit status 0 when every delete and undo changed
    exactly the polygon's pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,7 @@ def build_database(rows: int, data_dir: Path, fresh: bool) -> Path:
     input_path = ingest_bench.build_input(rows, data_dir)
     print(f"ingesting {input_path} into {db} ...", flush=True)
     curator = Path(sys.executable).with_name("curator")
-    subprocess.run([str(curator), "--db", str(db), "ingest", str(input_path)], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([str(curator), "--db", str(db), "ingest", str(input_path)], check=True, stdout=subprocess.DEVNULL)
     con = storage.connect(db)
     try:
         ids = con.execute("SELECT id FROM pairs ORDER BY id").fetchnumpy()["id"]
@@ -137,16 +137,23 @@ def run_share(db: Path, share: float, repeat: int) -> dict:
         ok &= op.count == len(expected)
         _, wall, cpu = timed(lambda: operations.select(db, {"polygon": polygon}))
         runs["select only"].append((wall, cpu))
-        undone, wall, cpu = timed(lambda: operations.undo(db, op.id))
+        undone, wall, cpu = timed(lambda: operations.undo(db, op.id))  # noqa: B023 (called by timed)
         runs["undo"].append((wall, cpu))
         ok &= undone.count == len(expected)
         _, wall, cpu = timed(lambda: raw_update(db, expected, -1))
         runs["raw"].append((wall, cpu))
         reset_raw(db, -1)
-    medians = {name: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r))
-               for name, r in runs.items()}
-    return {"share": share, "selected": len(expected), "runs": runs, "medians": medians, "ok": ok,
-            "ratio_raw_over_curator": medians["raw"][0] / medians["curator"][0]}
+    medians = {
+        name: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for name, r in runs.items()
+    }
+    return {
+        "share": share,
+        "selected": len(expected),
+        "runs": runs,
+        "medians": medians,
+        "ok": ok,
+        "ratio_raw_over_curator": medians["raw"][0] / medians["curator"][0],
+    }
 
 
 def main() -> int:
@@ -163,8 +170,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="curator-bench-polygon-", dir=ingest_bench.OUT_DIR) as tmp:
         db = Path(tmp) / "bench.duckdb"
         shutil.copyfile(base, db)
-        print(f"{args.rows:,} pairs, fake uniform map; polygon: concave lasso of 100 vertices; "
-              f"{args.repeat} run(s) of each, interleaved")
+        print(
+            f"{args.rows:,} pairs, fake uniform map; polygon: concave lasso of 100 vertices; "
+            f"{args.repeat} run(s) of each, interleaved"
+        )
         for share in SHARES:
             result = run_share(db, share, args.repeat)
             results.append(result)
@@ -173,8 +182,10 @@ def main() -> int:
                 figures = "  ".join(f"{w:5.2f}s (cpu {c:4.2f})" for w, c in runs)
                 wall, cpu = result["medians"][name]
                 print(f"  {name:<12} median {wall:5.2f} s  cpu {cpu:4.2f} s   runs: {figures}")
-            print(f"  ratio raw / curator: {result['ratio_raw_over_curator']:.2f}x"
-                  + ("" if result["ok"] else "   MISMATCH: a delete or undo changed another number of pairs"))
+            print(
+                f"  ratio raw / curator: {result['ratio_raw_over_curator']:.2f}x"
+                + ("" if result["ok"] else "   MISMATCH: a delete or undo changed another number of pairs")
+            )
     if args.json:
         print(json.dumps({"rows": args.rows, "repeat": args.repeat, "results": results}, indent=2))
     return 0 if all(r["ok"] for r in results) else 1

@@ -27,6 +27,7 @@ Measured, each against labels the fit never saw:
    clusters; and a concept from one pair of each of the 20 templates;
 4. with --ifd N: IFD (bundled SmolLM2) of a random N pairs, mean and median per kind.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,15 +70,18 @@ def build(db: Path) -> None:
     files = OUT / "files"
     files.mkdir(parents=True, exist_ok=True)
     (files / "alpaca.json").write_text(json.dumps(json.loads((DATA / "alpaca_5000.json").read_text())[:ALPACA]))
-    (files / "identity.json").write_text(json.dumps(json.loads((DATA / "dummy_conversation.json").read_text())[:IDENTITY]))
+    (files / "identity.json").write_text(
+        json.dumps(json.loads((DATA / "dummy_conversation.json").read_text())[:IDENTITY])
+    )
     with (files / "p3.jsonl").open("w") as out:
         for name in P3_TEMPLATES:
             for line in (P3_DIR / f"{name}.jsonl").read_text().splitlines()[:P3_PER_TEMPLATE]:
                 out.write(json.dumps({**json.loads(line), "source": f"p3:{name}"}) + "\n")
     with gzip.open(DATA / "hh-rlhf_harmless-base" / "test.jsonl.gz", "rt") as f:
         hh = [json.loads(line) for line in f]
-    (files / "hh.jsonl").write_text("".join(json.dumps({**hh[i], "id": i}) + "\n"
-                                            for i in sorted(HH_REFUSALS + HH_OTHERS)))
+    (files / "hh.jsonl").write_text(
+        "".join(json.dumps({**hh[i], "id": i}) + "\n" for i in sorted(HH_REFUSALS + HH_OTHERS))
+    )
     curator(db, "ingest", files / "alpaca.json", files / "identity.json", files / "hh.jsonl")
     curator(db, "ingest", files / "p3.jsonl", "--format", "gpt4all")
     for model in MODELS:
@@ -109,8 +113,10 @@ def hh_pair_ids(db: Path) -> dict[int, int]:
 
 def concept(db: Path, name: str, positives: list[int], field: str) -> dict[int, float]:
     report = concept_job.create(db, name, Selector(ids=np.array(positives)), field=field)
-    print(f"  concept {name}: cross-validated precision {report.cv_precision:.0%}, recall {report.cv_recall:.0%} "
-          f"({report.positives} positives, {report.negatives} random negatives, {field})")
+    print(
+        f"  concept {name}: cross-validated precision {report.cv_precision:.0%}, recall {report.cv_recall:.0%} "
+        f"({report.positives} positives, {report.negatives} random negatives, {field})"
+    )
     return dict(rows(db, f'SELECT id, "concept_{name}" FROM pairs_view'))
 
 
@@ -119,8 +125,10 @@ def share(flags: list[bool]) -> str:
 
 
 def refusals(db: Path) -> None:
-    key = {(s, line - 1): i for i, s, line in rows(db, "SELECT id, source, line FROM pairs WHERE source IN (?, ?, ?)",
-                                                     MODELS)}
+    key = {
+        (s, line - 1): i
+        for i, s, line in rows(db, "SELECT id, source, line FROM pairs WHERE source IN (?, ?, ?)", MODELS)
+    }
     positives = [key[(m, i)] for m in MODELS for i in REFUSALS.get(m, [])]
     negatives = [key[(m, i)] for m in MODELS for i in NOT_REFUSALS.get(m, [])]
     train = random.Random(0).sample(positives, LABELS)
@@ -130,16 +138,23 @@ def refusals(db: Path) -> None:
     alpaca = [i for (i,) in rows(db, "SELECT id FROM pairs WHERE source = 'alpaca'")]
     rule = dict(rows(db, "SELECT id, refusal FROM pairs_view"))
     score = concept(db, "refusal_like", train, "opening")
-    print(f"\n1. refusals: {len(held)} held-out AlpacaEval refusals, {len(hh_pos)} HH refusals; wrong flags counted "
-          f"on {len(negatives) + len(hh_neg)} labelled hard negatives and {len(alpaca):,} Alpaca pairs")
+    print(
+        f"\n1. refusals: {len(held)} held-out AlpacaEval refusals, {len(hh_pos)} HH refusals; wrong flags counted "
+        f"on {len(negatives) + len(hh_neg)} labelled hard negatives and {len(alpaca):,} Alpaca pairs"
+    )
     print(f"   {'method':<28} {'recall AlpacaEval':>18} {'recall HH':>14} {'wrong flags':>12} {'precision':>10}")
-    for label, flag in (("rule", lambda i: bool(rule[i])), ("concept >= 0.5", lambda i: score[i] >= 0.5),
-                        ("concept >= 0.8", lambda i: score[i] >= 0.8),
-                        ("rule or concept >= 0.8", lambda i: bool(rule[i]) or score[i] >= 0.8)):
+    for label, flag in (
+        ("rule", lambda i: bool(rule[i])),
+        ("concept >= 0.5", lambda i: score[i] >= 0.5),
+        ("concept >= 0.8", lambda i: score[i] >= 0.8),
+        ("rule or concept >= 0.8", lambda i: bool(rule[i]) or score[i] >= 0.8),
+    ):
         found = [flag(i) for i in held] + [flag(i) for i in hh_pos]
         wrong = sum(flag(i) for i in negatives + hh_neg + alpaca)
-        print(f"   {label:<28} {share([flag(i) for i in held]):>18} {share([flag(i) for i in hh_pos]):>14} "
-              f"{wrong:>12} {sum(found) / max(1, sum(found) + wrong):>10.0%}")
+        print(
+            f"   {label:<28} {share([flag(i) for i in held]):>18} {share([flag(i) for i in hh_pos]):>14} "
+            f"{wrong:>12} {sum(found) / max(1, sum(found) + wrong):>10.0%}"
+        )
 
 
 def identity(db: Path) -> None:
@@ -149,12 +164,19 @@ def identity(db: Path) -> None:
     rest = [i for i in ids if i not in train]
     others = [i for i in score if i not in set(ids)]
     print(f"\n2. identity: {len(ids)} pairs of {IDENTITY} conversations; concept from {LABELS}")
-    print(f"   found {share([score[i] >= 0.5 for i in rest])} of the others; flagged "
-          f"{share([score[i] >= 0.5 for i in others])} of the {len(others):,} non-identity pairs")
+    print(
+        f"   found {share([score[i] >= 0.5 for i in rest])} of the others; flagged "
+        f"{share([score[i] >= 0.5 for i in others])} of the {len(others):,} non-identity pairs"
+    )
     blobs = json.loads(curator(db, "blobs", "--json"))
     ranked = [b for b in blobs if b["kind"] == "cluster"]
-    members = dict(rows(db, "SELECT mp.cluster, count(*) FILTER (WHERE p.source = 'identity') FROM map_points mp "
-                             "JOIN pairs p ON p.id = mp.pair_id GROUP BY 1"))
+    members = dict(
+        rows(
+            db,
+            "SELECT mp.cluster, count(*) FILTER (WHERE p.source = 'identity') FROM map_points mp "
+            "JOIN pairs p ON p.id = mp.pair_id GROUP BY 1",
+        )
+    )
     top = [(rank, b["id"], members.get(b["id"], 0)) for rank, b in enumerate(ranked, 1) if members.get(b["id"], 0)]
     shown = ", ".join(f"#{rank} ({n} identity pairs)" for rank, _, n in top[:4])
     print(f"   `curator blobs`: clusters holding identity pairs rank {shown} of {len(ranked)} clusters")
@@ -168,15 +190,22 @@ def p3(db: Path) -> None:
     unseen = [i for i, s in ids if s[3:] not in seen]
     p3_ids = {i for i, _ in ids}
     others = [i for i in score if i not in p3_ids]
-    clusters = rows(db, "SELECT mp.cluster, count(*), count(*) FILTER (WHERE p.source LIKE 'p3:%') FROM map_points mp "
-                         "JOIN pairs p ON p.id = mp.pair_id JOIN maps m ON m.id = mp.map_id AND m.is_default "
-                         "WHERE mp.cluster >= 0 GROUP BY 1")
+    clusters = rows(
+        db,
+        "SELECT mp.cluster, count(*), count(*) FILTER (WHERE p.source LIKE 'p3:%') FROM map_points mp "
+        "JOIN pairs p ON p.id = mp.pair_id JOIN maps m ON m.id = mp.map_id AND m.is_default "
+        "WHERE mp.cluster >= 0 GROUP BY 1",
+    )
     pure = sum(n_p3 for _, n, n_p3 in clusters if n_p3 >= 0.9 * n)
-    print(f"\n3. P3: {len(ids)} pairs of {len(P3_TEMPLATES)} templates; concept from {LABELS} pairs of "
-          f"{len(seen)} templates")
-    print(f"   found {share([score[i] >= 0.5 for i in unseen])} of the pairs of the {len(P3_TEMPLATES) - len(seen)} "
-          f"templates it never saw; flagged {share([score[i] >= 0.5 for i in others])} of the {len(others):,} "
-          f"non-P3 pairs")
+    print(
+        f"\n3. P3: {len(ids)} pairs of {len(P3_TEMPLATES)} templates; concept from {LABELS} pairs of "
+        f"{len(seen)} templates"
+    )
+    print(
+        f"   found {share([score[i] >= 0.5 for i in unseen])} of the pairs of the {len(P3_TEMPLATES) - len(seen)} "
+        f"templates it never saw; flagged {share([score[i] >= 0.5 for i in others])} of the {len(others):,} "
+        f"non-P3 pairs"
+    )
     print(f"   map alone: {pure / len(ids):.0%} of the P3 pairs sit in P3-pure (>= 90%) clusters")
     # The workflow the map makes quick: a pair or so of every template, labelled.
     by_template: dict[str, list[int]] = {}
@@ -186,21 +215,29 @@ def p3(db: Path) -> None:
     train = [rng.choice(members) for members in by_template.values()]
     score = concept(db, "p3_every_template", train, "prompt")
     rest = [i for i, _ in ids if i not in set(train)]
-    print(f"   concept from 1 pair of each of the {len(by_template)} templates: found "
-          f"{share([score[i] >= 0.5 for i in rest])} of the other P3 pairs; flagged "
-          f"{share([score[i] >= 0.5 for i in others])} of the non-P3 pairs")
+    print(
+        f"   concept from 1 pair of each of the {len(by_template)} templates: found "
+        f"{share([score[i] >= 0.5 for i in rest])} of the other P3 pairs; flagged "
+        f"{share([score[i] >= 0.5 for i in others])} of the non-P3 pairs"
+    )
 
 
 def ifd(db: Path, sample: int) -> None:
     started = time.monotonic()
     report = json.loads(curator(db, "quality", "ifd", "--limit", sample, "--json"))
     seconds = time.monotonic() - started
-    kinds = rows(db, """
+    kinds = rows(
+        db,
+        """
             SELECT CASE WHEN source LIKE 'p3:%' THEN 'p3' WHEN source IN (?, ?, ?) THEN 'model outputs'
                         ELSE source END AS kind, count(*), avg(ifd), median(ifd)
-            FROM pairs_view WHERE ifd IS NOT NULL GROUP BY 1 ORDER BY 3""", MODELS)
-    print(f"\n4. IFD (bundled SmolLM2, --max-length 512): {report['scored'] + report['already']} pairs, "
-          f"{report['pairs_per_s']:.1f} pairs/s now ({seconds:.0f} s with loading)")
+            FROM pairs_view WHERE ifd IS NOT NULL GROUP BY 1 ORDER BY 3""",
+        MODELS,
+    )
+    print(
+        f"\n4. IFD (bundled SmolLM2, --max-length 512): {report['scored'] + report['already']} pairs, "
+        f"{report['pairs_per_s']:.1f} pairs/s now ({seconds:.0f} s with loading)"
+    )
     for kind, n, mean, median in kinds:
         print(f"   {kind:<14} {n:>4} pairs  mean {mean:.3f}  median {median:.3f}")
 
@@ -229,10 +266,14 @@ def ifd_speed(n: int) -> None:
     model.losses([alone for _, alone in encoded])
     raw = time.monotonic() - started
     tokens = sum(len(given.input_ids) + len(alone.input_ids) for given, alone in encoded)
-    print(f"\nIFD speed, {report['scored']} Alpaca pairs ({tokens:,} tokens through the model), bundled SmolLM2, "
-          f"batch 16, 2 cores:")
-    print(f"   curator quality ifd: {report['pairs_per_s']:.1f} pairs/s scoring ({report['seconds']:.1f} s; "
-          f"{wall:.1f} s with start-up and model loading)")
+    print(
+        f"\nIFD speed, {report['scored']} Alpaca pairs ({tokens:,} tokens through the model), bundled SmolLM2, "
+        f"batch 16, 2 cores:"
+    )
+    print(
+        f"   curator quality ifd: {report['pairs_per_s']:.1f} pairs/s scoring ({report['seconds']:.1f} s; "
+        f"{wall:.1f} s with start-up and model loading)"
+    )
     print(f"   raw (the two loss passes alone): {len(encoded) / raw:.1f} pairs/s ({raw:.1f} s)")
     print(f"   ratio curator / raw: {report['pairs_per_s'] / (len(encoded) / raw):.2f}x")
 
@@ -240,8 +281,9 @@ def ifd_speed(n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ifd", type=int, default=0, help="IFD on a random N pairs (0: skip)")
-    parser.add_argument("--ifd-speed", type=int, default=0,
-                        help="only time IFD on the first N Alpaca pairs against the raw loss passes")
+    parser.add_argument(
+        "--ifd-speed", type=int, default=0, help="only time IFD on the first N Alpaca pairs against the raw loss passes"
+    )
     args = parser.parse_args()
     if args.ifd_speed:
         ifd_speed(args.ifd_speed)
@@ -253,9 +295,17 @@ def main() -> None:
             subprocess.run(["rm", "-rf", str(stale)], check=True)
         build(db)
         (OUT / "built").touch()
-    print("pairs:", ", ".join(f"{s} {n:,}" for s, n in rows(
-        db, "SELECT CASE WHEN source LIKE 'p3:%' THEN 'p3' ELSE source END, count(*) FROM pairs "
-            "GROUP BY 1 ORDER BY 2 DESC")))
+    print(
+        "pairs:",
+        ", ".join(
+            f"{s} {n:,}"
+            for s, n in rows(
+                db,
+                "SELECT CASE WHEN source LIKE 'p3:%' THEN 'p3' ELSE source END, count(*) FROM pairs "
+                "GROUP BY 1 ORDER BY 2 DESC",
+            )
+        ),
+    )
     for measure in (refusals, identity, p3):
         measure(db)
     if args.ifd:

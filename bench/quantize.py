@@ -6,13 +6,15 @@ on the same model as the baseline for write time and size, and eval time per 100
     .venv/bin/python bench/quantize.py --run RUN_DIR --eval-examples 100
 
 The run: tests/test_quantize.py's (96 short Alpaca pairs, 12 steps of 8 at lr 3e-3, max length
-192, ChatML; 16 validation pairs with long answers), unless --run names one. Each file is written and measured by the quantize job exactly as the CLI runs
-it (the torch references are computed once per run, before the timings). The baseline quantizes
-the f16 file with llama.cpp's llama_model_quantize (all tensors to the type, its own rules for
-embeddings): it knows nothing of the adapter, so its 4-bit files are the naive kind. Eval: the
-first N Self-Instruct user-oriented instances, max length 512, on torch (the bundled base,
-dequantized) and llama.cpp (the bundled Q4_1 GGUF, and the q8_0 file).
+192, ChatML; 16 validation pairs with long answers), unless --run names one. Each file is
+written and measured by the quantize job exactly as the CLI runs it (the torch references are
+computed once per run, before the timings). The baseline quantizes the f16 file with llama.cpp's
+llama_model_quantize (all tensors to the type, its own rules for embeddings): it knows nothing
+of the adapter, so its 4-bit files are the naive kind. Eval: the first N Self-Instruct
+user-oriented instances, max length 512, on torch (the bundled base, dequantized) and llama.cpp
+(the bundled Q4_1 GGUF, and the q8_0 file).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,20 +31,39 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads, as the CLI does (cli/main.py)
 
 DATA = ROOT.parent / "shared" / "data"
-FILES = [("f16", {}), ("q8_0", {}), ("q4_1", {}), ("q4_1", {"plain": True}), ("q4_0", {}), ("q4_0", {"plain": True}),
-         ("q5_0", {}), ("adapter", {"adapter_only": True})]
+FILES = [
+    ("f16", {}),
+    ("q8_0", {}),
+    ("q4_1", {}),
+    ("q4_1", {"plain": True}),
+    ("q4_0", {}),
+    ("q4_0", {"plain": True}),
+    ("q5_0", {}),
+    ("adapter", {"adapter_only": True}),
+]
 
 
 def short_run(work: Path) -> Path:
     from curator import training
     from tests.test_quantize import alpaca_split
     from tests.test_train import write_jsonl
+
     export = work / "export"
     export.mkdir()
     for name, records in zip(("train", "val"), alpaca_split()):
         write_jsonl(export / f"{name}.jsonl", records)
-    training.train(training.TrainConfig(data=str(export), out=str(work / "run"), max_steps=12, batch_size=8,
-                                        max_length=192, lr=3e-3, template="chatml", eval_every=12))
+    training.train(
+        training.TrainConfig(
+            data=str(export),
+            out=str(work / "run"),
+            max_steps=12,
+            batch_size=8,
+            max_length=192,
+            lr=3e-3,
+            template="chatml",
+            eval_every=12,
+        )
+    )
     return work / "run"
 
 
@@ -60,15 +81,22 @@ def llama_cpp_quantize(source: Path, out: Path, qtype: str) -> float:
 
 def eval_times(q8_file: Path, n: int) -> list[dict]:
     from curator import chat_tokens, evaluation, training
+
     examples = evaluation.read_eval_examples(DATA / "user_oriented_instructions.jsonl")[:n]
     rows = []
     for spec in (training.BUNDLED_BASE, str(chat_tokens.bundled_gguf()), str(q8_file)):
         model = evaluation.open_model(spec, max_length=512)
         result = evaluation.score(model, examples, max_length=512).summary()
-        rows.append({"model": Path(spec).name, "engine": result["engine"], "n": result["n"],
-                     "seconds_per_100": round(result["seconds"] * 100 / result["n"], 1),
-                     "answer_tokens_per_s": round(result["tokens"] / result["seconds"], 1),
-                     "ppl_mean": round(result["ppl_mean"], 3)})
+        rows.append(
+            {
+                "model": Path(spec).name,
+                "engine": result["engine"],
+                "n": result["n"],
+                "seconds_per_100": round(result["seconds"] * 100 / result["n"], 1),
+                "answer_tokens_per_s": round(result["tokens"] / result["seconds"], 1),
+                "ppl_mean": round(result["ppl_mean"], 3),
+            }
+        )
     return rows
 
 
@@ -94,34 +122,49 @@ def main() -> int:
             name = "adapter" if options.get("adapter_only") else qtype + ("-plain" if options.get("plain") else "")
             began = time.perf_counter()
             entry = quantize(con, run, files / f"{name}.gguf", qtype, **options)
-            rows.append({"file": name, "size_mb": round(entry["size_bytes"] / 1e6, 2),
-                         "write_s": entry["seconds"]["write"], "measure_s": entry["seconds"]["measure_file"],
-                         "total_s": round(time.perf_counter() - began, 1), "ppl_file": round(entry["ppl_file"], 4),
-                         "gain_kept": None if entry["gain_kept"] is None else round(entry["gain_kept"], 3),
-                         "ppl_base": round(entry["ppl_base"], 4), "ppl_tuned": round(entry["ppl_tuned"], 4)})
+            rows.append(
+                {
+                    "file": name,
+                    "size_mb": round(entry["size_bytes"] / 1e6, 2),
+                    "write_s": entry["seconds"]["write"],
+                    "measure_s": entry["seconds"]["measure_file"],
+                    "total_s": round(time.perf_counter() - began, 1),
+                    "ppl_file": round(entry["ppl_file"], 4),
+                    "gain_kept": None if entry["gain_kept"] is None else round(entry["gain_kept"], 3),
+                    "ppl_base": round(entry["ppl_base"], 4),
+                    "ppl_tuned": round(entry["ppl_tuned"], 4),
+                }
+            )
         con.close()
         baseline = []
         for qtype in ("q8_0", "q4_1", "q4_0", "q5_0"):
             out = files / f"llama-cpp-{qtype}.gguf"
             seconds = llama_cpp_quantize(files / "f16.gguf", out, qtype)
-            baseline.append({"type": qtype, "seconds": round(seconds, 2),
-                             "size_mb": round(out.stat().st_size / 1e6, 2)})
+            baseline.append(
+                {"type": qtype, "seconds": round(seconds, 2), "size_mb": round(out.stat().st_size / 1e6, 2)}
+            )
         evals = eval_times(files / "q8_0.gguf", args.eval_examples)
 
-    print(f"run: {run if args.run else f'short run trained here in {train_seconds:.0f} s'}; "
-          f"ppl base {rows[0]['ppl_base']}, tuned {rows[0]['ppl_tuned']} (token-weighted, its validation set)")
+    print(
+        f"run: {run if args.run else f'short run trained here in {train_seconds:.0f} s'}; "
+        f"ppl base {rows[0]['ppl_base']}, tuned {rows[0]['ppl_tuned']} (token-weighted, its validation set)"
+    )
     print(f"{'file':12} {'size MB':>8} {'write s':>8} {'measure s':>9} {'ppl':>8} {'gain kept':>9}")
     for r in rows:
         kept = "" if r["gain_kept"] is None else f"{r['gain_kept']:.0%}"
-        print(f"{r['file']:12} {r['size_mb']:8.1f} {r['write_s']:8.1f} {r['measure_s']:9.1f} "
-              f"{r['ppl_file']:8.3f} {kept:>9}")
+        print(
+            f"{r['file']:12} {r['size_mb']:8.1f} {r['write_s']:8.1f} {r['measure_s']:9.1f} "
+            f"{r['ppl_file']:8.3f} {kept:>9}"
+        )
     print("llama.cpp's own quantizer from the f16 file (naive: the tuned tensors go to the type too):")
     for b in baseline:
         print(f"  {b['type']:6} {b['seconds']:6.1f} s  {b['size_mb']:7.1f} MB")
     print(f"eval, {args.eval_examples} Self-Instruct instances, max length 512:")
     for e in evals:
-        print(f"  {e['model']:36} {e['engine']:22} {e['seconds_per_100']:7.1f} s / 100 examples  "
-              f"{e['answer_tokens_per_s']:7.1f} answer tokens/s  ppl mean {e['ppl_mean']}")
+        print(
+            f"  {e['model']:36} {e['engine']:22} {e['seconds_per_100']:7.1f} s / 100 examples  "
+            f"{e['answer_tokens_per_s']:7.1f} answer tokens/s  ppl mean {e['ppl_mean']}"
+        )
     if args.json:
         print(json.dumps({"files": rows, "llama_cpp_quantize": baseline, "eval": evals}))
     return 0

@@ -27,6 +27,7 @@ local / Ray (> 1: Ray is faster) and whether the results equal the local ones.
 
 Also prints Ray's local start-up alone and the installed size of the extra.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,6 +60,7 @@ NEIGHBOURS = 10
 
 
 # --- embed: the CLI end to end ------------------------------------------------------------
+
 
 def stored_vectors(db: Path) -> tuple[np.ndarray, np.ndarray]:
     con = storage.connect_read_only(db)
@@ -103,13 +105,18 @@ def bench_embed(rows: int) -> None:
         seconds, db = timed_embed(template, f"ray{workers}", "--ray", "--workers", str(workers))
         ids, got = stored_vectors(db)
         assert np.array_equal(ids, reference[0])
-        results.append((f"--ray --workers {workers}", seconds,
-                        f"least cosine to local {float(np.sum(got * reference[1], axis=1).min()):.6f}"))
-    report(f"embed: {rows:,} prompts, all-MiniLM-L6-v2 (ONNX), `curator embed` end to end", results,
-           rows, "texts")
+        results.append(
+            (
+                f"--ray --workers {workers}",
+                seconds,
+                f"least cosine to local {float(np.sum(got * reference[1], axis=1).min()):.6f}",
+            )
+        )
+    report(f"embed: {rows:,} prompts, all-MiniLM-L6-v2 (ONNX), `curator embed` end to end", results, rows, "texts")
 
 
 # --- place and duplicates: the domain loops, here and on the workers -------------------------
+
 
 def distinct_texts(n: int) -> list[str]:
     """n distinct real texts: the prompts and responses of bench/ingest.py's pool (86,685 of
@@ -119,7 +126,7 @@ def distinct_texts(n: int) -> list[str]:
     sentences = [s.strip() for t in whole for s in re.split(r"(?<=[.!?])\s+", t) if len(s.strip()) > 20]
     texts = list(dict.fromkeys(t for t in whole if t))
     known = set(texts)
-    texts += list(dict.fromkeys(s for s in sentences if s not in known))[:max(0, n - len(texts))]
+    texts += list(dict.fromkeys(s for s in sentences if s not in known))[: max(0, n - len(texts))]
     if len(texts) < n:
         raise SystemExit(f"only {len(texts):,} distinct texts in {DATA}")
     random.Random(ingest_bench.SEED).shuffle(texts)
@@ -142,6 +149,7 @@ def timed(function):
 def on_ray(workers: int, warm_up, run):
     """`run(cluster.map)` on a fresh pool of `workers` actors, after `warm_up(cluster.map)`."""
     from jobs.ray_pool import RayCluster
+
     cluster = RayCluster(workers=workers)
     try:
         warm_up(cluster.map)
@@ -152,8 +160,7 @@ def on_ray(workers: int, warm_up, run):
 
 def bench_place(rows: int) -> None:
     vectors = text_vectors(rows)
-    fit_s, (fitted, _) = timed(lambda: projection.fit_projection(
-        vectors, projection.MapParams(fit_sample=PLACE_FIT)))
+    fit_s, (fitted, _) = timed(lambda: projection.fit_projection(vectors, projection.MapParams(fit_sample=PLACE_FIT)))
     tiny = [vectors[:200], vectors[200:400]]
 
     def warm_up(mapper):
@@ -164,11 +171,22 @@ def bench_place(rows: int) -> None:
     results = [("here, chunk after chunk (raw baseline)", local_s, "")]
     for workers in (1, 2):
         seconds, coords = on_ray(workers, warm_up, lambda mapper: projection.place(fitted, vectors, mapper=mapper))
-        results.append((f"Ray, {workers} worker{'s' * (workers > 1)}", seconds,
-                        "identical coordinates" if np.array_equal(coords, local)
-                        else f"differs by up to {np.abs(coords - local).max():.3g}"))
-    report(f"place: {rows:,} points on a map fitted on {PLACE_FIT:,} (fit {fit_s:.0f} s, here), "
-           f"chunks of {projection.PLACE_CHUNK:,}", results, rows, "points")
+        results.append(
+            (
+                f"Ray, {workers} worker{'s' * (workers > 1)}",
+                seconds,
+                "identical coordinates"
+                if np.array_equal(coords, local)
+                else f"differs by up to {np.abs(coords - local).max():.3g}",
+            )
+        )
+    report(
+        f"place: {rows:,} points on a map fitted on {PLACE_FIT:,} (fit {fit_s:.0f} s, here), "
+        f"chunks of {projection.PLACE_CHUNK:,}",
+        results,
+        rows,
+        "points",
+    )
 
 
 def bench_duplicates(rows: int) -> None:
@@ -183,16 +201,27 @@ def bench_duplicates(rows: int) -> None:
     for workers in (1, 2):
         seconds, edges = on_ray(workers, lambda mapper: None, search)
         same = all(np.array_equal(a, b) for a, b in zip(edges, local))
-        results.append((f"Ray, {workers} worker{'s' * (workers > 1)}", seconds,
-                        f"{'identical' if same else 'DIFFERENT'} edges ({len(edges[0]):,})"))
-    report(f"duplicates: near_pairs on {rows:,} fast vectors (bench/dedup.py's prompts), cosine >= "
-           f"{params.threshold}", results, rows, "vectors")
+        results.append(
+            (
+                f"Ray, {workers} worker{'s' * (workers > 1)}",
+                seconds,
+                f"{'identical' if same else 'DIFFERENT'} edges ({len(edges[0]):,})",
+            )
+        )
+    report(
+        f"duplicates: near_pairs on {rows:,} fast vectors (bench/dedup.py's prompts), cosine >= {params.threshold}",
+        results,
+        rows,
+        "vectors",
+    )
 
 
 # --- neighbours: how much the sample fit keeps -------------------------------------------------
 
+
 def knn_2d(coords: np.ndarray, k: int) -> np.ndarray:
     from sklearn.neighbors import NearestNeighbors
+
     return NearestNeighbors(n_neighbors=k + 1).fit(coords).kneighbors(coords, return_distance=False)[:, 1:]
 
 
@@ -200,9 +229,9 @@ def knn_vectors(vectors: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
     """Exact cosine k-NN (unit rows), all against all in blocks."""
     out = np.empty((len(vectors), k), dtype=np.int64)
     for start in range(0, len(vectors), block):
-        sims = vectors[start:start + block] @ vectors.T
+        sims = vectors[start : start + block] @ vectors.T
         sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
-        out[start:start + block] = np.argpartition(-sims, k, axis=1)[:, :k]
+        out[start : start + block] = np.argpartition(-sims, k, axis=1)[:, :k]
     return out
 
 
@@ -220,29 +249,40 @@ def bench_neighbours(rows: int) -> None:
     print(f"  {'map':<32} {'seconds':>8} {'kept of full-fit map':>21} {'kept of vector space':>21}")
     print(f"  {'UMAP on all points (seed 42)':<32} {full_s:8.0f} {'':>21} {kept(truth, full_knn):21.1%}")
     fits = [("UMAP on all points, seed 7", projection.MapParams(fit_sample=None, seed=7))]
-    fits += [(f"fit on {sample:,}, rest placed", projection.MapParams(fit_sample=sample))
-             for sample in (50_000, 25_000, 10_000) if sample < rows]
+    fits += [
+        (f"fit on {sample:,}, rest placed", projection.MapParams(fit_sample=sample))
+        for sample in (50_000, 25_000, 10_000)
+        if sample < rows
+    ]
     for name, params in fits:
-        seconds, (_, coords) = timed(lambda: projection.fit_projection(vectors, params))
+        seconds, (_, coords) = timed(lambda: projection.fit_projection(vectors, params))  # noqa: B023 (called by timed)
         other_knn = knn_2d(coords, NEIGHBOURS)
         print(f"  {name:<32} {seconds:8.0f} {kept(full_knn, other_knn):21.1%} {kept(truth, other_knn):21.1%}")
 
 
 # --- output ----------------------------------------------------------------------------------
 
+
 def report(title: str, results: list[tuple[str, float, str]], rows: int, unit: str) -> None:
     baseline = results[0][1]
     print(f"\n{title}:")
     for name, seconds, detail in results:
-        print(f"  {name:<40} {seconds:7.1f} s {rows / seconds:8.0f} {unit}/s  local/this {baseline / seconds:.2f}x"
-              f"{'  ' + detail if detail else ''}")
+        print(
+            f"  {name:<40} {seconds:7.1f} s {rows / seconds:8.0f} {unit}/s  local/this {baseline / seconds:.2f}x"
+            f"{'  ' + detail if detail else ''}"
+        )
 
 
 def ray_start_seconds() -> float:
-    code = ("import time, ray; t = time.monotonic(); ray.init(address='local', num_cpus=2, include_dashboard=False, "
-            "_node_ip_address='127.0.0.1', log_to_driver=False); print(time.monotonic() - t); ray.shutdown()")
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-                 .stdout.strip().splitlines()[-1])
+    code = (
+        "import time, ray; t = time.monotonic(); ray.init(address='local', num_cpus=2, include_dashboard=False, "
+        "_node_ip_address='127.0.0.1', log_to_driver=False); print(time.monotonic() - t); ray.shutdown()"
+    )
+    return float(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
 
 
 def main() -> None:
@@ -256,12 +296,14 @@ def main() -> None:
     sections = [args.only] if args.only else SECTIONS[:3]
     for section in sections:
         rows = args.rows or (2_000 if section == "embed" else 100_000)
-        {"embed": bench_embed, "place": bench_place, "duplicates": bench_duplicates,
-         "neighbours": bench_neighbours}[section](rows)
+        {"embed": bench_embed, "place": bench_place, "duplicates": bench_duplicates, "neighbours": bench_neighbours}[
+            section
+        ](rows)
     if args.only != "neighbours":
         print(f"\nRay's local start-up alone: {ray_start_seconds():.1f} s")
-        size = subprocess.run(["du", "-sm", str(Path(ray.__file__).parent)], capture_output=True,
-                              text=True).stdout.split()[0]
+        size = subprocess.run(
+            ["du", "-sm", str(Path(ray.__file__).parent)], capture_output=True, text=True
+        ).stdout.split()[0]
         print(f"the extra's package: ray {ray.__version__}, {size} MB installed")
 
 

@@ -18,6 +18,7 @@ FastChat, P3), ingested into a fresh database first (not timed). Then, in one pr
 It prints pairs/s of both, the ratio job/raw, the stages, an extrapolation to 1M pairs and
 the peak RSS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,9 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _stages(prompts: list[str], responses: list[str], tokenizer: chat_tokens.ChatTokenizer,
-            params: SignalParams) -> dict[str, float]:
+def _stages(
+    prompts: list[str], responses: list[str], tokenizer: chat_tokens.ChatTokenizer, params: SignalParams
+) -> dict[str, float]:
     """CPU seconds per 1,000 pairs of each part of the job, run alone."""
     per_k = 1000 / len(prompts)
     costs = {}
@@ -54,8 +56,14 @@ def _stages(prompts: list[str], responses: list[str], tokenizer: chat_tokens.Cha
         ("language", lambda: language.identify(responses, params.lang_min_letters, params.lang_min_confidence)),
     ]
     rendered: list = []
-    steps.append(("template render", lambda: rendered.extend(tokenizer.render_all(
-        [chat_tokens.conversation(p, r, None) for p, r in zip(prompts, responses)]))))
+    steps.append(
+        (
+            "template render",
+            lambda: rendered.extend(
+                tokenizer.render_all([chat_tokens.conversation(p, r, None) for p, r in zip(prompts, responses)])
+            ),
+        )
+    )
     steps.append(("tokenize", lambda: tokenizer.count_rendered(*rendered)))
     for name, step in steps:
         started = _cpu()
@@ -82,8 +90,9 @@ def main() -> int:
         started, cpu = time.perf_counter(), _cpu()
         table = con.execute("SELECT prompt, response FROM pairs").to_arrow_table()
         prompts, responses = table.column("prompt").to_pylist(), table.column("response").to_pylist()
-        tokenizer.tokenizer.encode_batch_fast([p + "\n" + r for p, r in zip(prompts, responses)],
-                                              add_special_tokens=False)
+        tokenizer.tokenizer.encode_batch_fast(
+            [p + "\n" + r for p, r in zip(prompts, responses)], add_special_tokens=False
+        )
         raw_seconds, raw_cpu = time.perf_counter() - started, _cpu() - cpu
         con.close()
 
@@ -93,10 +102,13 @@ def main() -> int:
     stages = _stages(prompts, responses, tokenizer, params)
     pairs = len(prompts)
     figures = {
-        "pairs": pairs, "tokenizer": report.tokenizer,
-        "raw_seconds": round(raw_seconds, 2), "raw_pairs_per_s": round(pairs / raw_seconds),
+        "pairs": pairs,
+        "tokenizer": report.tokenizer,
+        "raw_seconds": round(raw_seconds, 2),
+        "raw_pairs_per_s": round(pairs / raw_seconds),
         "raw_cpu_seconds": round(raw_cpu, 2),
-        "job_seconds": round(job_seconds, 2), "job_pairs_per_s": round(pairs / job_seconds),
+        "job_seconds": round(job_seconds, 2),
+        "job_pairs_per_s": round(pairs / job_seconds),
         "job_cpu_seconds": round(job_cpu, 2),
         "ratio": round(raw_seconds / job_seconds, 3),
         "job_minutes_per_million": round(job_seconds / pairs * 1e6 / 60, 1),
@@ -107,8 +119,10 @@ def main() -> int:
     print(f"{pairs:,} pairs, tokens under the {report.tokenizer} chat template")
     print(f"raw read + tokenize  {raw_seconds:8.2f} s  {pairs / raw_seconds:10,.0f} pairs/s  (cpu {raw_cpu:.1f} s)")
     print(f"signals job          {job_seconds:8.2f} s  {pairs / job_seconds:10,.0f} pairs/s  (cpu {job_cpu:.1f} s)")
-    print(f"job / raw: {figures['ratio']:.2f}x; 1M pairs: ~{figures['job_minutes_per_million']} min; "
-          f"peak RSS {figures['peak_rss_mib']:,} MiB")
+    print(
+        f"job / raw: {figures['ratio']:.2f}x; 1M pairs: ~{figures['job_minutes_per_million']} min; "
+        f"peak RSS {figures['peak_rss_mib']:,} MiB"
+    )
     print("cpu s per 1,000 pairs: " + ", ".join(f"{k} {v}" for k, v in stages.items()))
     if args.json:
         print(json.dumps(figures))

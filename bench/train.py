@@ -13,6 +13,7 @@ own loss over full logits); curator groups batches by length and runs the LM hea
 positions only. Each side runs in its own child process, so each peak RSS is its own.
 tokens/s counts real (non-padding) tokens over the time spent in training steps.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,9 +40,18 @@ def write_data(pairs: int, directory: Path) -> Path:
 
 def run_curator(args) -> dict:
     from curator import training
-    config = training.TrainConfig(data=args.data, out=str(Path(args.work) / "curator-run"), max_steps=args.steps,
-                                  batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
-                                  val_max=8, eval_every=args.steps, seed=args.seed)
+
+    config = training.TrainConfig(
+        data=args.data,
+        out=str(Path(args.work) / "curator-run"),
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        lr=args.lr,
+        val_max=8,
+        eval_every=args.steps,
+        seed=args.seed,
+    )
     report = training.train(config)
     losses = [h["loss"] for h in report["history"]["train"]]
     return {"tokens": report["tokens"], "seconds": report["train_seconds"], "loss_mean": sum(losses) / len(losses)}
@@ -52,15 +62,16 @@ def run_hf(args) -> dict:
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
     from curator import training
+
     torch.manual_seed(args.seed)
     config = training.TrainConfig(data=args.data, out=args.work, lr=args.lr, seed=args.seed)
     device, dtype = training.device_and_dtype()
     model, tokenizer, _, _ = training.load_base(None, device, dtype)
     template = training.chat_template(tokenizer, config.template)
-    encoded, _ = training.encode_all(training.read_examples(Path(args.data) / "train.jsonl")[0], tokenizer,
-                                     template, args.max_length)
-    rows = [{"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids), "labels": e.labels}
-            for e in encoded]
+    encoded, _ = training.encode_all(
+        training.read_examples(Path(args.data) / "train.jsonl")[0], tokenizer, template, args.max_length
+    )
+    rows = [{"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids), "labels": e.labels} for e in encoded]
     model = training.add_lora(model, config)
     pad = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=training.IGNORE)
     counted = {"tokens": 0, "seconds": 0.0}
@@ -78,21 +89,50 @@ def run_hf(args) -> dict:
             counted["seconds"] += time.perf_counter() - self.began
 
     arguments = TrainingArguments(
-        output_dir=str(Path(args.work) / "hf-run"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-        learning_rate=args.lr, lr_scheduler_type="cosine", warmup_steps=1, weight_decay=0.0, max_grad_norm=1.0,
-        logging_steps=args.steps, save_strategy="no", report_to=[], dataloader_num_workers=0, seed=args.seed,
-        use_cpu=device.type == "cpu", bf16=device.type == "cuda", remove_unused_columns=False,
-        disable_tqdm=True)
-    trainer = Trainer(model=model, args=arguments, train_dataset=rows, data_collator=collate,
-                      callbacks=[StepTimer()])
+        output_dir=str(Path(args.work) / "hf-run"),
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=1,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        logging_steps=args.steps,
+        save_strategy="no",
+        report_to=[],
+        dataloader_num_workers=0,
+        seed=args.seed,
+        use_cpu=device.type == "cpu",
+        bf16=device.type == "cuda",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(model=model, args=arguments, train_dataset=rows, data_collator=collate, callbacks=[StepTimer()])
     result = trainer.train()
     return {"tokens": counted["tokens"], "seconds": counted["seconds"], "loss_mean": result.training_loss}
 
 
 def child(side: str, args) -> dict:
-    command = [sys.executable, __file__, "--side", side, "--data", args.data, "--work", args.work,
-               "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-               "--max-length", str(args.max_length), "--lr", str(args.lr), "--seed", str(args.seed)]
+    command = [
+        sys.executable,
+        __file__,
+        "--side",
+        side,
+        "--data",
+        args.data,
+        "--work",
+        args.work,
+        "--steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--max-length",
+        str(args.max_length),
+        "--lr",
+        str(args.lr),
+        "--seed",
+        str(args.seed),
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{side} side failed:\n{done.stderr[-4000:]}")
@@ -120,6 +160,7 @@ def main() -> int:
         return 0
 
     from curator import training
+
     training.bundled_base_dir()  # the one-time GGUF conversion is no side's cost
     with tempfile.TemporaryDirectory() as work:
         args.work = work
@@ -128,17 +169,30 @@ def main() -> int:
     for figures in sides.values():
         figures["tokens_per_s"] = figures["tokens"] / figures["seconds"]
     ratio = sides["curator"]["tokens_per_s"] / sides["hf"]["tokens_per_s"]
-    print(f"SmolLM2-135M-Instruct LoRA, {args.pairs} Alpaca pairs, {args.steps} steps of {args.batch_size}, "
-          f"max length {args.max_length}, device {training.device_and_dtype()[0]}")
+    print(
+        f"SmolLM2-135M-Instruct LoRA, {args.pairs} Alpaca pairs, {args.steps} steps of {args.batch_size}, "
+        f"max length {args.max_length}, device {training.device_and_dtype()[0]}"
+    )
     for name, label in (("hf", "HF Trainer + peft"), ("curator", "curator train")):
         f = sides[name]
-        print(f"{label:18} {f['tokens']:8,} tokens  {f['seconds']:8.1f} s  {f['tokens_per_s']:8,.0f} tokens/s  "
-              f"peak RSS {f['peak_rss_mib']:,} MiB  mean train loss {f['loss_mean']:.3f}")
-    print(f"curator / HF: {ratio:.2f}x tokens/s (goal >= 1.0x); "
-          f"peak RSS {sides['curator']['peak_rss_mib'] / sides['hf']['peak_rss_mib']:.2f}x")
+        print(
+            f"{label:18} {f['tokens']:8,} tokens  {f['seconds']:8.1f} s  {f['tokens_per_s']:8,.0f} tokens/s  "
+            f"peak RSS {f['peak_rss_mib']:,} MiB  mean train loss {f['loss_mean']:.3f}"
+        )
+    print(
+        f"curator / HF: {ratio:.2f}x tokens/s (goal >= 1.0x); "
+        f"peak RSS {sides['curator']['peak_rss_mib'] / sides['hf']['peak_rss_mib']:.2f}x"
+    )
     if args.json:
-        print(json.dumps({"sides": sides, "ratio": round(ratio, 3), **{k: getattr(args, k) for k in
-                                                                       ("pairs", "steps", "batch_size", "max_length")}}))
+        print(
+            json.dumps(
+                {
+                    "sides": sides,
+                    "ratio": round(ratio, 3),
+                    **{k: getattr(args, k) for k in ("pairs", "steps", "batch_size", "max_length")},
+                }
+            )
+        )
     return 0
 
 

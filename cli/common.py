@@ -1,4 +1,5 @@
 """What every command module shares: the database path, read-only access to it, --ray."""
+
 from __future__ import annotations
 
 import contextlib
@@ -29,12 +30,20 @@ def read(ctx: click.Context, query_fn):
 def ray_options(command):
     """--ray [ADDRESS] and --workers, for a command whose heavy stage can run on a Ray cluster."""
     command = click.option(
-        "--workers", type=click.IntRange(min=1),
-        help="With --ray: Ray actors (default: one per GPU, else one per CPU of the cluster).")(command)
+        "--workers",
+        type=click.IntRange(min=1),
+        help="With --ray: Ray actors (default: one per GPU, else one per CPU of the cluster).",
+    )(command)
     return click.option(
-        "--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
+        "--ray",
+        "ray_address",
+        is_flag=False,
+        flag_value="auto",
+        default=None,
+        metavar="[ADDRESS]",
         help="Run the heavy stage on a Ray cluster (needs `pip install curator[ray]`): --ray alone starts "
-             "a local instance on 127.0.0.1, --ray ADDRESS joins a cluster.")(command)
+        "a local instance on 127.0.0.1, --ray ADDRESS joins a cluster.",
+    )(command)
 
 
 @contextlib.contextmanager
@@ -46,6 +55,7 @@ def ray_cluster(ray_address: str | None, workers: int | None) -> Iterator[RayClu
         yield None
         return
     from jobs.ray_pool import RayCluster
+
     try:
         cluster = RayCluster(ray_address, workers)
     except ModuleNotFoundError as err:

@@ -1,4 +1,5 @@
 """`curator concept create|list|delete` (registered by cli/main.py through COMMANDS)."""
+
 from __future__ import annotations
 
 import re
@@ -38,14 +39,22 @@ def concept():
 
 @concept.command("create")
 @click.argument("name")
-@click.option("--positive", required=True, metavar="SQL_OR_IDS",
-              help="The concept's examples: a SQL condition over pairs_view (run read-only, e.g. \"tag = 'x'\" "
-                   "or \"list_contains(tags, 'refusal')\"), comma-separated pair ids, or a file of ids.")
-@click.option("--negative", metavar="SQL_OR_IDS",
-              help="Pairs that are not the concept, as --positive (default: a seeded random sample of the other "
-                   "pairs, 10 per positive, at least 200).")
-@click.option("--field", type=click.Choice(embedding.FIELDS),
-              help="Classify this field's embeddings (default: those of the map).")
+@click.option(
+    "--positive",
+    required=True,
+    metavar="SQL_OR_IDS",
+    help="The concept's examples: a SQL condition over pairs_view (run read-only, e.g. \"tag = 'x'\" "
+    "or \"list_contains(tags, 'refusal')\"), comma-separated pair ids, or a file of ids.",
+)
+@click.option(
+    "--negative",
+    metavar="SQL_OR_IDS",
+    help="Pairs that are not the concept, as --positive (default: a seeded random sample of the other "
+    "pairs, 10 per positive, at least 200).",
+)
+@click.option(
+    "--field", type=click.Choice(embedding.FIELDS), help="Classify this field's embeddings (default: those of the map)."
+)
 @click.option("--map", "map_name", help="Take the embeddings of this map (default: the default map).")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as a JSON object.")
@@ -56,20 +65,34 @@ def create(ctx, name, positive, negative, field, map_name, seed, as_json):
     concept of the same name. Precision and recall are cross-validated on the labelled pairs."""
     from jobs.concepts import create as run_create
 
-    report = run_create(database(ctx), name, labelled_pairs(positive),
-                        labelled_pairs(negative) if negative else None, field=field, map_name=map_name, seed=seed)
+    report = run_create(
+        database(ctx),
+        name,
+        labelled_pairs(positive),
+        labelled_pairs(negative) if negative else None,
+        field=field,
+        map_name=map_name,
+        seed=seed,
+    )
     if as_json:
         print_json(asdict(report))
         return
     negatives = f"{report.negatives:,} {'random ' if report.random_negatives else ''}negatives"
-    click.echo(f"concept {report.name}: {report.positives:,} positives, {negatives} ({report.field} vectors of "
-               f"{report.model}); cross-validated over {report.folds} folds: precision "
-               f"{_percent(report.cv_precision)}, recall {_percent(report.cv_recall)}")
-    click.echo(f"{report.members:,} of {report.scored:,} pairs score >= {report.threshold:g} "
-               f"(column concept_{report.name}; e.g. --where \"concept_{report.name} >= 0.9\")")
+    click.echo(
+        f"concept {report.name}: {report.positives:,} positives, {negatives} ({report.field} vectors of "
+        f"{report.model}); cross-validated over {report.folds} folds: precision "
+        f"{_percent(report.cv_precision)}, recall {_percent(report.cv_recall)}"
+    )
+    click.echo(
+        f"{report.members:,} of {report.scored:,} pairs score >= {report.threshold:g} "
+        f'(column concept_{report.name}; e.g. --where "concept_{report.name} >= 0.9")'
+    )
     if report.missing:
-        click.echo(f"warning: {report.missing:,} labelled pairs have no vector and were left out "
-                   "(`curator embed` gives them one)", err=True)
+        click.echo(
+            f"warning: {report.missing:,} labelled pairs have no vector and were left out "
+            "(`curator embed` gives them one)",
+            err=True,
+        )
 
 
 @concept.command("list")
@@ -81,9 +104,22 @@ def list_concepts(ctx, as_json):
     if as_json:
         print_json(rows)
         return
-    print_table(["concept", "field", "positives", "negatives", "precision", "recall", "members", "scored"],
-                [(r["name"], r["field"], f"{r['positives']:,}", f"{r['negatives']:,}", _percent(r["cv_precision"]),
-                  _percent(r["cv_recall"]), f"{r['members']:,}", f"{r['scored']:,}") for r in rows])
+    print_table(
+        ["concept", "field", "positives", "negatives", "precision", "recall", "members", "scored"],
+        [
+            (
+                r["name"],
+                r["field"],
+                f"{r['positives']:,}",
+                f"{r['negatives']:,}",
+                _percent(r["cv_precision"]),
+                _percent(r["cv_recall"]),
+                f"{r['members']:,}",
+                f"{r['scored']:,}",
+            )
+            for r in rows
+        ],
+    )
 
 
 @concept.command("delete")

@@ -1,4 +1,5 @@
 """`curator distill`, `curator cost`, `curator prompts template` (registered through COMMANDS)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -35,29 +36,61 @@ def request_options(what: str):
     retried ("prompt", "pair")."""
     options = [
         click.option("--model", required=True, help="Model name as the API knows it."),
-        click.option("--base-url", help="Any OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (default: "
-                                        "$OPENAI_BASE_URL, else OpenAI). The key is read from OPENAI_API_KEY."),
-        click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1),
-                     help="Requests in flight at once."),
-        click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-                     help="Seconds per request before it counts as failed and is retried."),
-        click.option("--max-tries", default=_POLICY.max_tries, show_default=True, type=click.IntRange(min=1),
-                     help=f"Requests per {what} before its error is recorded and the run moves on."),
-        click.option("--backoff", default=_POLICY.base_delay, show_default=True, type=click.FloatRange(min=0),
-                     help="Seconds before the 2nd try; doubles each try (with jitter) up to 60. Retry-After wins."),
-        click.option("--prices", type=click.Path(exists=True, dir_okay=False),
-                     help="Price table for the spend shown (see `curator cost`)."),
+        click.option(
+            "--base-url",
+            help="Any OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (default: "
+            "$OPENAI_BASE_URL, else OpenAI). The key is read from OPENAI_API_KEY.",
+        ),
+        click.option(
+            "--concurrency",
+            default=8,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="Requests in flight at once.",
+        ),
+        click.option(
+            "--timeout",
+            default=120.0,
+            show_default=True,
+            type=click.FloatRange(min=0, min_open=True),
+            help="Seconds per request before it counts as failed and is retried.",
+        ),
+        click.option(
+            "--max-tries",
+            default=_POLICY.max_tries,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help=f"Requests per {what} before its error is recorded and the run moves on.",
+        ),
+        click.option(
+            "--backoff",
+            default=_POLICY.base_delay,
+            show_default=True,
+            type=click.FloatRange(min=0),
+            help="Seconds before the 2nd try; doubles each try (with jitter) up to 60. Retry-After wins.",
+        ),
+        click.option(
+            "--prices",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Price table for the spend shown (see `curator cost`).",
+        ),
     ]
 
     def decorate(command):
         for option in reversed(options):  # click lists options in the order they are given here
             command = option(command)
         return command
+
     return decorate
 
 
-def run_and_report(ctx, unit: str, work: Callable[[duckdb.DuckDBPyConnection, ProgressBar], R], as_json: bool,
-                   print_report: Callable[[R], None]) -> R:
+def run_and_report(
+    ctx,
+    unit: str,
+    work: Callable[[duckdb.DuckDBPyConnection, ProgressBar], R],
+    as_json: bool,
+    print_report: Callable[[R], None],
+) -> R:
     """work(connection, progress bar) -> a report dataclass, printed as JSON or by print_report."""
     con = storage.connect(database(ctx))
     bar = ProgressBar(unit=unit, unit_scale=False)
@@ -78,61 +111,113 @@ def run_and_report(ctx, unit: str, work: Callable[[duckdb.DuckDBPyConnection, Pr
 @click.option("--from-source", help="Answer the prompts of this source's pairs instead (both answers are kept).")
 @request_options("prompt")
 @click.option("--system", help="System message sent before every prompt.")
-@click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(min=1),
-              help="Longest answer; answers cut here get finish_reason 'length'.")
+@click.option(
+    "--max-tokens",
+    default=512,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Longest answer; answers cut here get finish_reason 'length'.",
+)
 @click.option("--temperature", default=0.7, show_default=True, type=float)
 @click.option("--source", help="Source name of the new pairs (default: PROMPTS-stem:MODEL or NAME:MODEL).")
 @click.option("--prompt-field", help="Read any flat records: the key holding the prompt.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as a JSON object.")
 @click.pass_context
-def distill_command(ctx, prompts, from_source, model, base_url, concurrency, timeout, max_tries, backoff, prices,
-                    system, max_tokens, temperature, source, prompt_field, as_json):
+def distill_command(
+    ctx,
+    prompts,
+    from_source,
+    model,
+    base_url,
+    concurrency,
+    timeout,
+    max_tries,
+    backoff,
+    prices,
+    system,
+    max_tokens,
+    temperature,
+    source,
+    prompt_field,
+    as_json,
+):
     """Answer prompts with a model through an OpenAI-compatible API; resumable, exactly once.
 
     PROMPTS: a .txt file (one prompt per line) or any file `ingest` reads: its records'
     prompts, answered or not; conversations are asked at their last user turn. Rerunning the
     same command resumes: prompts whose answers are stored are never asked again; failed ones
     are retried. OPENAI_API_KEY is read from the environment, never stored."""
-    options = DistillOptions(model=model, base_url=base_url, system=system, max_tokens=max_tokens,
-                             temperature=temperature, source=source, concurrency=concurrency, timeout=timeout,
-                             policy=retry_policy(max_tries, backoff), prompt_field=prompt_field)
-    report = run_and_report(ctx, "prompt", lambda con, bar: distill_prompts(
-        con, prompts, options, from_source=from_source, prices=price_table(prices), progress=bar),
-        as_json, lambda r: _print_report(prompts or f"source {from_source}", r))
+    options = DistillOptions(
+        model=model,
+        base_url=base_url,
+        system=system,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        source=source,
+        concurrency=concurrency,
+        timeout=timeout,
+        policy=retry_policy(max_tries, backoff),
+        prompt_field=prompt_field,
+    )
+    report = run_and_report(
+        ctx,
+        "prompt",
+        lambda con, bar: distill_prompts(
+            con, prompts, options, from_source=from_source, prices=price_table(prices), progress=bar
+        ),
+        as_json,
+        lambda r: _print_report(prompts or f"source {from_source}", r),
+    )
     if report.answered == 0 and report.failed:
-        raise click.ClickException(f"no prompt was answered: {report.failed:,} failed; their errors: "
-                                   "curator sql \"SELECT line, error FROM distill_prompts WHERE status = 'failed'\"")
+        raise click.ClickException(
+            f"no prompt was answered: {report.failed:,} failed; their errors: "
+            "curator sql \"SELECT line, error FROM distill_prompts WHERE status = 'failed'\""
+        )
 
 
 def _print_report(what: str, r: DistillReport) -> None:
     if r.status == "nothing to do":
-        click.echo(f"{what}: all {r.prompts:,} prompts already answered by {r.model} (source {r.source}), "
-                   "nothing to do")
+        click.echo(
+            f"{what}: all {r.prompts:,} prompts already answered by {r.model} (source {r.source}), nothing to do"
+        )
         return
     rate = r.answered / r.seconds if r.seconds else 0.0
     cost = "spend unknown (no price for this model)" if r.cost is None else f"${r.cost:,.4f}"
-    click.echo(f"{what} -> {r.model} (source {r.source}, {r.status}): {r.prompts:,} prompts: "
-               f"{r.answered:,} answered now, {r.already:,} before, {r.failed:,} failed, {r.pending:,} left")
-    click.echo(f"job {r.job_id}: {r.errors:,} failed requests retried or given up, {r.truncated:,} answers cut "
-               f"at max tokens, tokens {r.prompt_tokens:,} in / {r.completion_tokens:,} out, {cost}, "
-               f"{r.seconds:,.1f} s ({rate:,.2f} answers/s)")
+    click.echo(
+        f"{what} -> {r.model} (source {r.source}, {r.status}): {r.prompts:,} prompts: "
+        f"{r.answered:,} answered now, {r.already:,} before, {r.failed:,} failed, {r.pending:,} left"
+    )
+    click.echo(
+        f"job {r.job_id}: {r.errors:,} failed requests retried or given up, {r.truncated:,} answers cut "
+        f"at max tokens, tokens {r.prompt_tokens:,} in / {r.completion_tokens:,} out, {cost}, "
+        f"{r.seconds:,.1f} s ({rate:,.2f} answers/s)"
+    )
     if r.rejects:
-        click.echo(f"warning: {r.rejects:,} record(s) hold no prompt; `curator rejects --job {r.job_id}` "
-                   "lists them", err=True)
+        click.echo(
+            f"warning: {r.rejects:,} record(s) hold no prompt; `curator rejects --job {r.job_id}` lists them", err=True
+        )
     if r.failed:
-        click.echo(f"warning: {r.failed:,} prompt(s) failed; rerun the same command to retry them. Errors: "
-                   "curator sql \"SELECT line, error FROM distill_prompts WHERE status = 'failed'\"", err=True)
+        click.echo(
+            f"warning: {r.failed:,} prompt(s) failed; rerun the same command to retry them. Errors: "
+            "curator sql \"SELECT line, error FROM distill_prompts WHERE status = 'failed'\"",
+            err=True,
+        )
 
 
 def _usage(con) -> list[dict]:
     """Usage rows of every kind of work that calls an API, each marked with its `task`."""
-    return [*({"task": "distill", **row} for row in distill_rows.usage(con)),
-            *({"task": "judge", **row} for row in judge_rows.usage(con))]
+    return [
+        *({"task": "distill", **row} for row in distill_rows.usage(con)),
+        *({"task": "judge", **row} for row in judge_rows.usage(con)),
+    ]
 
 
 @click.command("cost")
-@click.option("--prices", type=click.Path(exists=True, dir_okay=False),
-              help='JSON {"model": {"input": USD per 1M tokens, "output": ...}} (default: example OpenAI prices).')
+@click.option(
+    "--prices",
+    type=click.Path(exists=True, dir_okay=False),
+    help='JSON {"model": {"input": USD per 1M tokens, "output": ...}} (default: example OpenAI prices).',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.pass_context
 def cost(ctx, prices, as_json):
@@ -147,13 +232,27 @@ def cost(ctx, prices, as_json):
         return
     money = lambda v: "?" if v is None else f"${v:,.4f}"  # noqa: E731
     per_m = lambda v: "?" if v is None else f"{v:g}"  # noqa: E731
-    print_table(["model", "task", "server", "answers", "prompt tokens", "completion tokens", "$/1M in", "$/1M out",
-                 "cost"],
-                [(r["model"], r["task"], "local" if r["local"] else "remote", f"{r['answers']:,}",
-                  f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}", per_m(r["input_price"]),
-                  per_m(r["output_price"]), money(r["cost"])) for r in rows])
-    click.echo(f"total: {totals['answers']:,} answers, {totals['prompt_tokens']:,} + {totals['completion_tokens']:,} "
-               f"tokens, {money(total_cost)}")
+    print_table(
+        ["model", "task", "server", "answers", "prompt tokens", "completion tokens", "$/1M in", "$/1M out", "cost"],
+        [
+            (
+                r["model"],
+                r["task"],
+                "local" if r["local"] else "remote",
+                f"{r['answers']:,}",
+                f"{r['prompt_tokens']:,}",
+                f"{r['completion_tokens']:,}",
+                per_m(r["input_price"]),
+                per_m(r["output_price"]),
+                money(r["cost"]),
+            )
+            for r in rows
+        ],
+    )
+    click.echo(
+        f"total: {totals['answers']:,} answers, {totals['prompt_tokens']:,} + {totals['completion_tokens']:,} "
+        f"tokens, {money(total_cost)}"
+    )
     if unpriced:
         click.echo(f"warning: no price for {', '.join(unpriced)}: pass --prices FILE", err=True)
 

@@ -1,4 +1,5 @@
 """Entry point of the `curator` console script."""
+
 from __future__ import annotations
 
 import importlib
@@ -18,7 +19,8 @@ import storage
 from cli.common import database, ray_cluster, ray_options, read
 from cli.output import ProgressBar, print_json, print_table
 from curator import __version__, embedding, formats, projection, readers
-from jobs.ingest import IngestOptions, IngestReport, ingest as run_ingest
+from jobs.ingest import IngestOptions, IngestReport
+from jobs.ingest import ingest as run_ingest
 from storage import jobs as job_rows
 from storage import maps as map_rows
 from storage import pairs as pair_rows
@@ -38,16 +40,27 @@ LAZY_COMMANDS = {
     "compare": "cli.compare",
     "concept": "cli.concept",
     "quality": "cli.quality",
-    "chat": "cli.chat", "serve": "cli.chat",
-    "distill": "cli.distill", "cost": "cli.distill", "prompts": "cli.distill",
-    "duplicates": "cli.duplicates", "blobs": "cli.duplicates",
+    "chat": "cli.chat",
+    "serve": "cli.chat",
+    "distill": "cli.distill",
+    "cost": "cli.distill",
+    "prompts": "cli.distill",
+    "duplicates": "cli.duplicates",
+    "blobs": "cli.duplicates",
     "export": "cli.export",
-    "tag": "cli.operations", "untag": "cli.operations", "delete": "cli.operations",
-    "restore": "cli.operations", "log": "cli.operations", "undo": "cli.operations",
-    "replay": "cli.operations", "version": "cli.operations",
-    "quantize": "cli.quantize", "eval": "cli.quantize",
+    "tag": "cli.operations",
+    "untag": "cli.operations",
+    "delete": "cli.operations",
+    "restore": "cli.operations",
+    "log": "cli.operations",
+    "undo": "cli.operations",
+    "replay": "cli.operations",
+    "version": "cli.operations",
+    "quantize": "cli.quantize",
+    "eval": "cli.quantize",
     "signals": "cli.signals",
-    "train": "cli.train", "score": "cli.train",
+    "train": "cli.train",
+    "score": "cli.train",
 }
 
 
@@ -74,8 +87,14 @@ class CuratorGroup(click.Group):
 
 
 @click.group(cls=CuratorGroup)
-@click.option("--db", "db_path", envvar="CURATOR_DB", default=storage.DEFAULT_DB, show_default=True,
-              help="DuckDB file to use (or set CURATOR_DB).")
+@click.option(
+    "--db",
+    "db_path",
+    envvar="CURATOR_DB",
+    default=storage.DEFAULT_DB,
+    show_default=True,
+    help="DuckDB file to use (or set CURATOR_DB).",
+)
 @click.version_option(__version__, prog_name="curator")
 @click.pass_context
 def cli(ctx: click.Context, db_path: str) -> None:
@@ -86,19 +105,40 @@ def cli(ctx: click.Context, db_path: str) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--source", help="Source name for every pair (else the record's own, else the file name).")
-@click.option("--format", "fmt", default="auto", show_default=True,
-              type=click.Choice(("auto",) + formats.FORMATS), help="Record format; auto-detected per file.")
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(("auto",) + formats.FORMATS),
+    help="Record format; auto-detected per file.",
+)
 @click.option("--prompt-field", help="Read any flat records: the key holding the prompt (with --response-field).")
 @click.option("--response-field", help="The key holding the response (with --prompt-field).")
-@click.option("--max-record-bytes", default=readers.DEFAULT_MAX_RECORD_BYTES, show_default=True, type=int,
-              help="Records larger than this are rejected, not read.")
-@click.option("--batch-size", default=readers.BATCH_RECORDS, show_default=True, type=int,
-              help="Records committed per transaction (the resume granularity).")
+@click.option(
+    "--max-record-bytes",
+    default=readers.DEFAULT_MAX_RECORD_BYTES,
+    show_default=True,
+    type=int,
+    help="Records larger than this are rejected, not read.",
+)
+@click.option(
+    "--batch-size",
+    default=readers.BATCH_RECORDS,
+    show_default=True,
+    type=int,
+    help="Records committed per transaction (the resume granularity).",
+)
 @click.pass_context
 def ingest(ctx, paths, source, fmt, prompt_field, response_field, max_record_bytes, batch_size):
     """Read prompt-response pairs from files (.jsonl .json .csv .parquet, optionally .gz/.zst)."""
-    options = IngestOptions(source=source, format=fmt, prompt_field=prompt_field,
-                            response_field=response_field, max_record_bytes=max_record_bytes)
+    options = IngestOptions(
+        source=source,
+        format=fmt,
+        prompt_field=prompt_field,
+        response_field=response_field,
+        max_record_bytes=max_record_bytes,
+    )
     con = storage.connect(database(ctx))
     bar = ProgressBar()
     try:
@@ -112,7 +152,9 @@ def ingest(ctx, paths, source, fmt, prompt_field, response_field, max_record_byt
     if failed or (accepted == 0 and any(f.status != "already ingested" for f in report.files)):
         raise click.ClickException(
             "no pairs were accepted" + ("" if failed else "; see `curator rejects` for why")
-            if accepted == 0 else f"{len(failed)} file(s) could not be ingested")
+            if accepted == 0
+            else f"{len(failed)} file(s) could not be ingested"
+        )
 
 
 def _print_ingest(report: IngestReport) -> None:
@@ -123,14 +165,21 @@ def _print_ingest(report: IngestReport) -> None:
             click.echo(f"{f.path}: not ingested: {f.note}", err=True)
         else:
             extra = f" ({f.note})" if f.note else ""
-            click.echo(f"{f.path}: {f.status}{extra}: {f.pairs:,} pairs, {f.rejects:,} rejected, "
-                       f"{f.duplicates:,} exact duplicates, format {f.format or 'not recognised'}")
+            click.echo(
+                f"{f.path}: {f.status}{extra}: {f.pairs:,} pairs, {f.rejects:,} rejected, "
+                f"{f.duplicates:,} exact duplicates, format {f.format or 'not recognised'}"
+            )
     rejects = report.total("rejects")
-    click.echo(f"job {report.job_id}: {report.total('pairs'):,} pairs added, {rejects:,} rejected, "
-               f"{report.total('duplicates'):,} exact duplicates (kept, counted)")
+    click.echo(
+        f"job {report.job_id}: {report.total('pairs'):,} pairs added, {rejects:,} rejected, "
+        f"{report.total('duplicates'):,} exact duplicates (kept, counted)"
+    )
     if rejects:
-        click.echo(f"warning: {rejects:,} record(s) rejected; `curator rejects --job {report.job_id}` "
-                   "lists them with file, line and reason", err=True)
+        click.echo(
+            f"warning: {rejects:,} record(s) rejected; `curator rejects --job {report.job_id}` "
+            "lists them with file, line and reason",
+            err=True,
+        )
 
 
 @cli.command()
@@ -145,9 +194,14 @@ def stats(ctx, as_json):
     click.echo(f"pairs     {result['pairs']:,}  (deleted {result['deleted']:,})")
     click.echo(f"rejects   {result['rejects']:,}")
     click.echo(f"exact duplicates  {result['exact_duplicates']:,}")
-    click.echo(f"files     {result['files']:,}" + (
-        f"  ({result['files_unfinished']} unfinished: rerun the same ingest to resume)"
-        if result["files_unfinished"] else ""))
+    click.echo(
+        f"files     {result['files']:,}"
+        + (
+            f"  ({result['files_unfinished']} unfinished: rerun the same ingest to resume)"
+            if result["files_unfinished"]
+            else ""
+        )
+    )
     if result["sources"]:
         print_table(["source", "pairs"], [(k, f"{v:,}") for k, v in result["sources"].items()])
 
@@ -163,8 +217,11 @@ def rejects(ctx, job_id, limit, as_json):
     if as_json:
         print_json(rows)
         return
-    print_table(["job", "file", "line", "reason", "raw"],
-                [(r["job"], r["file"], r["line"], r["reason"], r["raw"]) for r in rows], max_width=50)
+    print_table(
+        ["job", "file", "line", "reason", "raw"],
+        [(r["job"], r["file"], r["line"], r["reason"], r["raw"]) for r in rows],
+        max_width=50,
+    )
 
 
 @cli.command()
@@ -177,9 +234,14 @@ def jobs(ctx, limit, as_json):
     if as_json:
         print_json(rows)
         return
-    print_table(["id", "kind", "status", "progress", "started", "counts / error"],
-                [(r["id"], r["kind"], r["status"], f"{r['progress']:.0%}", r["started_at"],
-                  r["error"] or r["counts"]) for r in rows], max_width=80)
+    print_table(
+        ["id", "kind", "status", "progress", "started", "counts / error"],
+        [
+            (r["id"], r["kind"], r["status"], f"{r['progress']:.0%}", r["started_at"], r["error"] or r["counts"])
+            for r in rows
+        ],
+        max_width=80,
+    )
 
 
 @cli.command()
@@ -196,10 +258,13 @@ def sql(ctx, statement, as_json):
 
 
 @cli.command()
-@click.option("--full", is_flag=True,
-              help="The whole loop: also signals, duplicates, an automatic curation, version, export, a short "
-                   "LoRA run, GGUF files (q8_0, q4_1) and eval, into DB_DIR/demo-full/; reruns skip finished "
-                   "stages.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="The whole loop: also signals, duplicates, an automatic curation, version, export, a short "
+    "LoRA run, GGUF files (q8_0, q4_1) and eval, into DB_DIR/demo-full/; reruns skip finished "
+    "stages.",
+)
 @click.pass_context
 def demo(ctx, full):
     """Set up the demo database: ingest the bundled demo set, map it, print its stats."""
@@ -247,18 +312,34 @@ def _demo_full(db_path: str) -> None:
         report = demo_job.run_full(db_path, progress=bars, notify=bars.stage)
     finally:
         bars.bar.close()
+
     def number(value, fmt: str) -> str:
         return "" if value is None else format(value, fmt)
 
-    click.echo(f"\nresponse perplexity (token-weighted); ppl: `curator quantize`'s measure on the run's "
-               f"validation subset; eval: `curator eval` on all {report.eval_examples:,} examples of "
-               "export/val.jsonl (mean: per example, clipped at 100)")
-    print_table(["model", "engine", "size", "ppl", "gain kept", "eval ppl", "eval mean"],
-                [(r["model"], r["engine"], "" if r["size_bytes"] is None else f"{r['size_bytes'] / 1e6:,.1f} MB",
-                  number(r["ppl"], ".3f"), number(r["gain_kept"], ".0%"), number(r["eval_ppl_tokens"], ".3f"),
-                  number(r["eval_ppl_mean"], ".3f")) for r in report.rows])
-    click.echo(f"\n{report.directory} ({report.seconds:,.0f} s); chat with the tuned file beside the base: "
-               f"curator --db {db_path} app (Chat page), or curator chat {report.directory}/model-q4_1.gguf")
+    click.echo(
+        f"\nresponse perplexity (token-weighted); ppl: `curator quantize`'s measure on the run's "
+        f"validation subset; eval: `curator eval` on all {report.eval_examples:,} examples of "
+        "export/val.jsonl (mean: per example, clipped at 100)"
+    )
+    print_table(
+        ["model", "engine", "size", "ppl", "gain kept", "eval ppl", "eval mean"],
+        [
+            (
+                r["model"],
+                r["engine"],
+                "" if r["size_bytes"] is None else f"{r['size_bytes'] / 1e6:,.1f} MB",
+                number(r["ppl"], ".3f"),
+                number(r["gain_kept"], ".0%"),
+                number(r["eval_ppl_tokens"], ".3f"),
+                number(r["eval_ppl_mean"], ".3f"),
+            )
+            for r in report.rows
+        ],
+    )
+    click.echo(
+        f"\n{report.directory} ({report.seconds:,.0f} s); chat with the tuned file beside the base: "
+        f"curator --db {db_path} app (Chat page), or curator chat {report.directory}/model-q4_1.gguf"
+    )
 
 
 FIELD = click.Choice(embedding.FIELDS)
@@ -267,10 +348,17 @@ FIELD = click.Choice(embedding.FIELDS)
 @cli.command()
 @click.option("--model", help="sentence-transformers model name or local path (default: the bundled all-MiniLM-L6-v2).")
 @click.option("--field", default="prompt", show_default=True, type=FIELD, help="What to embed.")
-@click.option("--fast", is_flag=True, help="Static model2vec embeddings distilled from the model (~50x faster, rougher).")
+@click.option(
+    "--fast", is_flag=True, help="Static model2vec embeddings distilled from the model (~50x faster, rougher)."
+)
 @click.option("--batch-size", default=embedding.BATCH_SIZE, show_default=True, type=int)
-@click.option("--commit-every", default=4096, show_default=True, type=int,
-              help="Pairs per committed shard: the resume granularity.")
+@click.option(
+    "--commit-every",
+    default=4096,
+    show_default=True,
+    type=int,
+    help="Pairs per committed shard: the resume granularity.",
+)
 @ray_options
 @click.pass_context
 def embed(ctx, model, field, fast, batch_size, commit_every, ray_address, workers):
@@ -281,35 +369,67 @@ def embed(ctx, model, field, fast, batch_size, commit_every, ray_address, worker
         con = storage.connect(database(ctx))
         bar = ProgressBar(unit="pair", unit_scale=False)
         try:
-            report = run_embed(con, database(ctx), model=model, field=field, fast=fast, batch_size=batch_size,
-                               commit_every=commit_every, progress=bar,
-                               encoder=cluster.encoder(model, fast=fast) if cluster else None)
+            report = run_embed(
+                con,
+                database(ctx),
+                model=model,
+                field=field,
+                fast=fast,
+                batch_size=batch_size,
+                commit_every=commit_every,
+                progress=bar,
+                encoder=cluster.encoder(model, fast=fast) if cluster else None,
+            )
         finally:
             bar.close()
             con.close()
-    click.echo(f"embedded {report.embedded:,} pairs ({report.already:,} already had vectors) with "
-               f"{report.model}, field {report.field}: {report.texts_per_s:,.0f} texts/s")
+    click.echo(
+        f"embedded {report.embedded:,} pairs ({report.already:,} already had vectors) with "
+        f"{report.model}, field {report.field}: {report.texts_per_s:,.0f} texts/s"
+    )
 
 
 @cli.command("map")
 @click.option("--name", help="Map name (default: the field).")
-@click.option("--field", default="prompt", show_default=True, type=FIELD,
-              help="prompt or response (twin maps), or pair.")
+@click.option(
+    "--field", default="prompt", show_default=True, type=FIELD, help="prompt or response (twin maps), or pair."
+)
 @click.option("--model", help="Embedding model name or path (default: the bundled all-MiniLM-L6-v2).")
 @click.option("--fast", is_flag=True, help="Use static model2vec embeddings: first looks at million-pair sets.")
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed: the same seed gives the same map.")
 @click.option("--min-cluster-size", type=int, help="HDBSCAN's smallest cluster (default: chosen from the size).")
-@click.option("--fit-sample", default=projection.MapParams.fit_sample, show_default=True, type=click.IntRange(3),
-              help="Fit UMAP on a seeded sample of this many points and place the rest with the fitted model.")
+@click.option(
+    "--fit-sample",
+    default=projection.MapParams.fit_sample,
+    show_default=True,
+    type=click.IntRange(3),
+    help="Fit UMAP on a seeded sample of this many points and place the rest with the fitted model.",
+)
 @click.option("--rebuild", is_flag=True, help="Fit again instead of placing new pairs on the existing map.")
 @click.option("--default", "make_default", is_flag=True, help="Show this map's columns in pairs_view.")
-@click.option("--label-model", help="Also have this chat model name the clusters (OpenAI-compatible API; "
-                                    "key from OPENAI_API_KEY).")
+@click.option(
+    "--label-model",
+    help="Also have this chat model name the clusters (OpenAI-compatible API; key from OPENAI_API_KEY).",
+)
 @click.option("--base-url", help="The API's base URL for --label-model (default: OpenAI's).")
 @ray_options
 @click.pass_context
-def map_command(ctx, name, field, model, fast, seed, min_cluster_size, fit_sample, rebuild, make_default,
-                label_model, base_url, ray_address, workers):
+def map_command(
+    ctx,
+    name,
+    field,
+    model,
+    fast,
+    seed,
+    min_cluster_size,
+    fit_sample,
+    rebuild,
+    make_default,
+    label_model,
+    base_url,
+    ray_address,
+    workers,
+):
     """Embed what is missing, project to 2-D, cluster and label topics; later runs place new pairs.
 
     With --ray, the embedding and the placing of the points outside the fit sample run on the
@@ -321,9 +441,21 @@ def map_command(ctx, name, field, model, fast, seed, min_cluster_size, fit_sampl
         con = storage.connect(database(ctx))
         bar = ProgressBar(unit="step", unit_scale=False)
         try:
-            report = build_map(con, database(ctx), name=name, field=field, model=model, fast=fast, params=params,
-                               rebuild=rebuild, make_default=make_default, label_model=label_model,
-                               base_url=base_url, progress=bar, cluster=cluster)
+            report = build_map(
+                con,
+                database(ctx),
+                name=name,
+                field=field,
+                model=model,
+                fast=fast,
+                params=params,
+                rebuild=rebuild,
+                make_default=make_default,
+                label_model=label_model,
+                base_url=base_url,
+                progress=bar,
+                cluster=cluster,
+            )
         finally:
             bar.close()
             con.close()
@@ -331,8 +463,10 @@ def map_command(ctx, name, field, model, fast, seed, min_cluster_size, fit_sampl
 
 
 def _print_map(report: MapReport) -> None:
-    click.echo(f"map {report.name}: {report.fitted:,} points fitted, {report.placed:,} placed without "
-               f"refitting, {report.clusters:,} clusters, {report.noise:,} noise points ({report.model})")
+    click.echo(
+        f"map {report.name}: {report.fitted:,} points fitted, {report.placed:,} placed without "
+        f"refitting, {report.clusters:,} clusters, {report.noise:,} noise points ({report.model})"
+    )
 
 
 @cli.command()
@@ -341,6 +475,7 @@ def _print_map(report: MapReport) -> None:
 @click.pass_context
 def clusters(ctx, map_name, as_json):
     """Clusters of a map: id, topic label, parent (coarse) cluster, size, top sources."""
+
     def cluster_rows(con):
         chosen = map_rows.find(con, map_name) if map_name else map_rows.default(con)
         if chosen is None:
@@ -351,9 +486,11 @@ def clusters(ctx, map_name, as_json):
     if as_json:
         print_json(rows)
         return
-    print_table(["level", "id", "label", "parent", "size", "top sources"],
-                [(r["level"], r["id"], r["label"], r["parent"], f"{r['size']:,}", r["top_sources"]) for r in rows],
-                max_width=70)
+    print_table(
+        ["level", "id", "label", "parent", "size", "top sources"],
+        [(r["level"], r["id"], r["label"], r["parent"], f"{r['size']:,}", r["top_sources"]) for r in rows],
+        max_width=70,
+    )
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """`curator` commands for operations (registered by cli/main.py through COMMANDS):
 tag, untag, delete, restore (each with one selector), log, undo, replay, version."""
+
 from __future__ import annotations
 
 import json
@@ -21,19 +22,29 @@ SHOWN_CLUSTERS = 20
 def selector_options(command):
     """The selector options (exactly one of them), --map/--level/--top, --dry-run and --json."""
     options = [
-        click.option("--where", help="SQL boolean expression over pairs_view, run read-only (e.g. \"refusal\")."),
+        click.option("--where", help='SQL boolean expression over pairs_view, run read-only (e.g. "refusal").'),
         click.option("--cluster", type=int, help="A cluster of the map (`curator clusters` lists them)."),
-        click.option("--level", type=click.Choice(LEVELS), default="fine", show_default=True,
-                     help="With --cluster: a fine cluster or a coarse one (all its fine clusters)."),
+        click.option(
+            "--level",
+            type=click.Choice(LEVELS),
+            default="fine",
+            show_default=True,
+            help="With --cluster: a fine cluster or a coarse one (all its fine clusters).",
+        ),
         click.option("--source", help="Every pair of this source."),
         click.option("--tag", "with_tag", help="Every pair carrying this tag."),
-        click.option("--ids", "ids_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                     help="File of pair ids: one per line, or a JSON array."),
+        click.option(
+            "--ids",
+            "ids_file",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            help="File of pair ids: one per line, or a JSON array.",
+        ),
         click.option("--polygon", help="JSON list of [x, y] points in the map's coordinates (a lasso or box)."),
         click.option("--similar-to", help="The --top pairs nearest to this text under the map's embedding model."),
         click.option("--top", type=int, help="With --similar-to: how many pairs."),
-        click.option("--map", "map_name",
-                     help="Map for --cluster, --polygon and --similar-to (default: the default map)."),
+        click.option(
+            "--map", "map_name", help="Map for --cluster, --polygon and --similar-to (default: the default map)."
+        ),
         click.option("--dry-run", is_flag=True, help="Print what would change, by source and cluster; change nothing."),
         click.option("--json", "as_json", is_flag=True, help="Print the operation (or the dry run) as JSON."),
     ]
@@ -49,8 +60,18 @@ def _selector(where, cluster, level, source, with_tag, ids_file, polygon, simila
         except json.JSONDecodeError as err:
             raise click.BadParameter(f"not JSON: {err}", param_hint="--polygon") from None
     ids = parse_id_list(ids_file.read_text(encoding="utf-8")) if ids_file else None
-    return Selector(where=where, cluster=cluster, level=level, source=source, tag=with_tag, ids=ids,
-                    polygon=polygon, similar_to=similar_to, top=top, map=map_name)
+    return Selector(
+        where=where,
+        cluster=cluster,
+        level=level,
+        source=source,
+        tag=with_tag,
+        ids=ids,
+        polygon=polygon,
+        similar_to=similar_to,
+        top=top,
+        map=map_name,
+    )
 
 
 def _run(ctx, kind: str, tag: str | None, reason: str | None, dry_run: bool, as_json: bool, chosen: dict) -> None:
@@ -60,14 +81,18 @@ def _run(ctx, kind: str, tag: str | None, reason: str | None, dry_run: bool, as_
         if as_json:
             print_json(result)
             return
-        click.echo(f"dry run: {kind}{' ' + tag if tag else ''} would change {result['would_change']:,} of "
-                   f"{result['selected']:,} selected pairs; nothing was changed")
+        click.echo(
+            f"dry run: {kind}{' ' + tag if tag else ''} would change {result['would_change']:,} of "
+            f"{result['selected']:,} selected pairs; nothing was changed"
+        )
         if result["by_source"]:
             print_table(["source", "pairs"], [(r["source"], f"{r['pairs']:,}") for r in result["by_source"]])
         if result["by_cluster"]:
             click.echo("")
-            print_table(["cluster", "topic", "pairs"], [(r["cluster"], r["topic"], f"{r['pairs']:,}")
-                                                      for r in result["by_cluster"][:SHOWN_CLUSTERS]])
+            print_table(
+                ["cluster", "topic", "pairs"],
+                [(r["cluster"], r["topic"], f"{r['pairs']:,}") for r in result["by_cluster"][:SHOWN_CLUSTERS]],
+            )
         return
     op = operations.apply(database(ctx), kind, selector, tag=tag, reason=reason)
     if as_json:
@@ -120,8 +145,12 @@ def _undo_note(op: dict) -> str:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the log as JSON Lines with each operation's changed pair ids (for `curator replay`).")
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the log as JSON Lines with each operation's changed pair ids (for `curator replay`).",
+)
 @click.pass_context
 def log(ctx, as_json, export_path):
     """The operations log: id, time, kind, selector, tag, reason, pairs changed, undo links."""
@@ -133,9 +162,23 @@ def log(ctx, as_json, export_path):
     if as_json:
         print_json(rows)
         return
-    print_table(["id", "time", "kind", "selector", "tag", "reason", "count", "undo"],
-                [(r["id"], r["time"].strftime("%Y-%m-%d %H:%M:%S"), r["kind"], r["selector"], r["tag"], r["reason"],
-                  f"{r['count']:,}", _undo_note(r)) for r in rows], max_width=60)
+    print_table(
+        ["id", "time", "kind", "selector", "tag", "reason", "count", "undo"],
+        [
+            (
+                r["id"],
+                r["time"].strftime("%Y-%m-%d %H:%M:%S"),
+                r["kind"],
+                r["selector"],
+                r["tag"],
+                r["reason"],
+                f"{r['count']:,}",
+                _undo_note(r),
+            )
+            for r in rows
+        ],
+        max_width=60,
+    )
 
 
 @click.command()
@@ -162,11 +205,16 @@ def replay(ctx, path, as_json):
         print_json(report.steps)
         return
     for step in report.mismatches:
-        click.echo(f"warning: operation {step['from']} ({step['kind']}) changed {step['logged']:,} pairs where it "
-                   f"was logged and {step['changed']:,} here (as operation {step['to']})", err=True)
+        click.echo(
+            f"warning: operation {step['from']} ({step['kind']}) changed {step['logged']:,} pairs where it "
+            f"was logged and {step['changed']:,} here (as operation {step['to']})",
+            err=True,
+        )
     first, last = (report.steps[0]["to"], report.steps[-1]["to"]) if report.steps else (None, None)
-    click.echo(f"replayed {len(report.steps):,} operation(s) from {path}"
-               + (f" as operation(s) {first}-{last}" if report.steps else ""))
+    click.echo(
+        f"replayed {len(report.steps):,} operation(s) from {path}"
+        + (f" as operation(s) {first}-{last}" if report.steps else "")
+    )
 
 
 @click.group()
@@ -194,9 +242,20 @@ def version_list(ctx, as_json):
     if as_json:
         print_json(rows)
         return
-    print_table(["id", "name", "pairs", "last op", "created", "note"],
-                [(r["id"], r["name"], f"{r['pairs']:,}", r["op_id"], r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
-                  r["note"]) for r in rows])
+    print_table(
+        ["id", "name", "pairs", "last op", "created", "note"],
+        [
+            (
+                r["id"],
+                r["name"],
+                f"{r['pairs']:,}",
+                r["op_id"],
+                r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                r["note"],
+            )
+            for r in rows
+        ],
+    )
 
 
 @version.command("diff")
@@ -211,18 +270,31 @@ def version_diff(ctx, a, b, map_name, as_json):
     if as_json:
         print_json(result)
         return
-    click.echo(f"{a} -> {b}: {result['pairs_from']:,} -> {result['pairs_to']:,} pairs "
-               f"(+{result['added']:,} added, -{result['removed']:,} removed)")
+    click.echo(
+        f"{a} -> {b}: {result['pairs_from']:,} -> {result['pairs_to']:,} pairs "
+        f"(+{result['added']:,} added, -{result['removed']:,} removed)"
+    )
     columns = [a, b, "added", "removed"]
-    print_table(["source", *columns], [(r["source"], *(f"{r[k]:,}" for k in ("a", "b", "added", "removed")))
-                                       for r in result["by_source"]])
+    print_table(
+        ["source", *columns],
+        [(r["source"], *(f"{r[k]:,}" for k in ("a", "b", "added", "removed"))) for r in result["by_source"]],
+    )
     if result["by_cluster"]:
-        click.echo(f"\nclusters of map {result['map']} that changed (largest change first, "
-                   f"{min(SHOWN_CLUSTERS, len(result['by_cluster']))} of {len(result['by_cluster'])}):")
-        print_table(["cluster", "topic", *columns],
-                    [("unmapped" if r["cluster"] is None else r["cluster"], r["topic"],
-                      *(f"{r[k]:,}" for k in ("a", "b", "added", "removed")))
-                     for r in result["by_cluster"][:SHOWN_CLUSTERS]])
+        click.echo(
+            f"\nclusters of map {result['map']} that changed (largest change first, "
+            f"{min(SHOWN_CLUSTERS, len(result['by_cluster']))} of {len(result['by_cluster'])}):"
+        )
+        print_table(
+            ["cluster", "topic", *columns],
+            [
+                (
+                    "unmapped" if r["cluster"] is None else r["cluster"],
+                    r["topic"],
+                    *(f"{r[k]:,}" for k in ("a", "b", "added", "removed")),
+                )
+                for r in result["by_cluster"][:SHOWN_CLUSTERS]
+            ],
+        )
 
 
 COMMANDS: list = [tag, untag, delete, restore, log, undo, replay, version]

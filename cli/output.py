@@ -1,4 +1,5 @@
 """How the CLI shows things: tables, JSON, progress bars."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -55,9 +56,16 @@ class ProgressBar:
         # Off when stderr is not a terminal, unless CURATOR_PROGRESS=1: the web app runs jobs
         # with stderr to a log file and shows its last line.
         forced = os.environ.get("CURATOR_PROGRESS") == "1"
-        self.bar = tqdm(total=0, unit=unit, unit_scale=unit_scale, file=sys.stderr,
-                        dynamic_ncols=not forced, ncols=100 if forced else None,
-                        disable=False if forced else None, mininterval=0.5)
+        self.bar = tqdm(
+            total=0,
+            unit=unit,
+            unit_scale=unit_scale,
+            file=sys.stderr,
+            dynamic_ncols=not forced,
+            ncols=100 if forced else None,
+            disable=False if forced else None,
+            mininterval=0.5,
+        )
 
     def __call__(self, done: int, total: int, message: str) -> None:
         if self.bar.total != total:

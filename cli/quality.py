@@ -3,6 +3,7 @@
 Model-based quality scores per pair, beside the rule signals: instruction-following difficulty
 under a small local model, and a 1-5 rating by an LLM judge over any OpenAI-compatible API.
 """
+
 from __future__ import annotations
 
 import click
@@ -18,10 +19,18 @@ def quality():
 
 
 @quality.command("ifd")
-@click.option("--model", help="A Hugging Face name or directory, a `curator train` run, or a .gguf file "
-                              "(default: the bundled SmolLM2-135M-Instruct).")
-@click.option("--max-length", type=int, default=512, show_default=True,
-              help="Tokens per sequence; longer pairs are scored on what fits.")
+@click.option(
+    "--model",
+    help="A Hugging Face name or directory, a `curator train` run, or a .gguf file "
+    "(default: the bundled SmolLM2-135M-Instruct).",
+)
+@click.option(
+    "--max-length",
+    type=int,
+    default=512,
+    show_default=True,
+    help="Tokens per sequence; longer pairs are scored on what fits.",
+)
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--limit", type=int, help="Score at most this many pairs now (a rerun continues).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as a JSON object.")
@@ -36,22 +45,35 @@ def ifd(ctx, model, max_length, batch_size, limit, as_json):
     con = storage.connect(database(ctx))
     bar = ProgressBar(unit="pair", unit_scale=False)
     try:
-        report = run_ifd(con, model=model, max_length=max_length, batch_size=batch_size, limit=limit,
-                         progress=bar)
+        report = run_ifd(con, model=model, max_length=max_length, batch_size=batch_size, limit=limit, progress=bar)
     finally:
         bar.close()
         con.close()
     if as_json:
         print_json(report.as_dict())
         return
-    click.echo(f"IFD run {report.run_id} ({report.model}): {report.scored:,} pairs scored now, "
-               f"{report.already:,} before, {report.left:,} left; {report.pairs_per_s:,.1f} pairs/s")
-    print_table(["source", "pairs", "IFD mean", "IFD median", "loss | prompt", "loss alone"],
-                [(s["source"], f"{s['pairs']:,}", f"{s['ifd_mean']:.3f}", f"{s['ifd_median']:.3f}",
-                  f"{s['loss_given_prompt']:.3f}", f"{s['loss_alone']:.3f}") for s in report.by_source])
+    click.echo(
+        f"IFD run {report.run_id} ({report.model}): {report.scored:,} pairs scored now, "
+        f"{report.already:,} before, {report.left:,} left; {report.pairs_per_s:,.1f} pairs/s"
+    )
+    print_table(
+        ["source", "pairs", "IFD mean", "IFD median", "loss | prompt", "loss alone"],
+        [
+            (
+                s["source"],
+                f"{s['pairs']:,}",
+                f"{s['ifd_mean']:.3f}",
+                f"{s['ifd_median']:.3f}",
+                f"{s['loss_given_prompt']:.3f}",
+                f"{s['loss_alone']:.3f}",
+            )
+            for s in report.by_source
+        ],
+    )
 
 
 from cli.judge import judge  # noqa: E402
+
 quality.add_command(judge)
 
 COMMANDS = [quality]

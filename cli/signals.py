@@ -1,4 +1,5 @@
 """`curator` commands for signals (registered by cli/main.py through COMMANDS)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -17,24 +18,45 @@ _RULES = {
     "refusal": lambda p: "declines, AI disclaimer or moralising (phrase rules)",
     "short": lambda p: f"response under {p.short_words} words",
     "truncated": lambda p: "cut mid-sentence, or finish_reason = length",
-    "malformed": lambda p: (f"empty, placeholder, merged turns, special tokens, loop (zlib ratio >= "
-                            f"{p.repetition_ratio:g} or a {p.loop_repeats}x tail over {p.loop_chars} chars), "
-                            "unbalanced ```, echo"),
+    "malformed": lambda p: (
+        f"empty, placeholder, merged turns, special tokens, loop (zlib ratio >= "
+        f"{p.repetition_ratio:g} or a {p.loop_repeats}x tail over {p.loop_chars} chars), "
+        "unbalanced ```, echo"
+    ),
     "pii": lambda p: "e-mail, phone, API key or private key in prompt or response",
     "over_length": lambda p: f"pair over {p.max_tokens:,} tokens under the chat template",
 }
 
 
 @click.command("signals")
-@click.option("--short-words", default=_DEFAULTS.short_words, show_default=True, type=click.IntRange(min=1),
-              help="`short`: responses under this many words.")
-@click.option("--max-tokens", default=_DEFAULTS.max_tokens, show_default=True, type=click.IntRange(min=1),
-              help="`over_length`: pairs over this many tokens under the chat template.")
-@click.option("--tokenizer", default=_DEFAULTS.tokenizer, show_default=True,
-              help="Whose chat template and tokenizer count tokens: the bundled SmolLM2, any Hugging Face "
-                   "tokenizer name or directory, or a .gguf file.")
-@click.option("--batch-size", default=BATCH_SIZE, show_default=True, type=click.IntRange(min=1),
-              help="Pairs per committed batch: the resume granularity after a crash.")
+@click.option(
+    "--short-words",
+    default=_DEFAULTS.short_words,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="`short`: responses under this many words.",
+)
+@click.option(
+    "--max-tokens",
+    default=_DEFAULTS.max_tokens,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="`over_length`: pairs over this many tokens under the chat template.",
+)
+@click.option(
+    "--tokenizer",
+    default=_DEFAULTS.tokenizer,
+    show_default=True,
+    help="Whose chat template and tokenizer count tokens: the bundled SmolLM2, any Hugging Face "
+    "tokenizer name or directory, or a .gguf file.",
+)
+@click.option(
+    "--batch-size",
+    default=BATCH_SIZE,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Pairs per committed batch: the resume granularity after a crash.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.pass_context
 def signals(ctx, short_words, max_tokens, tokenizer, batch_size, as_json):
@@ -56,8 +78,10 @@ def signals(ctx, short_words, max_tokens, tokenizer, batch_size, as_json):
 
 def _print_report(report: SignalReport) -> None:
     summary, params = report.summary, report.params
-    click.echo(f"signals run {report.run_id} (job {report.job_id}): {report.computed:,} pairs computed, "
-               f"{report.already:,} already current, {report.pairs_per_s:,.0f} pairs/s")
+    click.echo(
+        f"signals run {report.run_id} (job {report.job_id}): {report.computed:,} pairs computed, "
+        f"{report.already:,} already current, {report.pairs_per_s:,.0f} pairs/s"
+    )
     share = (lambda n: f"{n / summary['pairs']:.1%}") if summary["pairs"] else (lambda n: "-")
     rows = [(flag, f"{n:,}", share(n), _RULES[flag](params)) for flag, n in summary["counts"].items()]
     print_table(["signal", "pairs", "share", "rule"], rows, max_width=110)
@@ -66,13 +90,18 @@ def _print_report(report: SignalReport) -> None:
     if summary["pii_kinds"]:
         click.echo("pii: " + ", ".join(f"{k} {v:,}" for k, v in summary["pii_kinds"].items()))
     languages = list(summary["languages"].items())
-    click.echo("lang: " + ", ".join(f"{k} {v:,}" for k, v in languages[:8])
-               + (f", {len(languages) - 8} more" if len(languages) > 8 else "")
-               + f" (none: under {params.lang_min_letters} letters or under {params.lang_min_confidence:g} confidence)")
+    click.echo(
+        "lang: "
+        + ", ".join(f"{k} {v:,}" for k, v in languages[:8])
+        + (f", {len(languages) - 8} more" if len(languages) > 8 else "")
+        + f" (none: under {params.lang_min_letters} letters or under {params.lang_min_confidence:g} confidence)"
+    )
     tokens = summary["tokens"]
-    click.echo(f"tokens ({report.tokenizer}): max {tokens['max'] or 0:,}, mean {tokens['mean'] or 0:,}, "
-               f"p95 {tokens['p95'] or 0:,}" + (f", {tokens['template_errors']:,} pairs the template refused"
-                                                 if tokens["template_errors"] else ""))
+    click.echo(
+        f"tokens ({report.tokenizer}): max {tokens['max'] or 0:,}, mean {tokens['mean'] or 0:,}, "
+        f"p95 {tokens['p95'] or 0:,}"
+        + (f", {tokens['template_errors']:,} pairs the template refused" if tokens["template_errors"] else "")
+    )
     if summary["missing"]:
         click.echo(f"warning: {summary['missing']:,} pairs have no signals under these thresholds", err=True)
     click.echo("thresholds: " + ", ".join(f"{k}={v}" for k, v in asdict(params).items()))

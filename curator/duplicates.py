@@ -31,6 +31,7 @@ near-identical partners per cell it is searched in:
 memory stays O(n * k) even when thousands of pairs are alike, and such a set stays connected
 through them.
 """
+
 from __future__ import annotations
 
 import re
@@ -44,13 +45,13 @@ from threadpoolctl import threadpool_limits
 
 from curator import parallel
 
-EXACT_MAX = 8192         # vectors compared all against all; larger sets are partitioned first
-CELL_SIZE = 250          # vectors per k-means cell when partitioning
-PROBES = 3               # cells each vector joins: two near-identical vectors share one
-MAX_DEPTH = 3            # partitioning levels before a set is searched exactly whatever its size
-COARSE = 64              # above this many cells, centroids are reached through coarse cells
-NEAR_COARSE = 10         # a row is compared with this many coarse cells' worth of fine centroids
-SEARCH_BATCH = 16_384   # rows of cells searched as one piece (by a thread or a Ray worker)
+EXACT_MAX = 8192  # vectors compared all against all; larger sets are partitioned first
+CELL_SIZE = 250  # vectors per k-means cell when partitioning
+PROBES = 3  # cells each vector joins: two near-identical vectors share one
+MAX_DEPTH = 3  # partitioning levels before a set is searched exactly whatever its size
+COARSE = 64  # above this many cells, centroids are reached through coarse cells
+NEAR_COARSE = 10  # a row is compared with this many coarse cells' worth of fine centroids
+SEARCH_BATCH = 16_384  # rows of cells searched as one piece (by a thread or a Ray worker)
 _BLOCK_ELEMENTS = 1 << 22  # similarities held at once (16 MiB of float32)
 _KMEANS_ITERATIONS = 8
 _KMEANS_SAMPLE_PER_CELL = 40
@@ -61,11 +62,11 @@ PENALTIES = {"refusal": 8, "malformed": 4, "truncated": 2, "short": 1, "over_len
 
 @dataclass(frozen=True)
 class DuplicateParams:
-    threshold: float = 0.95          # cosine: near-identical vectors
-    text_threshold: float = 0.8      # word-set Jaccard: near-identical texts (a side without vectors)
-    diverge_below: float = 0.5       # cosine under which two answers diverge (a conflict)
+    threshold: float = 0.95  # cosine: near-identical vectors
+    text_threshold: float = 0.8  # word-set Jaccard: near-identical texts (a side without vectors)
+    diverge_below: float = 0.5  # cosine under which two answers diverge (a conflict)
     text_diverge_below: float = 0.3  # word-set Jaccard under which two answers diverge
-    neighbours: int = 16             # near-identical partners kept per pair (k of the k-NN search)
+    neighbours: int = 16  # near-identical partners kept per pair (k of the k-NN search)
 
     def __post_init__(self) -> None:
         for name in ("threshold", "text_threshold", "diverge_below", "text_diverge_below"):
@@ -80,9 +81,16 @@ Progress = Callable[[int, int, str], None]
 
 # --- k-NN search ------------------------------------------------------------------------
 
-def near_pairs(vectors: np.ndarray, threshold: float, k: int, *, seed: int = 0,
-               progress: Progress | None = None, mapper: parallel.Mapper | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+
+def near_pairs(
+    vectors: np.ndarray,
+    threshold: float,
+    k: int,
+    *,
+    seed: int = 0,
+    progress: Progress | None = None,
+    mapper: parallel.Mapper | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, cosine) with i < j for rows of unit `vectors` whose cosine is >= threshold, each
     row keeping its k most similar partners in each cell it is searched in (it can appear in
     more edges as someone else's partner). `mapper` runs the cell searches (default: threads
@@ -97,8 +105,7 @@ def near_pairs(vectors: np.ndarray, threshold: float, k: int, *, seed: int = 0,
     # a busy 2-core machine, BLAS's own two threads on these small products took 42 s (18 CPU-s)
     # against 22 s (10 CPU-s) for one thread, as its threads wait on each other.
     with threadpool_limits(1, user_api="blas"):
-        for batch, edges in zip(batches, (mapper or parallel.threaded)(search_cells, (vectors, threshold, k),
-                                                                        batches)):
+        for batch, edges in zip(batches, (mapper or parallel.threaded)(search_cells, (vectors, threshold, k), batches)):
             found.append(edges)
             searched += sum(map(len, batch))
             if progress:
@@ -109,8 +116,9 @@ def near_pairs(vectors: np.ndarray, threshold: float, k: int, *, seed: int = 0,
     return low[first], high[first], s[first]
 
 
-def search_cells(shared: tuple[np.ndarray, float, int], cells: list[np.ndarray]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def search_cells(
+    shared: tuple[np.ndarray, float, int], cells: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, cosine) of every cell of a batch searched exactly, in row indexes of `vectors`.
     shared: (vectors, threshold, k)."""
     vectors, threshold, k = shared
@@ -155,7 +163,7 @@ def _search_exactly(vectors: np.ndarray, threshold: float, k: int) -> tuple[np.n
     block = max(1, min(n, _BLOCK_ELEMENTS // max(n, 1)))
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, n, block):
-        sims = vectors[start:start + block] @ vectors.T
+        sims = vectors[start : start + block] @ vectors.T
         rows = np.arange(start, min(start + block, n))
         sims[np.arange(len(rows)), rows] = -np.inf  # not its own partner
         hits = sims >= threshold
@@ -167,8 +175,10 @@ def _search_exactly(vectors: np.ndarray, threshold: float, k: int) -> tuple[np.n
             best = np.argpartition(-sims[many], k, axis=1)[:, :k].ravel()
             r = np.repeat(many, k)
             found.append((rows[r], best, sims[r, best]))
-    return tuple(np.concatenate([part[column] for part in found]).astype(dtype)
-                 for column, dtype in enumerate((np.int64, np.int64, np.float32)))
+    return tuple(
+        np.concatenate([part[column] for part in found]).astype(dtype)
+        for column, dtype in enumerate((np.int64, np.int64, np.float32))
+    )
 
 
 def _partition(vectors: np.ndarray, n_cells: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -187,8 +197,11 @@ def _partition(vectors: np.ndarray, n_cells: int, rng: np.random.Generator) -> l
         coarse = _spherical_kmeans(vectors, int(np.sqrt(n_cells)), rng)
         home = _nearest(vectors, coarse, 1)[:, 0]
         members = [np.flatnonzero(home == c) for c in range(len(coarse))]
-        fine = [_spherical_kmeans(vectors[rows], max(1, round(n_cells * len(rows) / len(vectors))), rng)
-                for rows in members if len(rows)]
+        fine = [
+            _spherical_kmeans(vectors[rows], max(1, round(n_cells * len(rows) / len(vectors))), rng)
+            for rows in members
+            if len(rows)
+        ]
         parent = np.repeat([c for c, rows in enumerate(members) if len(rows)], [len(f) for f in fine])
         fine = np.concatenate(fine)
         near = _nearest(coarse, fine, min(len(fine), NEAR_COARSE * -(-len(fine) // len(coarse))))
@@ -209,12 +222,12 @@ def _nearest(vectors: np.ndarray, centroids: np.ndarray, count: int) -> np.ndarr
     nearest = np.empty((len(vectors), count), dtype=np.int64)
     chunk = max(1, _BLOCK_ELEMENTS // len(centroids))
     for start in range(0, len(vectors), chunk):
-        sims = vectors[start:start + chunk] @ centroids.T
+        sims = vectors[start : start + chunk] @ centroids.T
         if count < len(centroids):
-            nearest[start:start + chunk] = np.argpartition(-sims, count - 1, axis=1)[:, :count]
+            nearest[start : start + chunk] = np.argpartition(-sims, count - 1, axis=1)[:, :count]
         else:
             ranked = np.argsort(-sims, axis=1)
-            nearest[start:start + chunk] = ranked[:, np.minimum(np.arange(count), len(centroids) - 1)]
+            nearest[start : start + chunk] = ranked[:, np.minimum(np.arange(count), len(centroids) - 1)]
     return nearest
 
 
@@ -224,8 +237,10 @@ def _spherical_kmeans(vectors: np.ndarray, n_cells: int, rng: np.random.Generato
     centroids = sample[rng.choice(len(sample), min(n_cells, len(sample)), replace=False)].copy()
     for _ in range(_KMEANS_ITERATIONS):
         nearest = np.argmax(sample @ centroids.T, axis=1)
-        assignment = sp.csr_matrix((np.ones(len(sample), dtype=np.float32), (nearest, np.arange(len(sample)))),
-                                   shape=(len(centroids), len(sample)))
+        assignment = sp.csr_matrix(
+            (np.ones(len(sample), dtype=np.float32), (nearest, np.arange(len(sample)))),
+            shape=(len(centroids), len(sample)),
+        )
         sums = np.asarray(assignment @ sample)
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         centroids = np.where(norms > 0, sums / np.maximum(norms, 1e-12), centroids)
@@ -233,6 +248,7 @@ def _spherical_kmeans(vectors: np.ndarray, n_cells: int, rng: np.random.Generato
 
 
 # --- groups -------------------------------------------------------------------------------
+
 
 def same_key_edges(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(i, j): rows sharing a key, each linked to the first row (in row order) with that key."""
@@ -282,6 +298,7 @@ def group_kinds(groups: np.ndarray, pair_hashes: np.ndarray) -> np.ndarray:
 
 # --- keep choice --------------------------------------------------------------------------
 
+
 def quality_penalty(signals: dict[str, np.ndarray]) -> np.ndarray:
     """Weighted count of problem signals per row (PENALTIES; a missing signal counts as absent)."""
     n = len(next(iter(signals.values())))
@@ -327,16 +344,17 @@ def text_similarity(texts: Mapping[int, str] | Sequence[str], i: np.ndarray, j: 
             sets[row] = word_set(texts[row])
         return sets[row]
 
-    return np.array([jaccard(words_of(a), words_of(b)) for a, b in zip(i.tolist(), j.tolist())],
-                    dtype=np.float32)
+    return np.array([jaccard(words_of(a), words_of(b)) for a, b in zip(i.tolist(), j.tolist())], dtype=np.float32)
 
 
 # --- classifying candidate edges ------------------------------------------------------------
 
+
 @dataclass
 class Side:
     """What is known of one side (prompt or response) of candidate edges."""
-    same: np.ndarray       # equal normalized text
+
+    same: np.ndarray  # equal normalized text
     similarity: np.ndarray  # cosine (by_vector) or word-set Jaccard; NaN where not computed (same)
     by_vector: np.ndarray
 
@@ -351,8 +369,9 @@ def diverging(side: Side, params: DuplicateParams) -> np.ndarray:
     return ~side.same & (side.similarity < limit)
 
 
-def classify(pair_similarity: np.ndarray | None, prompt: Side, response: Side, params: DuplicateParams
-             ) -> tuple[np.ndarray, np.ndarray]:
+def classify(
+    pair_similarity: np.ndarray | None, prompt: Side, response: Side, params: DuplicateParams
+) -> tuple[np.ndarray, np.ndarray]:
     """(duplicate, conflict) per candidate edge. `pair_similarity`: the cosine of whole-pair
     vectors (a pair map; NaN where a row has none), else None."""
     same_prompt = near_identical(prompt, params)

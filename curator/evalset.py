@@ -11,6 +11,7 @@ unless asked: `--eval-set self-instruct` (SELF_INSTRUCT) downloads it once, pinn
 commit and checked against its sha256, into that cache. With no copy, there is no default
 set and the caller says so.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,10 @@ from curator.cache import cache_dir
 
 SELF_INSTRUCT = "self-instruct"  # the --eval-set value that fetches the default set
 SELF_INSTRUCT_NAME = "user_oriented_instructions.jsonl"
-SELF_INSTRUCT_URL = ("https://raw.githubusercontent.com/yizhongw/self-instruct/"
-                     "0b26ccaa415992100fa32df62d41b994cf928e23/human_eval/user_oriented_instructions.jsonl")
+SELF_INSTRUCT_URL = (
+    "https://raw.githubusercontent.com/yizhongw/self-instruct/"
+    "0b26ccaa415992100fa32df62d41b994cf928e23/human_eval/user_oriented_instructions.jsonl"
+)
 SELF_INSTRUCT_SHA256 = "81d60a117db495cecedecd9193504fd07c5b5a42f6699ef6b0f9da10fc22f42e"
 DOWNLOAD_TIMEOUT_S = 20
 
@@ -35,7 +38,7 @@ DOWNLOAD_TIMEOUT_S = 20
 @dataclass
 class EvalSet:
     path: Path
-    origin: str          # --eval-set | CURATOR_EVAL_SET | cache | downloaded
+    origin: str  # --eval-set | CURATOR_EVAL_SET | cache | downloaded
     sha256: str
     prompts: list[str]
 
@@ -55,8 +58,10 @@ def default_set() -> tuple[EvalSet | None, str]:
     cached = cache_dir() / "eval" / SELF_INSTRUCT_NAME
     if cached.is_file():
         return load(cached, "cache"), ""
-    return None, (f"no evaluation set: $CURATOR_EVAL_SET is unset and {cached} does not exist; give "
-                  f"--eval-set FILE, or --eval-set {SELF_INSTRUCT} to download the 252 Self-Instruct tasks once")
+    return None, (
+        f"no evaluation set: $CURATOR_EVAL_SET is unset and {cached} does not exist; give "
+        f"--eval-set FILE, or --eval-set {SELF_INSTRUCT} to download the 252 Self-Instruct tasks once"
+    )
 
 
 def fetch_self_instruct() -> EvalSet:
@@ -99,8 +104,12 @@ def record_prompts(record: object) -> list[str]:
         return []
     instances = record.get("instances")
     if isinstance(instances, list) and "instruction" in record:  # Self-Instruct tasks
-        return [p for instance in instances if isinstance(instance, dict)
-                for p in _alpaca_prompts(record["instruction"], instance.get("input"))]
+        return [
+            p
+            for instance in instances
+            if isinstance(instance, dict)
+            for p in _alpaca_prompts(record["instruction"], instance.get("input"))
+        ]
     fmt = formats.detect_format(record)
     if fmt is not None:
         try:
@@ -118,8 +127,9 @@ def _alpaca_prompts(instruction: object, given_input: object) -> list[str]:
     # The prompt ingest would make of it: Alpaca's rule (placeholder inputs mean no input),
     # applied through the format layer with a stand-in answer, which is not used.
     try:
-        return [formats.record_pairs({"instruction": instruction, "input": given_input, "output": "-"},
-                                     "alpaca")[0].prompt]
+        return [
+            formats.record_pairs({"instruction": instruction, "input": given_input, "output": "-"}, "alpaca")[0].prompt
+        ]
     except formats.RecordError:
         return []
 

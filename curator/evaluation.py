@@ -17,6 +17,7 @@ Data: JSONL of prompt/response (or any format `curator ingest` reads), an export
 (its val.jsonl), or Self-Instruct tasks ({instruction, instances: [{input, output}]}: one
 example per instance, instruction and input joined as for Alpaca).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,7 @@ from curator import chat_tokens, formats, readers, training
 
 CLIP = 100.0
 DEFAULT_MAX_LENGTH = 1024
-Done = Callable[[int], None]   # done(examples scored so far)
+Done = Callable[[int], None]  # done(examples scored so far)
 
 
 # --- data --------------------------------------------------------------------------------
@@ -58,15 +59,23 @@ def _self_instruct(path: Path) -> list[training.Example]:
     for batch in readers.read_batches(path):
         for line, task in zip(batch.lines, batch.values):
             for instance in task.get("instances", []):
-                record = {"instruction": task["instruction"], "input": instance.get("input", ""),
-                          "output": instance.get("output", "")}
+                record = {
+                    "instruction": task["instruction"],
+                    "input": instance.get("input", ""),
+                    "output": instance.get("output", ""),
+                }
                 try:
                     pair = formats.record_pairs(record, "alpaca")[0]
                 except formats.RecordError:
                     continue  # an instance without an answer: nothing to score
-                examples.append(training.Example(line, [{"role": "user", "content": pair.prompt},
-                                                        {"role": "assistant", "content": pair.response}],
-                                                 pair.prompt, pair.response))
+                examples.append(
+                    training.Example(
+                        line,
+                        [{"role": "user", "content": pair.prompt}, {"role": "assistant", "content": pair.response}],
+                        pair.prompt,
+                        pair.response,
+                    )
+                )
     if not examples:
         raise ValueError(f"{path}: no Self-Instruct instance with an answer")
     return examples
@@ -92,6 +101,7 @@ class TorchModel:
         run = Path(spec).expanduser()
         if (run / "adapter_config.json").is_file():
             from peft import PeftModel
+
             report = training.read_report(run)
             model, self.tokenizer, _, _ = training.load_base(report["base_path"], self.device, dtype)
             self.model = PeftModel.from_pretrained(model, run)
@@ -100,8 +110,9 @@ class TorchModel:
         self.engine = f"torch ({str(dtype).removeprefix('torch.')}, {self.device.type})"
 
     def losses(self, encoded: list[training.Encoded], done: Done | None = None) -> tuple[list[float], list[int]]:
-        return training.example_losses(self.model, encoded, self.tokenizer.pad_token_id, self.device,
-                                       self.batch_size, done)
+        return training.example_losses(
+            self.model, encoded, self.tokenizer.pad_token_id, self.device, self.batch_size, done
+        )
 
 
 class GgufModel:
@@ -120,8 +131,9 @@ class GgufModel:
         self.name = str(path) + (f" + {lora}" if lora else "")
         self.engine = "llama.cpp" + (" (LoRA applied at run time)" if lora else "")
         self.n_ctx = n_ctx
-        self.llm = llama_cpp.Llama(str(self.path), n_ctx=n_ctx, n_batch=n_ctx, verbose=False,
-                                   lora_path=str(self.lora) if self.lora else None)
+        self.llm = llama_cpp.Llama(
+            str(self.path), n_ctx=n_ctx, n_batch=n_ctx, verbose=False, lora_path=str(self.lora) if self.lora else None
+        )
         self._tokenizer = None
 
     @property
@@ -189,19 +201,24 @@ def open_model(spec: str, lora: str | None = None, max_length: int = DEFAULT_MAX
 class Scores:
     model: str
     engine: str
-    ids: list[int]          # example ids (line numbers in the data file)
-    ppl: list[float]        # per example, clipped at CLIP
-    nll: list[float]        # per example: mean loss over the answer's tokens
-    tokens: list[int]       # answer tokens scored per example
+    ids: list[int]  # example ids (line numbers in the data file)
+    ppl: list[float]  # per example, clipped at CLIP
+    nll: list[float]  # per example: mean loss over the answer's tokens
+    tokens: list[int]  # answer tokens scored per example
     seconds: float
 
     def summary(self) -> dict:
         total = sum(self.tokens)
         return {
-            "model": self.model, "engine": self.engine, "n": len(self.ppl),
-            "ppl_mean": statistics.fmean(self.ppl), "ppl_median": statistics.median(self.ppl),
+            "model": self.model,
+            "engine": self.engine,
+            "n": len(self.ppl),
+            "ppl_mean": statistics.fmean(self.ppl),
+            "ppl_median": statistics.median(self.ppl),
             "ppl_tokens": math.exp(sum(n * c for n, c in zip(self.nll, self.tokens)) / total),
-            "clipped": sum(p >= CLIP for p in self.ppl), "tokens": total, "seconds": round(self.seconds, 2),
+            "clipped": sum(p >= CLIP for p in self.ppl),
+            "tokens": total,
+            "seconds": round(self.seconds, 2),
         }
 
 
@@ -209,12 +226,24 @@ def score_encoded(model, encoded: list[training.Encoded], done: Done | None = No
     """Perplexities of already tokenized examples (every model must share the vocabulary)."""
     began = time.perf_counter()
     nll, tokens = model.losses(encoded, done)
-    return Scores(model.name, model.engine, [e.id for e in encoded], [min(math.exp(n), CLIP) for n in nll],
-                  nll, tokens, time.perf_counter() - began)
+    return Scores(
+        model.name,
+        model.engine,
+        [e.id for e in encoded],
+        [min(math.exp(n), CLIP) for n in nll],
+        nll,
+        tokens,
+        time.perf_counter() - began,
+    )
 
 
-def score(model, examples: list[training.Example], template: str = "model", max_length: int = DEFAULT_MAX_LENGTH,
-          done: Done | None = None) -> Scores:
+def score(
+    model,
+    examples: list[training.Example],
+    template: str = "model",
+    max_length: int = DEFAULT_MAX_LENGTH,
+    done: Done | None = None,
+) -> Scores:
     """Perplexities of examples under the model's own tokenizer and template (or chatml,
     gpt4all). Examples whose answer falls entirely past max_length are left out."""
     tokenizer = model.tokenizer
@@ -234,14 +263,19 @@ def gain_kept(ppl_base: float, ppl_tuned: float, ppl_file: float) -> float | Non
 def plot_histograms(results: list[Scores], path: str | Path) -> None:
     """Overlaid histograms of per-example perplexity, one per model (GPT4All's figure)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     bins = np.linspace(0, CLIP, 41)
     for result in results:
-        ax.hist(result.ppl, bins=bins, alpha=0.5,
-                label=f"{Path(result.model).name or result.model} (mean {statistics.fmean(result.ppl):.1f})")
+        ax.hist(
+            result.ppl,
+            bins=bins,
+            alpha=0.5,
+            label=f"{Path(result.model).name or result.model} (mean {statistics.fmean(result.ppl):.1f})",
+        )
     ax.set_xlabel(f"response perplexity (clipped at {CLIP:.0f})")
     ax.set_ylabel("examples")
     ax.legend(fontsize=8)
@@ -255,6 +289,7 @@ def plot_histograms(results: list[Scores], path: str | Path) -> None:
 
 def lm_eval_installed() -> bool:
     import importlib.util
+
     return importlib.util.find_spec("lm_eval") is not None
 
 

@@ -23,6 +23,7 @@ duplicates`, or the same normalized prompt) form one group, and a group goes to 
 only. Groups are taken in a seeded order within each stratum (the cluster on the default
 map, else the source), so every cluster is represented in validation in proportion.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,6 +44,7 @@ PROMPT, RESPONSE, SOURCE, EMPTY = "prompt", "response", "source", "empty"
 class Turns:
     """A list of {role_key: role, text_key: text} objects: the stored conversation, or the
     pair's single exchange. `roles` renames curator's roles (system, user, assistant)."""
+
     role_key: str
     text_key: str
     roles: tuple[tuple[str, str], ...]
@@ -51,10 +53,12 @@ class Turns:
 SHAPES: dict[str, dict[str, object]] = {
     "gpt4all": {"prompt": PROMPT, "response": RESPONSE, "source": SOURCE},
     "alpaca": {"instruction": PROMPT, "input": EMPTY, "output": RESPONSE},
-    "sharegpt": {"conversations": Turns("from", "value",
-                                        (("system", "system"), ("user", "human"), ("assistant", "gpt")))},
-    "openai": {"messages": Turns("role", "content",
-                                 (("system", "system"), ("user", "user"), ("assistant", "assistant")))},
+    "sharegpt": {
+        "conversations": Turns("from", "value", (("system", "system"), ("user", "human"), ("assistant", "gpt")))
+    },
+    "openai": {
+        "messages": Turns("role", "content", (("system", "system"), ("user", "user"), ("assistant", "assistant")))
+    },
 }
 
 
@@ -84,14 +88,17 @@ def render_record(fmt: str, prompt: str, response: str, source: str, messages: l
     for key, value in check_format(fmt).items():
         if isinstance(value, Turns):
             names = dict(value.roles)
-            record[key] = [{value.role_key: names[turn["role"]], value.text_key: turn["content"]}
-                           for turn in conversation(prompt, response, messages)]
+            record[key] = [
+                {value.role_key: names[turn["role"]], value.text_key: turn["content"]}
+                for turn in conversation(prompt, response, messages)
+            ]
         else:
             record[key] = texts[value]
     return record
 
 
 # --- the split -----------------------------------------------------------------------------
+
 
 def _splitmix64(values: np.ndarray) -> np.ndarray:
     """SplitMix64's finalizer, vectorized: a fixed, well-mixed hash of 64-bit integers (unlike
@@ -165,13 +172,13 @@ def assign_split(groups: np.ndarray, strata: np.ndarray, keys: np.ndarray, val_f
     _, group_index = np.unique(groups, return_inverse=True)
     sizes = np.bincount(group_index)
     first = np.full(len(sizes), n, dtype=np.int64)
-    np.minimum.at(first, group_index[by_key], np.arange(n))   # rank of each group's first member
+    np.minimum.at(first, group_index[by_key], np.arange(n))  # rank of each group's first member
     group_strata = strata[by_key[first]]
     _, stratum_index = np.unique(group_strata, return_inverse=True)
     targets = _stratum_targets(np.bincount(stratum_index, weights=sizes), val_fraction)
 
     too_big = sizes > targets[stratum_index]
-    line = np.lexsort((first, too_big, stratum_index))         # by stratum, fitting first, key
+    line = np.lexsort((first, too_big, stratum_index))  # by stratum, fitting first, key
     ordered_sizes = sizes[line]
     ordered_strata = stratum_index[line]
     running = np.cumsum(ordered_sizes)
@@ -185,24 +192,40 @@ def assign_split(groups: np.ndarray, strata: np.ndarray, keys: np.ndarray, val_f
 
 # --- evaluation-set contamination -------------------------------------------------------------
 
-def best_matches(vectors: np.ndarray, eval_vectors: np.ndarray, chunk: int = 65_536
-                 ) -> tuple[np.ndarray, np.ndarray]:
+
+def best_matches(vectors: np.ndarray, eval_vectors: np.ndarray, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
     """(highest cosine, index of that eval prompt) per row of `vectors` (both L2-normalized)."""
     scores = np.empty(len(vectors), dtype=np.float32)
     which = np.empty(len(vectors), dtype=np.int64)
     for start in range(0, len(vectors), chunk):
-        similarity = vectors[start:start + chunk] @ eval_vectors.T
-        which[start:start + chunk] = similarity.argmax(axis=1)
-        scores[start:start + chunk] = similarity[np.arange(len(similarity)), which[start:start + chunk]]
+        similarity = vectors[start : start + chunk] @ eval_vectors.T
+        which[start : start + chunk] = similarity.argmax(axis=1)
+        scores[start : start + chunk] = similarity[np.arange(len(similarity)), which[start : start + chunk]]
     return scores, which
 
 
 # --- the manifest -----------------------------------------------------------------------------
 
-def build_manifest(*, fmt: str, version: str | None, seed: int, val_fraction: float, selected: int,
-                   files: dict[str, dict], removed_by_eval_check: int, eval_check: dict, multi_turn: int,
-                   counts: dict, groups: int, stratified_by: str, operations: list[tuple],
-                   operations_up_to: int | None, signals: dict | None, duplicates: dict | None) -> dict:
+
+def build_manifest(
+    *,
+    fmt: str,
+    version: str | None,
+    seed: int,
+    val_fraction: float,
+    selected: int,
+    files: dict[str, dict],
+    removed_by_eval_check: int,
+    eval_check: dict,
+    multi_turn: int,
+    counts: dict,
+    groups: int,
+    stratified_by: str,
+    operations: list[tuple],
+    operations_up_to: int | None,
+    signals: dict | None,
+    duplicates: dict | None,
+) -> dict:
     """What an export is: its settings, counts, the curation it reflects (operations log hash,
     the latest signals and duplicates runs' thresholds), the eval check, and each file's
     records, bytes and sha256. `files` maps train.jsonl (and val.jsonl) to their facts."""
@@ -226,12 +249,15 @@ def build_manifest(*, fmt: str, version: str | None, seed: int, val_fraction: fl
         "counts": counts,
         "split": {
             "groups": groups,
-            "grouped_by": "normalized prompt" + (" and duplicate group" if duplicates
-                                                 else " (no `curator duplicates` run)"),
+            "grouped_by": "normalized prompt"
+            + (" and duplicate group" if duplicates else " (no `curator duplicates` run)"),
             "stratified_by": stratified_by,
         },
-        "operations_log": {"operations": len(operations), "up_to": operations_up_to,
-                           "sha256": operations_hash(operations)},
+        "operations_log": {
+            "operations": len(operations),
+            "up_to": operations_up_to,
+            "sha256": operations_hash(operations),
+        },
         "signals": signals,
         "duplicates": duplicates,
         "eval_check": eval_check,

@@ -87,8 +87,14 @@ _PAIR_SLOT_SETTERS = (
 )
 
 
-def _new_pair(prompt: str, response: str, source: str | None, messages: list[dict] | None,
-              model: str | None = None, finish_reason: str | None = None) -> Pair:
+def _new_pair(
+    prompt: str,
+    response: str,
+    source: str | None,
+    messages: list[dict] | None,
+    model: str | None = None,
+    finish_reason: str | None = None,
+) -> Pair:
     pair = _new_object(Pair)
     set_prompt, set_response, set_source, set_messages, set_model, set_finish_reason = _PAIR_SLOT_SETTERS
     set_prompt(pair, prompt)
@@ -262,8 +268,16 @@ def _gpt4all(record: dict) -> list[Pair]:
     model, finish_reason = record.get("model"), record.get("finish_reason")
     if model is None and finish_reason is None:  # the common case: one lookup each, nothing more
         return [_flat_pair(record, prompt, response)]
-    return [_new_pair(_checked_prompt(prompt), response, _source(record),
-                      None, _optional_text(model, "model"), _optional_text(finish_reason, "finish_reason"))]
+    return [
+        _new_pair(
+            _checked_prompt(prompt),
+            response,
+            _source(record),
+            None,
+            _optional_text(model, "model"),
+            _optional_text(finish_reason, "finish_reason"),
+        )
+    ]
 
 
 # Alpaca's "no input" placeholders, compared lowercased with everything but letters and
@@ -272,9 +286,7 @@ def _gpt4all(record: dict) -> list[Pair]:
 # "None", "No input needed.", "<ninput>", "No input required", "No input required.",
 # "\\<noinput\\>", '"<noinput>"', "{\\noinput}", "<Noinput>.", "(No input)", "[noinput]";
 # "Not applicable" is a common spelling elsewhere.
-_NO_INPUT = frozenset(
-    {"noinput", "ninput", "noinputneeded", "noinputrequired", "na", "none", "notapplicable"}
-)
+_NO_INPUT = frozenset({"noinput", "ninput", "noinputneeded", "noinputrequired", "na", "none", "notapplicable"})
 _LONGEST_NO_INPUT = 24  # longer inputs are real: skip normalising them
 
 

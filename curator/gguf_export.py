@@ -35,6 +35,7 @@ adapter.lora.alpha, tensors `<base tensor>.lora_a` / `.lora_b` in F32) that llam
 to the unchanged base GGUF at run time: the base's 4-bit file plus ~2 MB, and nothing of the
 tuning is quantized at all.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,6 +56,7 @@ SUPPORTED_ARCHS = ("llama",)
 
 def ggml_type(name: str):
     from gguf import GGMLQuantizationType
+
     if name not in TYPES:
         raise ValueError(f"unknown type {name!r}; choose one of {', '.join(TYPES)}")
     return GGMLQuantizationType[name.upper()]
@@ -64,6 +66,7 @@ def ggml_type(name: str):
 class Lora:
     """The adapter of a run, in the base GGUF's terms: {gguf tensor name: (A, B)} with B's
     rows already in llama.cpp's layout, and the factor that multiplies B·A."""
+
     pairs: dict[str, tuple[np.ndarray, np.ndarray]]
     scale: float
     rank: int
@@ -78,12 +81,12 @@ class Written:
     path: Path
     size_bytes: int
     base_gguf: Path
-    tensor_types: dict[str, int]        # {"Q8_0": 61, "Q4_1": 150, ...}
-    tuned_tensors: int                  # tensors the adapter changed
-    tuned_type: str | None              # their type in the file (None for --adapter-only)
-    keep_cost_bytes: int = 0            # extra bytes for keeping tuned tensors above the file's type
-    copied_tensors: int = 0             # tensors whose blocks were copied from the base unchanged
-    requantized_tensors: int = 0        # untouched tensors moved from the base's grid onto another one
+    tensor_types: dict[str, int]  # {"Q8_0": 61, "Q4_1": 150, ...}
+    tuned_tensors: int  # tensors the adapter changed
+    tuned_type: str | None  # their type in the file (None for --adapter-only)
+    keep_cost_bytes: int = 0  # extra bytes for keeping tuned tensors above the file's type
+    copied_tensors: int = 0  # tensors whose blocks were copied from the base unchanged
+    requantized_tensors: int = 0  # untouched tensors moved from the base's grid onto another one
 
 
 def base_gguf_for(run_dir: str | Path, given: str | Path | None = None) -> Path:
@@ -96,8 +99,10 @@ def base_gguf_for(run_dir: str | Path, given: str | Path | None = None) -> Path:
     report = training.read_report(run_dir)
     if report["base_path"] == str(training.bundled_base_dir()):
         return chat_tokens.bundled_gguf()
-    raise ValueError(f"{run_dir} was trained on {report['base']}: pass --base-gguf, a GGUF of that base model "
-                     "(llama.cpp's convert_hf_to_gguf.py writes one)")
+    raise ValueError(
+        f"{run_dir} was trained on {report['base']}: pass --base-gguf, a GGUF of that base model "
+        "(llama.cpp's convert_hf_to_gguf.py writes one)"
+    )
 
 
 def read_lora(run_dir: str | Path, reader) -> Lora:
@@ -114,8 +119,10 @@ def read_lora(run_dir: str | Path, reader) -> Lora:
     if arch not in SUPPORTED_ARCHS:
         raise ValueError(f"base architecture {arch!r} is not supported (only {', '.join(SUPPORTED_ARCHS)})")
     n_blocks = _field(reader, f"{arch}.block_count")
-    heads = {"attn_q": _field(reader, f"{arch}.attention.head_count"),
-             "attn_k": _field(reader, f"{arch}.attention.head_count_kv")}
+    heads = {
+        "attn_q": _field(reader, f"{arch}.attention.head_count"),
+        "attn_k": _field(reader, f"{arch}.attention.head_count_kv"),
+    }
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_blocks)
     shapes = {t.name: tuple(int(n) for n in reversed(t.shape)) for t in reader.tensors}  # numpy (out, in)
     weights = load_file(run_dir / "adapter_model.safetensors")
@@ -130,8 +137,10 @@ def read_lora(run_dir: str | Path, reader) -> Lora:
         a = weights[key].astype(np.float32)
         b = weights[key.replace(".lora_A.", ".lora_B.")].astype(np.float32)
         if (b.shape[0], a.shape[1]) != shapes[name]:
-            raise ValueError(f"{run_dir}: adapter {module} is {b.shape[0]}x{a.shape[1]}, the base's {name} "
-                             f"is {shapes[name][0]}x{shapes[name][1]}: not the same base model")
+            raise ValueError(
+                f"{run_dir}: adapter {module} is {b.shape[0]}x{a.shape[1]}, the base's {name} "
+                f"is {shapes[name][0]}x{shapes[name][1]}: not the same base model"
+            )
         kind = name.split(".")[2]
         if kind in heads:
             b = permute_rows(b, heads[kind])
@@ -139,7 +148,7 @@ def read_lora(run_dir: str | Path, reader) -> Lora:
     if not pairs:
         raise ValueError(f"{run_dir}: the adapter holds no LoRA weights")
     rank = int(config["r"])
-    scale = config["lora_alpha"] / (rank ** 0.5 if config.get("use_rslora") else rank)
+    scale = config["lora_alpha"] / (rank**0.5 if config.get("use_rslora") else rank)
     return Lora(pairs, scale, rank)
 
 
@@ -159,6 +168,7 @@ def _field(reader, key: str):
 def target_type(name: str, n_dims: int, qtype, tuned: bool, plain: bool):
     """The type a tensor takes in a file of type qtype (see the module docstring)."""
     from gguf import GGMLQuantizationType as Q
+
     if n_dims == 1:
         return Q.F32
     if qtype == Q.F16:
@@ -168,10 +178,12 @@ def target_type(name: str, n_dims: int, qtype, tuned: bool, plain: bool):
     return qtype
 
 
-def write_merged(run_dir: str | Path, out: str | Path, qtype_name: str, *, plain: bool = False,
-                 base_gguf: str | Path | None = None) -> Written:
+def write_merged(
+    run_dir: str | Path, out: str | Path, qtype_name: str, *, plain: bool = False, base_gguf: str | Path | None = None
+) -> Written:
     """The base with the run's adapter merged in, as a GGUF of type qtype_name."""
-    from gguf import GGMLQuantizationType as Q, GGUFReader, LlamaFileType, quants
+    from gguf import GGMLQuantizationType as Q
+    from gguf import GGUFReader, LlamaFileType, quants
 
     qtype = ggml_type(qtype_name)
     base = base_gguf_for(run_dir, base_gguf)
@@ -200,8 +212,17 @@ def write_merged(run_dir: str | Path, out: str | Path, qtype_name: str, *, plain
                 writer.add_tensor(tensor.name, weights.astype(np.float32 if kind == Q.F32 else np.float16))
             else:
                 writer.add_tensor(tensor.name, quants.quantize(weights, kind), raw_dtype=kind)
-    return Written(Path(out), Path(out).stat().st_size, base, dict(types), len(lora.pairs), tuned_type,
-                   keep_cost, copied, requantized)
+    return Written(
+        Path(out),
+        Path(out).stat().st_size,
+        base,
+        dict(types),
+        len(lora.pairs),
+        tuned_type,
+        keep_cost,
+        copied,
+        requantized,
+    )
 
 
 def write_adapter(run_dir: str | Path, out: str | Path, *, base_gguf: str | Path | None = None) -> Written:
@@ -225,7 +246,8 @@ def write_adapter(run_dir: str | Path, out: str | Path, *, base_gguf: str | Path
 def keeps_base_blocks(base_type, kind) -> bool:
     """Whether an untouched tensor stored as base_type is copied rather than written as kind:
     the same type, or both quantized and the base's grid no finer than kind's."""
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as Q
+    from gguf import GGML_QUANT_SIZES
+    from gguf import GGMLQuantizationType as Q
 
     if base_type == kind:
         return True
@@ -235,11 +257,13 @@ def keeps_base_blocks(base_type, kind) -> bool:
     def bits(kind) -> float:
         block, size = GGML_QUANT_SIZES[kind]
         return 8 * size / block
+
     return bits(base_type) <= bits(kind)
 
 
 def _nbytes(n_weights: int, kind) -> int:
     from gguf import GGML_QUANT_SIZES
+
     block, size = GGML_QUANT_SIZES[kind]
     return n_weights // block * size
 
@@ -255,6 +279,7 @@ class _Writer:
 
     def __init__(self, out: str | Path, reader, kind: str):
         from gguf import GGUFWriter
+
         self.out = Path(out)
         self.partial = self.out.with_name(f".{self.out.name}.{os.getpid()}.partial")
         self.out.parent.mkdir(parents=True, exist_ok=True)

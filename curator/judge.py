@@ -11,6 +11,7 @@ verdicts; these functions decide what is asked and what counts as an answer:
   MalformedAnswer, retried like a malformed body;
 - the run's identity (`run_identity`): what decides the scores.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,6 +52,7 @@ Reason: <one sentence explaining the score>
 @dataclass(frozen=True)
 class PairText:
     """One pair to judge."""
+
     pair_id: int
     prompt: str
     response: str
@@ -58,8 +60,8 @@ class PairText:
 
 @dataclass(frozen=True)
 class Verdict:
-    score: int                   # MIN_SCORE..MAX_SCORE
-    reason: str | None           # one line; None when the judge gave a score alone
+    score: int  # MIN_SCORE..MAX_SCORE
+    reason: str | None  # one line; None when the judge gave a score alone
 
 
 def check_rubric(rubric: str) -> None:
@@ -84,8 +86,9 @@ _MARKUP = r"[\s*_#>`~\-]*"
 _SCORE_LINE = re.compile(rf"^{_MARKUP}(?:score|rating)\b{_MARKUP}\s*[:=]?{_MARKUP}(.*)$", re.IGNORECASE)
 # Small models put it in a sentence instead: "The score is 4. The response ...".
 _SCORE_PHRASE = re.compile(r"\b(?:score|rating)\s+(?:is|of|would be)\s*[:=]?\s*(.*)$", re.IGNORECASE)
-_REASON_LINE = re.compile(rf"^{_MARKUP}(?:reason|explanation|justification)\b{_MARKUP}\s*[:=]{_MARKUP}(.*)$",
-                          re.IGNORECASE)
+_REASON_LINE = re.compile(
+    rf"^{_MARKUP}(?:reason|explanation|justification)\b{_MARKUP}\s*[:=]{_MARKUP}(.*)$", re.IGNORECASE
+)
 _NUMBER = re.compile(r"^[\s*_`\[(]*(-?\d+(?:\.\d+)?)[\s*_`\])]*(?:(?:/|out of)\s*(\d+))?")
 
 
@@ -130,7 +133,7 @@ def _score(text: str) -> tuple[int, str]:
     score = int(float(value))
     if not MIN_SCORE <= score <= MAX_SCORE:
         raise MalformedAnswer(f"the score {score} is outside {MIN_SCORE}-{MAX_SCORE}")
-    return score, text[number.end():]
+    return score, text[number.end() :]
 
 
 _NOT_A_REASON = "*_`#.,;:-– "
@@ -141,11 +144,12 @@ def _reason(lines: list[str], score_index: int, after_score: str) -> str | None:
     if labelled:
         index, text = labelled[0]
         # "Reason:" alone on its line: the reason is the next line that says something.
-        candidates = [text] if text else lines[index + 1:]
+        candidates = [text] if text else lines[index + 1 :]
     else:
-        candidates = [after_score, *lines[score_index + 1:]]
-    reason = next((line.lstrip(_NOT_A_REASON).rstrip("*_`# ") for line in candidates if line.strip(_NOT_A_REASON)),
-                  None)
+        candidates = [after_score, *lines[score_index + 1 :]]
+    reason = next(
+        (line.lstrip(_NOT_A_REASON).rstrip("*_`# ") for line in candidates if line.strip(_NOT_A_REASON)), None
+    )
     return reason[:MAX_REASON_CHARS] if reason else None
 
 
@@ -158,8 +162,10 @@ def run_identity(model: str, rubric: str, max_tokens: int, temperature: float | 
     """quality_runs.identity of a judge run: what decides the scores. The same command
     continues the same run; another model, rubric or setting is another run (pairs_view
     shows the latest)."""
-    key = json.dumps({"kind": "judge", "model": model, "rubric": rubric, "max_tokens": max_tokens,
-                      "temperature": temperature}, sort_keys=True)
+    key = json.dumps(
+        {"kind": "judge", "model": model, "rubric": rubric, "max_tokens": max_tokens, "temperature": temperature},
+        sort_keys=True,
+    )
     return hashlib.sha256(key.encode()).hexdigest()
 
 

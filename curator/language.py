@@ -15,6 +15,7 @@ Only languages with a two-letter ISO 639-1 code are kept (the model also has dia
 "zxx", no linguistic content, which mostly catch short English lists); a text gets no
 language when it has too few letters or the best probability is below a threshold.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,12 +35,12 @@ _NOT_LETTERS = re.compile(r"[\W\d_]+")
 
 @dataclass(frozen=True)
 class _Model:
-    nextmove: np.ndarray   # flattened 256-wide transition rows
-    row: np.ndarray        # state -> first index of its row in nextmove
-    output: np.ndarray     # state -> feature index, -1 for none
-    ptc: np.ndarray        # features x languages, log-probabilities
-    pc: np.ndarray         # language priors
-    fold: np.ndarray       # column -> label: a language can have several columns (scripts)
+    nextmove: np.ndarray  # flattened 256-wide transition rows
+    row: np.ndarray  # state -> first index of its row in nextmove
+    output: np.ndarray  # state -> feature index, -1 for none
+    ptc: np.ndarray  # features x languages, log-probabilities
+    pc: np.ndarray  # language priors
+    fold: np.ndarray  # column -> label: a language can have several columns (scripts)
     labels: list[str]
 
 
@@ -83,8 +84,8 @@ def probabilities(texts: list[str]) -> tuple[list[str], np.ndarray]:
     encoded = [_encode(t) for t in texts]
     result = np.zeros((len(texts), len(model.labels)), dtype=np.float32)
     for start in range(0, len(texts), _CHUNK):
-        chunk = encoded[start:start + _CHUNK]
-        result[start:start + len(chunk)] = _score(model, chunk)
+        chunk = encoded[start : start + _CHUNK]
+        result[start : start + len(chunk)] = _score(model, chunk)
     return model.labels, result
 
 
@@ -114,12 +115,12 @@ def _encode(text: str) -> bytes:
 
 def _score(model: _Model, texts: list[bytes]) -> np.ndarray:
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    order = np.argsort(-lengths, kind="stable")        # longest first: the texts still
-    sorted_lengths = lengths[order]                      # walking are always a prefix
+    order = np.argsort(-lengths, kind="stable")  # longest first: the texts still
+    sorted_lengths = lengths[order]  # walking are always a prefix
     width = int(sorted_lengths[0]) if len(texts) else 0
     grid = np.zeros((len(texts), max(width, 1)), dtype=np.int64)
     for slot, index in enumerate(order):
-        grid[slot, :lengths[index]] = np.frombuffer(texts[index], dtype=np.uint8)
+        grid[slot, : lengths[index]] = np.frombuffer(texts[index], dtype=np.uint8)
     state = np.zeros(len(texts), dtype=np.int64)
     hit_rows, hit_features = [], []
     active = len(texts)
@@ -135,7 +136,8 @@ def _score(model: _Model, texts: list[bytes]) -> np.ndarray:
     rows = np.concatenate(hit_rows) if hit_rows else np.zeros(0, dtype=np.int64)
     counts = sparse.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, np.concatenate(hit_features) if hit_features else rows)),
-        shape=(len(texts), model.ptc.shape[0]))
+        shape=(len(texts), model.ptc.shape[0]),
+    )
     counts.sum_duplicates()
     counts.data = np.log1p(counts.data)
     scores = np.asarray(counts @ model.ptc) + model.pc
@@ -149,5 +151,3 @@ def _score(model: _Model, texts: list[bytes]) -> np.ndarray:
     unsorted = np.empty_like(scores)
     unsorted[order] = scores
     return unsorted @ model.fold
-
-

@@ -10,6 +10,7 @@ llama.cpp's C++ server with parallel slots and continuous batching. llama-cpp-py
 llama.cpp from source on install (minutes, a compiler needed) and its server is Python over a
 binding that serves one request at a time.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,27 +33,36 @@ def bundled_model() -> Path:
 @dataclass
 class LocalServer:
     """A running server. `with start(...) as server:` stops it on leaving the block."""
-    base_url: str       # http://127.0.0.1:PORT/v1, what openai.OpenAI(base_url=...) takes
-    model: str          # the name it answers with (any requested model name is accepted)
-    n_parallel: int     # requests decoded at once; more wait in the server's queue
-    context: int        # tokens per slot: prompt + answer must fit
+
+    base_url: str  # http://127.0.0.1:PORT/v1, what openai.OpenAI(base_url=...) takes
+    model: str  # the name it answers with (any requested model name is accepted)
+    n_parallel: int  # requests decoded at once; more wait in the server's queue
+    context: int  # tokens per slot: prompt + answer must fit
     _server: object = field(repr=False, default=None)
 
     def stop(self) -> None:
         """Stop serving and free the model (llama.cpp's server stops when its object goes)."""
         self._server = None
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
 
-def start(model_path: str | os.PathLike | None = None, *, port: int = 0, n_parallel: int = 4,
-          context: int = 2048, threads: int | None = None, name: str | None = None,
-          lora: str | os.PathLike | None = None, host: str = "127.0.0.1",
-          verbose: bool = False) -> LocalServer:
+def start(
+    model_path: str | os.PathLike | None = None,
+    *,
+    port: int = 0,
+    n_parallel: int = 4,
+    context: int = 2048,
+    threads: int | None = None,
+    name: str | None = None,
+    lora: str | os.PathLike | None = None,
+    host: str = "127.0.0.1",
+    verbose: bool = False,
+) -> LocalServer:
     """Load the model and serve it on host:port (0: a free port, read back from the server).
 
     n_parallel slots each hold `context` tokens (the server's n_ctx is their sum). threads:

@@ -11,6 +11,7 @@ them, so a distributed run gives the local run's result.
 `function` must be a module-level function (a Ray worker imports it by name); `shared` is
 sent to each worker once, the pieces one by one.
 """
+
 from __future__ import annotations
 
 import os

@@ -39,6 +39,7 @@ imported inside the functions, so importing this module stays cheap.
 Pure: no I/O except numba's cache, no printing; `progress(stage)` hears "pca", "umap" and
 "placing 50,000/800,000"-style stages.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -87,21 +88,22 @@ DEFAULT_MIN_SAMPLES = 5
 class MapParams:
     seed: int = 42
     pca_dims: int = 50
-    pca_min_points: int = 20_000     # PCA only when more points than this are fitted
+    pca_min_points: int = 20_000  # PCA only when more points than this are fitted
     n_neighbors: int = 15
     min_dist: float = 0.1
-    metric: str = "cosine"           # of the input vectors; euclidean after PCA (see above)
-    min_cluster_size: int | None = None   # None: min_cluster_size_for(n)
-    min_samples: int | None = None        # None: min(min_cluster_size, DEFAULT_MIN_SAMPLES)
-    fit_sample: int | None = 200_000      # fit UMAP on at most this many points; None: all
+    metric: str = "cosine"  # of the input vectors; euclidean after PCA (see above)
+    min_cluster_size: int | None = None  # None: min_cluster_size_for(n)
+    min_samples: int | None = None  # None: min(min_cluster_size, DEFAULT_MIN_SAMPLES)
+    fit_sample: int | None = 200_000  # fit UMAP on at most this many points; None: all
 
 
 @dataclass
 class Projection:
     """A fitted projection: picklable, so a map can place later points without refitting."""
+
     params: MapParams
-    pca: PCA | None      # fitted sklearn PCA, or None when the vectors went to UMAP as they were
-    umap: UMAP           # fitted umap.UMAP
+    pca: PCA | None  # fitted sklearn PCA, or None when the vectors went to UMAP as they were
+    umap: UMAP  # fitted umap.UMAP
 
 
 def numba_cache_dir() -> Path:
@@ -110,8 +112,9 @@ def numba_cache_dir() -> Path:
     return cache_dir() / "numba"
 
 
-def fit_projection(vectors: np.ndarray, params: MapParams, progress: Progress | None = None,
-                   mapper: parallel.Mapper | None = None) -> tuple[Projection, np.ndarray]:
+def fit_projection(
+    vectors: np.ndarray, params: MapParams, progress: Progress | None = None, mapper: parallel.Mapper | None = None
+) -> tuple[Projection, np.ndarray]:
     """Fit PCA (when useful) + UMAP; return the fitted projection and (n, 2) float32 coordinates,
     the same for the same vectors and params. `mapper` places the points outside the fit
     sample (see `place`)."""
@@ -138,20 +141,21 @@ def fit_projection(vectors: np.ndarray, params: MapParams, progress: Progress | 
     return projection, coords
 
 
-def place(projection: Projection, vectors: np.ndarray, progress: Progress | None = None,
-          mapper: parallel.Mapper | None = None) -> np.ndarray:
+def place(
+    projection: Projection, vectors: np.ndarray, progress: Progress | None = None, mapper: parallel.Mapper | None = None
+) -> np.ndarray:
     """(m, 2) float32 coordinates for new vectors with the fitted projection (UMAP transform);
     fitted points do not move. Deterministic for the same vectors: chunks of PLACE_CHUNK are
     placed one at a time here, or by `mapper` (jobs.ray_pool's cluster places them on its
     workers), with the same coordinates."""
     vectors = _rows(vectors)
     report = progress or _silent
-    chunks = [vectors[start:start + PLACE_CHUNK] for start in range(0, len(vectors), PLACE_CHUNK)]
+    chunks = [vectors[start : start + PLACE_CHUNK] for start in range(0, len(vectors), PLACE_CHUNK)]
     coords = np.empty((len(vectors), 2), dtype=np.float32)
     start = 0
     report(f"placing 0/{len(vectors):,}")
     for placed in (mapper or parallel.serial)(place_chunk, projection, chunks):
-        coords[start:start + len(placed)] = placed
+        coords[start : start + len(placed)] = placed
         start += len(placed)
         report(f"placing {start:,}/{len(vectors):,}")
     return coords
@@ -179,11 +183,13 @@ def cluster(coords: np.ndarray, params: MapParams) -> np.ndarray:
     if len(coords) < size:
         return np.full(len(coords), NOISE, dtype=np.int32)
     import hdbscan
+
     # One thread: more core-distance jobs only add a process pool's start-up (seconds; the
     # minimum spanning tree dominates). Leaves of 100 points instead of 40: ~30% faster in 2-D
     # (300k points: 7.6 s instead of 10.7 s).
-    clusterer = hdbscan.HDBSCAN(min_cluster_size=size, min_samples=samples, algorithm="boruvka_kdtree",
-                                leaf_size=100, core_dist_n_jobs=1)
+    clusterer = hdbscan.HDBSCAN(
+        min_cluster_size=size, min_samples=samples, algorithm="boruvka_kdtree", leaf_size=100, core_dist_n_jobs=1
+    )
     return _numbered_by_size(clusterer.fit_predict(coords))
 
 
@@ -228,6 +234,7 @@ def nearest_cluster(fitted_coords: np.ndarray, fitted_labels: np.ndarray, new_co
     """Cluster for newly placed points: the label of the nearest fitted point (int32), -1 when
     that point is noise."""
     from scipy.spatial import cKDTree
+
     new_coords = np.asarray(new_coords, dtype=np.float64).reshape(-1, 2)
     if len(new_coords) == 0:
         return np.empty(0, dtype=np.int32)
@@ -236,6 +243,7 @@ def nearest_cluster(fitted_coords: np.ndarray, fitted_labels: np.ndarray, new_co
 
 
 # --- projection steps -------------------------------------------------------------------------
+
 
 def _rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -261,6 +269,7 @@ def _fit_pca(vectors: np.ndarray, params: MapParams) -> PCA | None:
     if vectors.shape[1] <= params.pca_dims or len(vectors) <= params.pca_min_points:
         return None
     from sklearn.decomposition import PCA
+
     pca = PCA(n_components=params.pca_dims, svd_solver="randomized", random_state=params.seed)
     pca.fit(_unit_rows(vectors) if params.metric == "cosine" else vectors)
     # The fit leaves components_ as a Fortran-ordered view, which a pickle round trip turns
@@ -290,12 +299,18 @@ def _umap_metric(pca: PCA | None, params: MapParams) -> str:
 
 def _fit_umap(rows: np.ndarray, params: MapParams, metric: str) -> UMAP:
     umap = _umap()
-    model = umap.UMAP(n_components=2, n_neighbors=min(params.n_neighbors, len(rows) - 1),
-                      min_dist=params.min_dist, metric=metric,
-                      init="spectral" if len(rows) >= SPECTRAL_MIN_POINTS else "random",
-                      # A seed makes umap single-threaded and reproducible; n_jobs=1 says so
-                      # instead of letting umap warn that it overrode n_jobs.
-                      random_state=params.seed, transform_seed=params.seed, n_jobs=1)
+    model = umap.UMAP(
+        n_components=2,
+        n_neighbors=min(params.n_neighbors, len(rows) - 1),
+        min_dist=params.min_dist,
+        metric=metric,
+        init="spectral" if len(rows) >= SPECTRAL_MIN_POINTS else "random",
+        # A seed makes umap single-threaded and reproducible; n_jobs=1 says so
+        # instead of letting umap warn that it overrode n_jobs.
+        random_state=params.seed,
+        transform_seed=params.seed,
+        n_jobs=1,
+    )
     with _uncacheable_functions_quiet():
         model.fit(rows)
     return model
@@ -329,6 +344,7 @@ def _uncacheable_functions_quiet() -> Iterator[None]:
 
 # --- clusters ---------------------------------------------------------------------------------
 
+
 def _numbered_by_size(labels: np.ndarray) -> np.ndarray:
     """Cluster ids renumbered 0, 1, ... from the largest cluster down (ties: the lower old id
     first); noise stays -1."""
@@ -348,8 +364,10 @@ def _centroids(coords: np.ndarray, labels: np.ndarray, fine: np.ndarray) -> tupl
     clustered = labels != NOISE
     index = np.searchsorted(fine, labels[clustered])
     sizes = np.bincount(index, minlength=len(fine)).astype(np.float64)
-    sums = np.stack([np.bincount(index, weights=coords[clustered, axis], minlength=len(fine))
-                     for axis in range(coords.shape[1])], axis=1)
+    sums = np.stack(
+        [np.bincount(index, weights=coords[clustered, axis], minlength=len(fine)) for axis in range(coords.shape[1])],
+        axis=1,
+    )
     return sums / sizes[:, None], sizes
 
 
@@ -366,11 +384,10 @@ def _ward_groups(centroids: np.ndarray, sizes: np.ndarray, n_groups: int) -> np.
 
     # Ward's merge costs never decrease up the tree, so the cheapest merges are exactly the
     # first ones greedy Ward would make.
-    for _, a, b in sorted(_ward_merges(centroids, sizes))[:len(sizes) - n_groups]:
+    for _, a, b in sorted(_ward_merges(centroids, sizes))[: len(sizes) - n_groups]:
         parent[root(b)] = root(a)
     numbering: dict[int, int] = {}
-    return np.array([numbering.setdefault(root(i), len(numbering)) for i in range(len(sizes))],
-                    dtype=np.int32)
+    return np.array([numbering.setdefault(root(i), len(numbering)) for i in range(len(sizes))], dtype=np.int32)
 
 
 def _ward_merges(centroids: np.ndarray, sizes: np.ndarray) -> list[tuple[float, int, int]]:

@@ -11,6 +11,7 @@ keeps the high-IFD pairs; above 1 the answer fits its prompt worse than no promp
 The losses are the trainer's own (curator.training.example_losses, through the eval models of
 curator.evaluation), so a torch model, a `curator train` run or a GGUF file can score.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,18 +22,29 @@ from dataclasses import dataclass
 from curator import training
 
 
-def encode_pair(prompt: str, response: str, tokenizer, template: str, max_length: int
-                ) -> tuple[training.Encoded, training.Encoded]:
+def encode_pair(
+    prompt: str, response: str, tokenizer, template: str, max_length: int
+) -> tuple[training.Encoded, training.Encoded]:
     """(the pair with its prompt, the response after an empty prompt), both labelled on the
     response's text tokens (no special tokens). When the prompt pushes part of the response past max_length, the
     alone-encoding is cut to the same number of response tokens, so both losses average over
     the same tokens."""
-    given = training.encode(training.Example(0, [{"role": "user", "content": prompt},
-                                                 {"role": "assistant", "content": response}], prompt, response),
-                            tokenizer, template, max_length)
-    alone = training.encode(training.Example(0, [{"role": "user", "content": ""},
-                                                 {"role": "assistant", "content": response}], "", response),
-                            tokenizer, template, max_length)
+    given = training.encode(
+        training.Example(
+            0, [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}], prompt, response
+        ),
+        tokenizer,
+        template,
+        max_length,
+    )
+    alone = training.encode(
+        training.Example(
+            0, [{"role": "user", "content": ""}, {"role": "assistant", "content": response}], "", response
+        ),
+        tokenizer,
+        template,
+        max_length,
+    )
     given, alone = _text_only(given, tokenizer), _text_only(alone, tokenizer)
     keep = _labelled(given)
     labels, seen, end = list(alone.labels), 0, len(alone.labels)
@@ -64,14 +76,15 @@ def _labelled(encoded: training.Encoded) -> int:
 
 @dataclass
 class IfdScores:
-    tokens: list[int]                      # response tokens both losses average over (0: none fit)
+    tokens: list[int]  # response tokens both losses average over (0: none fit)
     loss_given_prompt: list[float | None]
     loss_alone: list[float | None]
     ifd: list[float | None]
 
 
-def ifd_scores(model, prompts: list[str], responses: list[str], template: str = "model",
-               max_length: int = 512, done=None) -> IfdScores:
+def ifd_scores(
+    model, prompts: list[str], responses: list[str], template: str = "model", max_length: int = 512, done=None
+) -> IfdScores:
     """IFD of each pair under `model` (curator.evaluation's TorchModel or GgufModel)."""
     tokenizer = model.tokenizer
     chat = training.chat_template(tokenizer, template)
@@ -89,6 +102,5 @@ def ifd_scores(model, prompts: list[str], responses: list[str], template: str = 
 
 def run_identity(model: str, template: str, max_length: int) -> str:
     """What decides an IFD run's scores: the same identity continues the same run."""
-    key = json.dumps({"kind": "ifd", "model": model, "template": template, "max_length": max_length},
-                     sort_keys=True)
+    key = json.dumps({"kind": "ifd", "model": model, "template": template, "max_length": max_length}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()

@@ -6,6 +6,7 @@ size limit, ragged CSV row) is returned as an error with its line and raw text i
 stopping the file. Lines are 1-based physical lines for line-oriented files and 1-based record
 indexes for JSON arrays and Parquet.
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,14 +47,15 @@ class UnsupportedFile(ValueError):
 @dataclass
 class Batch:
     """Records read since the previous batch, and where reading stands after them."""
+
     lines: list[int] = field(default_factory=list)
     values: list[object] = field(default_factory=list)
-    raws: list[bytes | str | None] = field(default_factory=list)   # None: serialize the value
+    raws: list[bytes | str | None] = field(default_factory=list)  # None: serialize the value
     errors: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw text)
-    size: int = 0        # bytes of raw text in the batch
-    line: int = 0        # lines / records consumed so far: resume after this
-    offset: int = 0      # byte offset in the decompressed stream after them (line files)
-    progress: int = 0    # bytes of the file on disk consumed, for progress bars
+    size: int = 0  # bytes of raw text in the batch
+    line: int = 0  # lines / records consumed so far: resume after this
+    offset: int = 0  # byte offset in the decompressed stream after them (line files)
+    progress: int = 0  # bytes of the file on disk consumed, for progress bars
 
     def __len__(self) -> int:
         return len(self.lines) + len(self.errors)
@@ -82,7 +84,8 @@ def file_kind(path: Path) -> tuple[str, str | None]:
     if container is None:
         raise UnsupportedFile(
             f"{path}: unsupported file type {''.join(path.suffixes) or '(no extension)'}; "
-            "expected .jsonl, .ndjson, .json, .csv or .parquet, optionally with .gz or .zst")
+            "expected .jsonl, .ndjson, .json, .csv or .parquet, optionally with .gz or .zst"
+        )
     return container, compression
 
 
@@ -108,6 +111,7 @@ def _open_stream(raw_file: io.BufferedReader, compression: str | None) -> io.Buf
         return io.BufferedReader(gzip.GzipFile(fileobj=raw_file, mode="rb"), CHUNK_BYTES)
     if compression == "zst":
         import zstandard
+
         reader = zstandard.ZstdDecompressor().stream_reader(raw_file, read_size=1 << 20)
         return io.BufferedReader(reader, CHUNK_BYTES)
     return raw_file
@@ -124,9 +128,15 @@ def _skip_bytes(stream: BinaryIO, n: int) -> None:
         n -= got
 
 
-def read_batches(path: Path, *, start_line: int = 0, start_offset: int = 0,
-                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 batch_records: int = BATCH_RECORDS, batch_bytes: int = BATCH_BYTES) -> Iterator[Batch]:
+def read_batches(
+    path: Path,
+    *,
+    start_line: int = 0,
+    start_offset: int = 0,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    batch_records: int = BATCH_RECORDS,
+    batch_bytes: int = BATCH_BYTES,
+) -> Iterator[Batch]:
     """Yield batches of records from path, resuming after start_line (and start_offset for
     line files, where it is the byte offset just after line start_line)."""
     container, compression = file_kind(path)
@@ -138,12 +148,10 @@ def read_batches(path: Path, *, start_line: int = 0, start_offset: int = 0,
         if container == "csv":
             yield from _csv(stream, raw_file, start_line, max_record_bytes, batch_records, batch_bytes)
         elif container == "json" and _first_byte(stream) == b"[":
-            yield from _json_array(stream, raw_file, start_line, max_record_bytes, batch_records,
-                                   batch_bytes)
+            yield from _json_array(stream, raw_file, start_line, max_record_bytes, batch_records, batch_bytes)
         else:  # .jsonl, and .json files that hold JSON Lines
             _skip_bytes(stream, start_offset)
-            yield from _jsonl(stream, raw_file, start_line, start_offset, max_record_bytes,
-                              batch_records, batch_bytes)
+            yield from _jsonl(stream, raw_file, start_line, start_offset, max_record_bytes, batch_records, batch_bytes)
 
 
 def _first_byte(stream: io.BufferedReader) -> bytes:
@@ -159,8 +167,9 @@ def _json_error(raw: bytes, err: orjson.JSONDecodeError) -> str:
     return f"invalid JSON at column {err.colno}: {err.msg}"
 
 
-def _jsonl(stream: BinaryIO, raw_file: BinaryIO, line: int, offset: int, limit: int,
-           batch_records: int, batch_bytes: int) -> Iterator[Batch]:
+def _jsonl(
+    stream: BinaryIO, raw_file: BinaryIO, line: int, offset: int, limit: int, batch_records: int, batch_bytes: int
+) -> Iterator[Batch]:
     loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
     batch = Batch()
     batch_start = offset
@@ -210,8 +219,9 @@ def _jsonl(stream: BinaryIO, raw_file: BinaryIO, line: int, offset: int, limit: 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
-def _json_array(stream: BinaryIO, raw_file: BinaryIO, skip: int, limit: int,
-                batch_records: int, batch_bytes: int) -> Iterator[Batch]:
+def _json_array(
+    stream: BinaryIO, raw_file: BinaryIO, skip: int, limit: int, batch_records: int, batch_bytes: int
+) -> Iterator[Batch]:
     """Elements of a top-level JSON array, parsed one at a time with the C scanner."""
     # surrogateescape keeps invalid UTF-8 visible (as lone surrogates) so that the element
     # holding it is rejected with its reason instead of failing the whole file.
@@ -257,8 +267,10 @@ def _json_array(stream: BinaryIO, raw_file: BinaryIO, skip: int, limit: int,
                 continue
             index += 1
             rest = buf[pos:]
-            reason = (f"invalid JSON in array element {index} at character {err.pos - pos + 1} "
-                      f"of the element: {err.msg}; the rest of the array could not be read")
+            reason = (
+                f"invalid JSON in array element {index} at character {err.pos - pos + 1} "
+                f"of the element: {err.msg}; the rest of the array could not be read"
+            )
             batch.errors.append((index, reason, raw_text(rest)))
             break
         index += 1
@@ -291,8 +303,9 @@ def _text_problem(raw: str, limit: int) -> str | None:
     return None
 
 
-def _csv(stream: BinaryIO, raw_file: BinaryIO, skip: int, limit: int, batch_records: int,
-         batch_bytes: int) -> Iterator[Batch]:
+def _csv(
+    stream: BinaryIO, raw_file: BinaryIO, skip: int, limit: int, batch_records: int, batch_bytes: int
+) -> Iterator[Batch]:
     """Rows as {header: value} dicts; a record's line is the physical line it starts on."""
     csv.field_size_limit(sys.maxsize)  # size is checked per record, with a reason
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
@@ -310,8 +323,11 @@ def _csv(stream: BinaryIO, raw_file: BinaryIO, skip: int, limit: int, batch_reco
         if records <= skip or not row:
             continue
         raw = ",".join(row)
-        problem = (f"row has {len(row)} fields, the header has {len(header)}"
-                   if len(row) != len(header) else _text_problem(raw, limit))
+        problem = (
+            f"row has {len(row)} fields, the header has {len(header)}"
+            if len(row) != len(header)
+            else _text_problem(raw, limit)
+        )
         batch.add(line, dict(zip(header, row)), raw, problem)
         if batch.full(batch_records, batch_bytes):
             batch.line, batch.progress = records, raw_file.tell()
@@ -321,8 +337,7 @@ def _csv(stream: BinaryIO, raw_file: BinaryIO, skip: int, limit: int, batch_reco
     yield batch
 
 
-def _parquet(raw_file: BinaryIO, compression: str | None, skip: int, batch_records: int
-             ) -> Iterator[Batch]:
+def _parquet(raw_file: BinaryIO, compression: str | None, skip: int, batch_records: int) -> Iterator[Batch]:
     import pyarrow.parquet as pq
 
     with tempfile.TemporaryFile() as spill:

@@ -6,14 +6,15 @@ from LOSSES in the run folder instead: one JSON line per logged loss, appended a
 and cut back to the checkpoint when a run resumes, as the database's rows are. Nothing here
 imports torch: watching a run must not load the trainer.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 LOSSES = "losses.jsonl"
-CONFIG = "train_config.json"     # written by curator.training when a run starts
-REPORT = "train_report.json"     # written by curator.training when a run ends
+CONFIG = "train_config.json"  # written by curator.training when a run starts
+REPORT = "train_report.json"  # written by curator.training when a run ends
 PLOT = "loss_curve.png"
 
 

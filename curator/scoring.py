@@ -6,6 +6,7 @@ run's adapter, scored once with the adapter and once with it switched off. A pai
 model finds much easier than the base did was learnt; one still hard after training is worth a
 look (mislabelled, out of place, or simply rare).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ class RunData:
     config: training.TrainConfig
     report: dict
     examples: list[training.Example]
-    trained: list[bool]        # in the training split (else validation)
+    trained: list[bool]  # in the training split (else validation)
 
 
 def run_data(run_dir: str | Path) -> RunData:
@@ -39,14 +40,16 @@ def run_data(run_dir: str | Path) -> RunData:
 class Scores:
     loss_base: list[float]
     loss_tuned: list[float]
-    tokens: list[int]          # assistant tokens each loss averages over (0: none within max_length)
+    tokens: list[int]  # assistant tokens each loss averages over (0: none within max_length)
 
 
-def score(run: RunData, examples: list[training.Example], batch_size: int = 16,
-          progress: training.Progress | None = None) -> Scores:
+def score(
+    run: RunData, examples: list[training.Example], batch_size: int = 16, progress: training.Progress | None = None
+) -> Scores:
     """Losses of `examples` (some of run.examples) under the base and the tuned model."""
     import torch
     from peft import PeftModel
+
     progress = progress or (lambda done, total, message: None)
     device, dtype = training.device_and_dtype()
     progress(0, 1, "loading the model")
@@ -59,8 +62,10 @@ def score(run: RunData, examples: list[training.Example], batch_size: int = 16,
     n = len(encoded)
     with autocast, model.disable_adapter():
         loss_base, tokens = training.example_losses(
-            model, encoded, pad, device, batch_size, lambda done: progress(done, 2 * n, "base model"))
+            model, encoded, pad, device, batch_size, lambda done: progress(done, 2 * n, "base model")
+        )
     with autocast:
         loss_tuned, _ = training.example_losses(
-            model, encoded, pad, device, batch_size, lambda done: progress(n + done, 2 * n, "tuned model"))
+            model, encoded, pad, device, batch_size, lambda done: progress(n + done, 2 * n, "tuned model")
+        )
     return Scores(loss_base, loss_tuned, tokens)

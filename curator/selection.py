@@ -15,6 +15,7 @@ A selector is exactly one of:
 with every operation as JSON (`describe()`), so the log says how pairs were chosen; the pairs
 themselves are recorded one by one beside it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,18 +38,21 @@ class Selector:
     cluster: int | None = None
     source: str | None = None
     tag: str | None = None
-    ids: np.ndarray | None = None                  # int64 pair ids
+    ids: np.ndarray | None = None  # int64 pair ids
     polygon: list[tuple[float, float]] | None = None
     similar_to: str | None = None
-    top: int | None = None                         # with similar_to: how many nearest pairs
-    map: str | None = None                         # cluster, polygon, similar_to: default map if None
-    level: str = "fine"                            # cluster: fine or coarse
+    top: int | None = None  # with similar_to: how many nearest pairs
+    map: str | None = None  # cluster, polygon, similar_to: default map if None
+    level: str = "fine"  # cluster: fine or coarse
 
     def __post_init__(self) -> None:
         chosen = [k for k in KINDS if getattr(self, k) is not None]
         if len(chosen) != 1:
-            raise ValueError("give exactly one selector: " + " | ".join(f"--{k.replace('_', '-')}" for k in KINDS)
-                             + (f" (got {', '.join(chosen)})" if chosen else ""))
+            raise ValueError(
+                "give exactly one selector: "
+                + " | ".join(f"--{k.replace('_', '-')}" for k in KINDS)
+                + (f" (got {', '.join(chosen)})" if chosen else "")
+            )
         kind = chosen[0]
         for name in ("where", "source", "tag", "similar_to", "map"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
@@ -94,8 +98,11 @@ class Selector:
             if value is None:
                 continue
             if key == "ids":
-                value = ([int(i) for i in value] if len(value) <= _LOGGED_IDS else
-                         {"count": len(value), "sha256": hashlib.sha256(value.tobytes()).hexdigest()})
+                value = (
+                    [int(i) for i in value]
+                    if len(value) <= _LOGGED_IDS
+                    else {"count": len(value), "sha256": hashlib.sha256(value.tobytes()).hexdigest()}
+                )
             elif key == "polygon":
                 value = [list(p) for p in value]
             out[key] = value

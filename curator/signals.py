@@ -16,6 +16,7 @@ pulled apart, because a flag invites a bulk delete.
   special_tokens, repetition, unbalanced_fence, echo.
 - pii: e-mail addresses, phone numbers, API keys and private keys in prompt or response.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -36,14 +37,15 @@ RULES_VERSION = 1
 @dataclass(frozen=True)
 class SignalParams:
     """Every threshold a signal run uses; all of it is stored with the run."""
-    short_words: int = 5              # short: response under this many words
-    max_tokens: int = 2048            # over_length: pair over this many tokens under the template
-    tokenizer: str = BUNDLED          # over_length: whose chat template and tokenizer (chat_tokens.load)
-    prose_words: int = 6              # truncated: an unpunctuated last line of this many words is cut
-    repetition_ratio: float = 8.0     # malformed: zlib compression ratio of a loop (prose ~2-3)
-    loop_chars: int = 120             # malformed: a tail repeating one unit over this many chars...
-    loop_repeats: int = 6             # ...at least this many times
-    lang_min_letters: int = 20        # lang: NULL under this many letters
+
+    short_words: int = 5  # short: response under this many words
+    max_tokens: int = 2048  # over_length: pair over this many tokens under the template
+    tokenizer: str = BUNDLED  # over_length: whose chat template and tokenizer (chat_tokens.load)
+    prose_words: int = 6  # truncated: an unpunctuated last line of this many words is cut
+    repetition_ratio: float = 8.0  # malformed: zlib compression ratio of a loop (prose ~2-3)
+    loop_chars: int = 120  # malformed: a tail repeating one unit over this many chars...
+    loop_repeats: int = 6  # ...at least this many times
+    lang_min_letters: int = 20  # lang: NULL under this many letters
     lang_min_confidence: float = 0.5  # lang: NULL when no language is this probable
     rules: int = RULES_VERSION
 
@@ -73,43 +75,56 @@ def count_words(text: str) -> int:
 # glad you asked. However, I cannot..."). Only this head is searched for declines, so a story
 # whose narrator "can't do this anymore" halfway through is not a refusal.
 _HEAD_CHARS = 400
-_SENTENCE_START = (r"(?:^|(?<=[.!?:\n])\s*|\b(?:but|however|unfortunately|sorry|apologi[sz]e|afraid|while)\b,?\s+"
-                   r"|\b(?:inform you|point out|say|note|remind you) that\s+"
-                   r"|\bas an? (?:[\w-]+ ){0,3}?(?:assistant|ai|model|program),\s+)")
-_AI_NOUN = (r"(?:ai|a\.i\.|artificial intelligence|(?:large )?language model|llm|chatbot|bot"
-            r"|(?:ai|virtual|digital|text[- ]based|ai[- ]based|ai[- ]powered) (?:language )?(?:assistant|model)"
-            r"|ai language model|ai model|language model ai|machine learning model)")
-_ADVERB = (r"(?:really|currently|actually|directly|personally|fully|possibly|legally|ethically|physically|simply"
-           r"|truly|just|accurately|reliably|in good conscience)")
-_DECLINE_VERB = (r"(?:provide|help(?! (?:but|it|the way|myself|feeling|wondering|thinking|noticing))|assist"
-                 r"|fulfil+|comply|create|write|generate|answer|engage|support|give|offer|complete|produce|share"
-                 r"|access|browse|predict|do (?:that|this|so)|satisfy|make|draw|perform|continue|respond"
-                 r"|participate|condone|endorse|promote|encourage|discuss"
-                 r"|tell you (?!how (?:much|many|often|important|happy|glad|grateful))|determine|know|see|view"
-                 r"|open|read|play|sing|compose|translate|reply|physically|summari[sz]e|list|rank|form|have"
-                 r"|process|search|look up|find|verify|confirm|guarantee|be of|recommend (?:any|a specific|specific)"
-                 r"|feel|think)")
+_SENTENCE_START = (
+    r"(?:^|(?<=[.!?:\n])\s*|\b(?:but|however|unfortunately|sorry|apologi[sz]e|afraid|while)\b,?\s+"
+    r"|\b(?:inform you|point out|say|note|remind you) that\s+"
+    r"|\bas an? (?:[\w-]+ ){0,3}?(?:assistant|ai|model|program),\s+)"
+)
+_AI_NOUN = (
+    r"(?:ai|a\.i\.|artificial intelligence|(?:large )?language model|llm|chatbot|bot"
+    r"|(?:ai|virtual|digital|text[- ]based|ai[- ]based|ai[- ]powered) (?:language )?(?:assistant|model)"
+    r"|ai language model|ai model|language model ai|machine learning model)"
+)
+_ADVERB = (
+    r"(?:really|currently|actually|directly|personally|fully|possibly|legally|ethically|physically|simply"
+    r"|truly|just|accurately|reliably|in good conscience)"
+)
+_DECLINE_VERB = (
+    r"(?:provide|help(?! (?:but|it|the way|myself|feeling|wondering|thinking|noticing))|assist"
+    r"|fulfil+|comply|create|write|generate|answer|engage|support|give|offer|complete|produce|share"
+    r"|access|browse|predict|do (?:that|this|so)|satisfy|make|draw|perform|continue|respond"
+    r"|participate|condone|endorse|promote|encourage|discuss"
+    r"|tell you (?!how (?:much|many|often|important|happy|glad|grateful))|determine|know|see|view"
+    r"|open|read|play|sing|compose|translate|reply|physically|summari[sz]e|list|rank|form|have"
+    r"|process|search|look up|find|verify|confirm|guarantee|be of|recommend (?:any|a specific|specific)"
+    r"|feel|think)"
+)
 # "I cannot" needs an action after it ("I can't wait", "I can't stress enough" are no refusals);
 # "I must decline" does not.
-_CANNOT = (r"i (?:cannot|can't|can ?not|won't be able to|will not be able to|will be unable to|am unable to"
-           r"|am not able to)"
-           r"|i'm (?:unable to|not able to)")
-_DECLINE = (r"i (?:must|have to) (?:respectfully |politely )?(?:decline|refuse)|i refuse to"
-            r"|i (?:do not|don't) want to (?:do|help|answer|talk|discuss|write|participate)"
-            r"|we(?:'re| are) not (?:programmed|allowed|permitted|designed) to"
-            r"|i(?:'m| am) (?:not (?:allowed|permitted|programmed|designed) to|not equipped (?:to|for)|not comfortable)"
-            r"|i (?:do not|don't) (?:feel comfortable|think it'?s appropriate)"
-            r"|i (?:do not|don't) have (?:the (?:ability|capability|capacity|means) to|(?:direct |real-time |)access to)")
-_REFUSAL_HEAD = re.compile("|".join([
+_CANNOT = (
+    r"i (?:cannot|can't|can ?not|won't be able to|will not be able to|will be unable to|am unable to"
+    r"|am not able to)"
+    r"|i'm (?:unable to|not able to)"
+)
+_DECLINE = (
+    r"i (?:must|have to) (?:respectfully |politely )?(?:decline|refuse)|i refuse to"
+    r"|i (?:do not|don't) want to (?:do|help|answer|talk|discuss|write|participate)"
+    r"|we(?:'re| are) not (?:programmed|allowed|permitted|designed) to"
+    r"|i(?:'m| am) (?:not (?:allowed|permitted|programmed|designed) to|not equipped (?:to|for)|not comfortable)"
+    r"|i (?:do not|don't) (?:feel comfortable|think it'?s appropriate)"
+    r"|i (?:do not|don't) have (?:the (?:ability|capability|capacity|means) to|(?:direct |real-time |)access to)"
+)
+_REFUSAL_PATTERNS = [
     # "I'm sorry, but I can't", "Unfortunately, I am unable to provide", "I cannot fulfill"
     rf"{_SENTENCE_START}(?:{_CANNOT})\s+(?:{_ADVERB}\s+){{0,2}}{_DECLINE_VERB}",
     rf"{_SENTENCE_START}(?:{_DECLINE})\b",
     # an apology that turns into not knowing, not understanding or not having
     r"\b(?:sorry|apologi[sz]e|apologies|afraid)\b[^.!?\n]{0,60}?\bi(?:'m| am| will)?\b[^.!?\n]{0,30}?"
-    r"\b(?:(?:do not|don't) (?:quite |fully |really )?(?:understand|know (?:what|how to)|have (?:any |enough |the |access"
-    r"|information|personal|real-time|up-to-date|current))|(?:am|'m) not (?:sure|certain) (?:what|how|i understand"
-    r"|if i(?:'m| am)? (?:can|able|understand)|i can)|(?:am|'m) not familiar with|need more (?:information|context"
-    r"|details)|(?:am |'m |be )?(?:unable|not able) to\b|(?:cannot|can't|can not|won't be able to)\s+"
+    r"\b(?:(?:do not|don't) (?:quite |fully |really )?(?:understand|know (?:what|how to)|have (?:any |enough |the "
+    r"|access|information|personal|real-time|up-to-date|current))|(?:am|'m) not (?:sure|certain) "
+    r"(?:what|how|i understand|if i(?:'m| am)? (?:can|able|understand)|i can)|(?:am|'m) not familiar with"
+    r"|need more (?:information|context|details)|(?:am |'m |be )?(?:unable|not able) to\b"
+    r"|(?:cannot|can't|can not|won't be able to)\s+"
     rf"(?:{_ADVERB}\s+){{0,2}}{_DECLINE_VERB})",
     # "I'm just an AI", "I am an AI language model and not a dermatologist"
     rf"\bi(?:'m| am) (?:just |only |merely )?an? {_AI_NOUN}\b[^.!?\n]{{0,60}}?\b(?:not|don't|do not|cannot|can't"
@@ -128,9 +143,11 @@ _REFUSAL_HEAD = re.compile("|".join([
     # professional disclaimers: "I'm not a doctor, but ..."
     r"\bi(?:'m| am) not an? (?:licensed |qualified |medical |legal |financial )?(?:doctor|physician|lawyer|attorney"
     r"|medical professional|legal professional|financial advis[eo]r|therapist|dermatologist|pharmacist)\b",
-    r"\b(?:i do not|i don't) have (?:an? )?(?:personal )?(?:opinions?|beliefs|feelings|emotions|preferences|consciousness"
-    r"|a physical body|personal experiences|the ability to (?:feel|think|browse|access|see|hear|predict))",
-]), re.I | re.M)
+    r"\b(?:i do not|i don't) have (?:an? )?(?:personal )?(?:opinions?|beliefs|feelings|emotions|preferences"
+    r"|consciousness|a physical body|personal experiences"
+    r"|the ability to (?:feel|think|browse|access|see|hear|predict))",
+]
+_REFUSAL_HEAD = re.compile("|".join(_REFUSAL_PATTERNS), re.I | re.M)
 # "As an AI language model, I ..." anywhere in the answer: GPT4All's v1.1 removed every such
 # answer; the comma or "I" after the noun keeps "as an AI researcher" and "as a language
 # model's output" out.
@@ -139,12 +156,51 @@ _AI_DISCLAIMER = re.compile(rf"\bas an? (?:\w+[ -]){{0,2}}?{_AI_NOUN}\b,?\s+(?:i
 
 # Substrings without which the patterns above cannot match: most answers contain none of
 # them, and a substring test is ~50x cheaper than running the patterns.
-_HEAD_HINTS = ("can't", "cannot", "can not", "able to", "decline", "refuse", "not allowed", "not permitted",
-               "programmed", "designed to", "equipped", "comfortable", "appropriate", "have the", "access to",
-               "sorry", "apolog", "afraid", "i'm a", "i am a", "just a", "only a", "merely a", "programming",
-               "guidelines", "capabilities", "abilities", "principles", "knowledge base", "ethical", "responsible",
-               "right", "don't have", "do not have", "want to", "for me to", "prepared to", "position to",
-               "qualified", "something i", "question i", "i'm not a", "i am not a")
+_HEAD_HINTS = (
+    "can't",
+    "cannot",
+    "can not",
+    "able to",
+    "decline",
+    "refuse",
+    "not allowed",
+    "not permitted",
+    "programmed",
+    "designed to",
+    "equipped",
+    "comfortable",
+    "appropriate",
+    "have the",
+    "access to",
+    "sorry",
+    "apolog",
+    "afraid",
+    "i'm a",
+    "i am a",
+    "just a",
+    "only a",
+    "merely a",
+    "programming",
+    "guidelines",
+    "capabilities",
+    "abilities",
+    "principles",
+    "knowledge base",
+    "ethical",
+    "responsible",
+    "right",
+    "don't have",
+    "do not have",
+    "want to",
+    "for me to",
+    "prepared to",
+    "position to",
+    "qualified",
+    "something i",
+    "question i",
+    "i'm not a",
+    "i am not a",
+)
 _AI_HINTS = (" ai", "a.i.", "intelligence", "model", "llm", "bot", "assistant")
 
 
@@ -166,16 +222,43 @@ _FINISHED_END = set(".!?…。！？;)]}\"'”’»*`~_>|/%$€£°")
 _SENTENCE_END = re.compile(r"[.!?。！？](?:[\"'”’)\]]*)(?:\s|$)")
 # Words no sentence ends on. Prepositions are not among them: "the one to talk to",
 # "what you are struggling with" are complete.
-_DANGLING = {"a", "an", "the", "and", "or", "but", "because", "my", "your", "their", "our", "its", "whose",
-             "whether", "than", "such", "very", "including", "nor", "if", "although", "though"}
-_CODE_LINE = re.compile(r"^\s{2,}\S|[{};=<>]|^\s*(?:def|class|import|from|return|print|for|if|while|elif|else)\b"
-                        r"|^\s*(?:#|//|\$)|\w\(|^\s*\w+\s+-{1,2}\w")
+_DANGLING = {
+    "a",
+    "an",
+    "the",
+    "and",
+    "or",
+    "but",
+    "because",
+    "my",
+    "your",
+    "their",
+    "our",
+    "its",
+    "whose",
+    "whether",
+    "than",
+    "such",
+    "very",
+    "including",
+    "nor",
+    "if",
+    "although",
+    "though",
+}
+_CODE_LINE = re.compile(
+    r"^\s{2,}\S|[{};=<>]|^\s*(?:def|class|import|from|return|print|for|if|while|elif|else)\b"
+    r"|^\s*(?:#|//|\$)|\w\(|^\s*\w+\s+-{1,2}\w"
+)
 _LIST_OR_TABLE = re.compile(r"^\s*(?:[-*•+]|\d+[.)]|[a-zA-Z][.)]|\(\d+\))\s+|\|")
 # Endings that finish a text without a full stop: a hashtag or mention, a URL, a quote's
 # attribution ("- Mahatma Gandhi"), a letter's closing ("Yours sincerely, Jane").
-_FINISHED_LINE = re.compile(r"(?:^|\s)[#@]\w+$|(?:https?://|www\.)\S+$|\s[-–—]\s?[A-Z][\w.]*(?:\s[A-Z][\w.]*){0,3}$"
-                            r"|\b(?:yours|sincerely|regards|cheers|thanks|thank you|respectfully|truly|warmly|best|love"
-                            r"|wishes|luck|respect|gratitude)\b[^,!.?]{0,30}[,!]\s*(?:[\w.\[\]]+,?\s*){0,4}$", re.I)
+_FINISHED_LINE = re.compile(
+    r"(?:^|\s)[#@]\w+$|(?:https?://|www\.)\S+$|\s[-–—]\s?[A-Z][\w.]*(?:\s[A-Z][\w.]*){0,3}$"
+    r"|\b(?:yours|sincerely|regards|cheers|thanks|thank you|respectfully|truly|warmly|best|love"
+    r"|wishes|luck|respect|gratitude)\b[^,!.?]{0,30}[,!]\s*(?:[\w.\[\]]+,?\s*){0,4}$",
+    re.I,
+)
 _BARE_NUMBER = re.compile(r"^\d{1,3}[.)]?$")
 _NUMBERED = re.compile(r"^\s*\d{1,3}[.)]\s")
 _LAST_WORD = re.compile(r"(?:^|\s)(\S+?)\W*$")
@@ -261,7 +344,7 @@ def _is_title(line: str) -> bool:
 
 
 def _is_enumeration(line: str) -> bool:
-    """"innovative, cutting-edge, creative, visionary": items, not a sentence."""
+    """ "innovative, cutting-edge, creative, visionary": items, not a sentence."""
     return line.count(",") + line.count(";") >= max(2, (count_words(line) - 1) // 2)
 
 
@@ -274,6 +357,7 @@ def _inside_open_fence(lines: list[str]) -> bool:
 class _Vocabulary:
     """English whole words (the bundled all-MiniLM-L6-v2's WordPiece vocabulary: ~21k words,
     no download) to tell a word cut in half ("famou", "helpf") from a whole one."""
+
     words: frozenset
     ordered: tuple
 
@@ -299,14 +383,22 @@ def _english_words() -> _Vocabulary:
 # --- malformed --------------------------------------------------------------------------------
 
 # Markers that stand for a missing answer ("N/A", "None" or "undefined" can be real answers).
-_PLACEHOLDER = re.compile(r"^\W*(?:<\s*no[ _-]?(?:output|input|response|answer)\s*>|\[\s*no[ _-]?(?:output|response"
-                          r"|answer)\s*\]|no output)\W*$", re.I)
+_PLACEHOLDER = re.compile(
+    r"^\W*(?:<\s*no[ _-]?(?:output|input|response|answer)\s*>|\[\s*no[ _-]?(?:output|response"
+    r"|answer)\s*\]|no output)\W*$",
+    re.I,
+)
 # Alpaca/Self-Instruct generations that ran on into the next task ("\n##\n8. Instruction:"),
 # and chat transcripts that ran on into the next turn ("### Human:").
-_MERGED_TURNS = re.compile(r"^\s*\d+\s*\.\s*Instruction\s*:.*?^\s*\d+\s*\.\s*(?:Input|Output)\b"
-                           r"|^#{2,3}\s*(?:Instruction|Input|Response|Human|Assistant|User)\s*:", re.I | re.M | re.S)
-_SPECIAL_TOKENS = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id|user|assistant"
-                             r"|system|end)\|>|\[/?INST\]|<</?SYS>>")
+_MERGED_TURNS = re.compile(
+    r"^\s*\d+\s*\.\s*Instruction\s*:.*?^\s*\d+\s*\.\s*(?:Input|Output)\b"
+    r"|^#{2,3}\s*(?:Instruction|Input|Response|Human|Assistant|User)\s*:",
+    re.I | re.M | re.S,
+)
+_SPECIAL_TOKENS = re.compile(
+    r"<\|(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id|user|assistant"
+    r"|system|end)\|>|\[/?INST\]|<</?SYS>>"
+)
 _FENCE_LINE = re.compile(r"^\s*```", re.M)
 _MAX_LOOP_UNIT = 100  # characters: "- Veggie platters" and "* what we have been expecting" loops
 _LOOP_PROBE = 12
@@ -358,10 +450,10 @@ def _tail_loop(text: str, params: SignalParams) -> bool:
         return False
     end = len(text)
     for period in range(1, _MAX_LOOP_UNIT + 1):
-        if text[end - period - _LOOP_PROBE:end - period] != probe:
+        if text[end - period - _LOOP_PROBE : end - period] != probe:
             continue
-        unit, start = text[end - period:], end - period
-        while start >= period and text[start - period:start] == unit:
+        unit, start = text[end - period :], end - period
+        while start >= period and text[start - period : start] == unit:
             start -= period
         run = end - start
         if run >= params.loop_chars and run >= params.loop_repeats * period:
@@ -376,18 +468,50 @@ def _tail_loop(text: str, params: SignalParams) -> bool:
 # email.com, yourdomain.com and the like are how answers spell "some address" (code answers
 # are full of them). The top-level domain must be a country code or a common generic one,
 # which keeps decorators ("@app.route") and file names ("logo@2x.png") out.
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
-                    r"([A-Za-z]{2,12}))\b(?![:.]?\w)")
-_GENERIC_TLDS = {"com", "org", "net", "edu", "gov", "mil", "int", "info", "biz", "name", "pro", "mobi", "app", "dev",
-                 "xyz", "online", "site", "tech", "email", "mail", "cloud", "design", "media", "studio", "agency"}
-_PLACEHOLDER_DOMAIN = re.compile(r"(?:^|\.)(?:example\.(?:com|net|org)|[^.]+\.(?:example|test|invalid|localhost))$"
-                                 r"|^(?:your|my|the)?-?(?:domain|email|company|website|site|server|host|sample|example"
-                                 r"|test)\.(?:com|net|org|co\.\w\w)$", re.I)
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+    r"([A-Za-z]{2,12}))\b(?![:.]?\w)"
+)
+_GENERIC_TLDS = {
+    "com",
+    "org",
+    "net",
+    "edu",
+    "gov",
+    "mil",
+    "int",
+    "info",
+    "biz",
+    "name",
+    "pro",
+    "mobi",
+    "app",
+    "dev",
+    "xyz",
+    "online",
+    "site",
+    "tech",
+    "email",
+    "mail",
+    "cloud",
+    "design",
+    "media",
+    "studio",
+    "agency",
+}
+_PLACEHOLDER_DOMAIN = re.compile(
+    r"(?:^|\.)(?:example\.(?:com|net|org)|[^.]+\.(?:example|test|invalid|localhost))$"
+    r"|^(?:your|my|the)?-?(?:domain|email|company|website|site|server|host|sample|example"
+    r"|test)\.(?:com|net|org|co\.\w\w)$",
+    re.I,
+)
 # Phones: international (+country code) numbers, and North American numbers written with
 # separators, of 10 to 15 digits. Numbers holding 555 (the exchange reserved for fiction)
 # and the 123-456-7890 / 000-000 / 7777777 sequences are placeholders.
-_PHONE = re.compile(r"(?<![\w+/.-])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}"
-                    r"|\(\d{3}\)\s?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w/.-]*\d)")
+_PHONE = re.compile(
+    r"(?<![\w+/.-])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}"
+    r"|\(\d{3}\)\s?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w/.-]*\d)"
+)
 _FAKE_PHONE = re.compile(r"555|123.?456.?7890|000.?000|(\d)\1{6,}")
 _KEYS = {
     "aws_key": re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
@@ -396,8 +520,23 @@ _KEYS = {
     "api_key": re.compile(r"\b(?:AIza[0-9A-Za-z_-]{35}|xox[baprs]-[0-9A-Za-z-]{10,}|sk_live_[0-9A-Za-z]{24,})"),
     "private_key": re.compile(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY(?: BLOCK)?-----"),
 }
-_KEY_HINTS = ("AKIA", "ASIA", "ABIA", "ACCA", "sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "AIza",
-              "xox", "sk_live_", "PRIVATE KEY")
+_KEY_HINTS = (
+    "AKIA",
+    "ASIA",
+    "ABIA",
+    "ACCA",
+    "sk-",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "AIza",
+    "xox",
+    "sk_live_",
+    "PRIVATE KEY",
+)
 
 
 def pii_kinds(text: str) -> list[str]:
@@ -406,8 +545,10 @@ def pii_kinds(text: str) -> list[str]:
     kinds = set()
     if "@" in text and any(_real_email(m) for m in _EMAIL.finditer(text)):
         kinds.add("email")
-    if any(not _FAKE_PHONE.search(m.group(0)) and 10 <= sum(c.isdigit() for c in m.group(0)) <= 15
-           for m in _PHONE.finditer(text)):
+    if any(
+        not _FAKE_PHONE.search(m.group(0)) and 10 <= sum(c.isdigit() for c in m.group(0)) <= 15
+        for m in _PHONE.finditer(text)
+    ):
         kinds.add("phone")
     if any(hint in text for hint in _KEY_HINTS):
         for kind, pattern in _KEYS.items():
@@ -433,12 +574,16 @@ def _looks_secret(kind: str, value: str) -> bool:
 
 # --- a batch of pairs -------------------------------------------------------------------------
 
-def text_signals(prompts: list[str], responses: list[str], finish_reasons: list[str | None],
-                 params: SignalParams) -> dict[str, list]:
+
+def text_signals(
+    prompts: list[str], responses: list[str], finish_reasons: list[str | None], params: SignalParams
+) -> dict[str, list]:
     """Every signal computed from the texts alone (lang and token counts come from
     curator.language and curator.chat_tokens), one list per column, aligned with the input."""
-    columns: dict[str, list] = {name: [] for name in (
-        "refusal", "short", "truncated", "malformed", "malformed_reason", "pii", "pii_kinds", "n_words")}
+    columns: dict[str, list] = {
+        name: []
+        for name in ("refusal", "short", "truncated", "malformed", "malformed_reason", "pii", "pii_kinds", "n_words")
+    }
     for prompt, response, finish_reason in zip(prompts, responses, finish_reasons):
         words = count_words(response)
         reason = malformed_reason(prompt, response, params)

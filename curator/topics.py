@@ -22,9 +22,8 @@ that are common everywhere) but gets no terms of its own unless it is the only c
 
 from __future__ import annotations
 
-from collections import Counter
-
 import re
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,10 +39,24 @@ SEPARATOR = " · "
 # following ...", "Answer the question given ...", "Create ...", "Explain ...") and chat filler
 # that scikit-learn's list lacks ("does", "just", "like"). Left in, they top the label of any
 # large cluster of plain requests or of conversational text.
-CHAT_STOP_WORDS = frozenset({
-    "please", "following", "given", "write", "answer", "question", "provide", "use", "using",
-    "create", "explain", "does", "just", "like",
-})
+CHAT_STOP_WORDS = frozenset(
+    {
+        "please",
+        "following",
+        "given",
+        "write",
+        "answer",
+        "question",
+        "provide",
+        "use",
+        "using",
+        "create",
+        "explain",
+        "does",
+        "just",
+        "like",
+    }
+)
 STOP_WORDS = ENGLISH_STOP_WORDS | CHAT_STOP_WORDS
 
 # Labels take this many spare terms per cluster, to extend a label that repeats an earlier one.
@@ -63,12 +76,16 @@ _KEPT_TAILS = ("", "s")
 
 def words(text: str) -> list[str]:
     """The countable words of one text, in order (the analyzer of the vectorizer)."""
-    return [word for word, tail in _TOKEN.findall(text.lower())
-            if len(word) > 1 and tail in _KEPT_TAILS and word not in STOP_WORDS]
+    return [
+        word
+        for word, tail in _TOKEN.findall(text.lower())
+        if len(word) > 1 and tail in _KEPT_TAILS and word not in STOP_WORDS
+    ]
 
 
-def cluster_terms(texts: Sequence[str], clusters: np.ndarray, *, top_n: int = 3,
-                  max_features: int = 50_000, min_df: int = 2) -> dict[int, list[str]]:
+def cluster_terms(
+    texts: Sequence[str], clusters: np.ndarray, *, top_n: int = 3, max_features: int = 50_000, min_df: int = 2
+) -> dict[int, list[str]]:
     """Top c-TF-IDF terms of every cluster id in `clusters` (same length as texts). The noise
     cluster (-1) gets no terms (it is not a topic) unless it is the only cluster.
 
@@ -94,8 +111,7 @@ def cluster_terms(texts: Sequence[str], clusters: np.ndarray, *, top_n: int = 3,
     return ranked
 
 
-def cluster_labels(texts: Sequence[str], clusters: np.ndarray, *, top_n: int = 3,
-                   **kwargs) -> dict[int, str]:
+def cluster_labels(texts: Sequence[str], clusters: np.ndarray, *, top_n: int = 3, **kwargs) -> dict[int, str]:
     """{cluster id: "term · term · term"}; -1 -> "noise"; a cluster whose texts have no usable
     terms (e.g. "Who are you?": stop words only) is named by its most common text, quoted and
     cut to QUOTE_CHARS, or f"cluster {id}" when it has no text.
@@ -124,16 +140,16 @@ def _quoted_commonest(texts: Sequence[str], clusters: np.ndarray, cluster: int) 
     if not members:
         return f"cluster {cluster}"
     text = Counter(members).most_common(1)[0][0]
-    return f"“{text[:QUOTE_CHARS - 1] + '…' if len(text) > QUOTE_CHARS else text}”"
+    return f"“{text[: QUOTE_CHARS - 1] + '…' if len(text) > QUOTE_CHARS else text}”"
 
 
-def _doc_terms(texts: Sequence[str], *, max_features: int,
-               min_df: int) -> tuple[sp.csr_matrix, np.ndarray] | None:
+def _doc_terms(texts: Sequence[str], *, max_features: int, min_df: int) -> tuple[sp.csr_matrix, np.ndarray] | None:
     """(sparse doc-term counts, vocabulary in column order), or None when no term survives."""
     if not len(texts):
         return None
-    vectorizer = CountVectorizer(analyzer=words, max_features=max_features,
-                                 min_df=min(min_df, len(texts)), dtype=np.int32)
+    vectorizer = CountVectorizer(
+        analyzer=words, max_features=max_features, min_df=min(min_df, len(texts)), dtype=np.int32
+    )
     try:
         doc_terms = vectorizer.fit_transform(texts)
     except ValueError:  # scikit-learn's way to say that no term is left (all stop words, or pruned)
@@ -144,8 +160,9 @@ def _doc_terms(texts: Sequence[str], *, max_features: int,
 def _cluster_counts(doc_terms: sp.csr_matrix, rows: np.ndarray, n_clusters: int) -> sp.csr_matrix:
     """(clusters x terms) counts: a one-hot (clusters x texts) matrix times the doc-term matrix."""
     n_texts = doc_terms.shape[0]
-    one_hot = sp.csr_matrix((np.ones(n_texts, dtype=np.float64), (rows, np.arange(n_texts))),
-                            shape=(n_clusters, n_texts))
+    one_hot = sp.csr_matrix(
+        (np.ones(n_texts, dtype=np.float64), (rows, np.arange(n_texts))), shape=(n_clusters, n_texts)
+    )
     return (one_hot @ doc_terms).tocsr()
 
 
@@ -184,7 +201,7 @@ def _distinct_label(terms: list[str], top_n: int, *, taken: set[str]) -> str:
 
 # --- labels written by a language model (optional: `curator map --label-model`) -------------
 
-LLM_LABEL_EXAMPLES = 8    # member texts shown to the model per cluster
+LLM_LABEL_EXAMPLES = 8  # member texts shown to the model per cluster
 LLM_LABEL_MAX_CHARS = 48  # longer answers are cut at a word boundary
 
 
@@ -192,10 +209,11 @@ def llm_label_messages(terms: Sequence[str], examples: Sequence[str]) -> list[di
     """Chat messages asking for a short topic name given a cluster's terms and member texts."""
     shown = "\n".join(f"- {' '.join(text.split())[:200]}" for text in examples[:LLM_LABEL_EXAMPLES])
     return [
-        {"role": "system", "content": "You name clusters of texts. Reply with a topic name of two to "
-                                      "five words and nothing else."},
-        {"role": "user", "content": f"Key terms: {', '.join(terms) or '(none)'}\nTexts:\n{shown}\n\n"
-                                    "Topic name:"},
+        {
+            "role": "system",
+            "content": "You name clusters of texts. Reply with a topic name of two to five words and nothing else.",
+        },
+        {"role": "user", "content": f"Key terms: {', '.join(terms) or '(none)'}\nTexts:\n{shown}\n\nTopic name:"},
     ]
 
 

@@ -21,6 +21,7 @@ Speed. Batches are grouped by length (shuffled megabatches, sorted inside), whic
 padding without packing unrelated examples into one attention window; and the LM head runs
 only on labelled positions (the 49k-wide logits of prompt tokens are never computed).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,8 +58,8 @@ GPT4ALL_TEMPLATE = (
     "{% else %}{{ m['content'] + '\n' }}{% endif %}{% endfor %}"
 )
 
-Progress = Callable[[int, int, str], None]   # (done, total, message), as jobs.runner.Progress
-Event = Callable[[dict], None]                # {"kind": "train"|"val", "step", "loss", ...}
+Progress = Callable[[int, int, str], None]  # (done, total, message), as jobs.runner.Progress
+Event = Callable[[dict], None]  # {"kind": "train"|"val", "step", "loss", ...}
 
 
 @dataclass
@@ -68,10 +69,11 @@ class TrainConfig:
     on the bundled 135M model at batch 8, 20 steps on the demo set took validation loss from
     2.88 to 2.10 at 1e-3 and only to 2.65 at 2e-4 (README). Bases of billions of parameters
     want less (1e-4 to 2e-4)."""
+
     data: str
     out: str
-    base: str | None = None          # None: the bundled SmolLM2-135M-Instruct
-    epochs: int | None = None        # default 1 when max_steps is not given either
+    base: str | None = None  # None: the bundled SmolLM2-135M-Instruct
+    epochs: int | None = None  # default 1 when max_steps is not given either
     max_steps: int | None = None
     lr: float = 1e-3
     lora_r: int = 8
@@ -81,14 +83,14 @@ class TrainConfig:
     max_length: int = 512
     batch_size: int = 8
     grad_accum: int = 1
-    val: str | None = None           # a validation file; default DATA/val.jsonl, else a split
-    val_fraction: float = 0.05       # held out of the training file when there is no val file
-    val_max: int = 64                # validation examples evaluated (a fixed, seeded subset):
-                                     # more would cost as much as the training itself on a CPU
+    val: str | None = None  # a validation file; default DATA/val.jsonl, else a split
+    val_fraction: float = 0.05  # held out of the training file when there is no val file
+    val_max: int = 64  # validation examples evaluated (a fixed, seeded subset):
+    # more would cost as much as the training itself on a CPU
     template: str = "model"
-    warmup: float = 0.05             # fraction of the steps with a linear warm-up
-    eval_every: int | None = None    # default: four evaluations over the run, after the initial one
-    save_every: int = 0              # 0: no intermediate checkpoints
+    warmup: float = 0.05  # fraction of the steps with a linear warm-up
+    eval_every: int | None = None  # default: four evaluations over the run, after the initial one
+    save_every: int = 0  # 0: no intermediate checkpoints
     seed: int = 42
     merge: bool = False
 
@@ -121,10 +123,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Example:
-    id: int                  # 1-based line (or record index) in its file
-    messages: list[dict]     # [{role, content}], ending with an assistant turn
-    prompt: str              # as ingest stores it: last user turn before the final answer
-    response: str            # the final answer
+    id: int  # 1-based line (or record index) in its file
+    messages: list[dict]  # [{role, content}], ending with an assistant turn
+    prompt: str  # as ingest stores it: last user turn before the final answer
+    response: str  # the final answer
 
 
 def read_examples(path: str | Path) -> tuple[list[Example], list[str]]:
@@ -146,8 +148,10 @@ def read_examples(path: str | Path) -> tuple[list[Example], list[str]]:
                 skipped.append(f"{path}:{line}: {err.reason}")
                 continue
             for pair in pairs:  # an oasst tree gives several
-                messages = pair.messages or [{"role": "user", "content": pair.prompt},
-                                             {"role": "assistant", "content": pair.response}]
+                messages = pair.messages or [
+                    {"role": "user", "content": pair.prompt},
+                    {"role": "assistant", "content": pair.response},
+                ]
                 examples.append(Example(line, messages, pair.prompt, pair.response))
     if not examples:
         raise ValueError(f"{path}: no examples" + (f" ({skipped[0]})" if skipped else ""))
@@ -158,9 +162,9 @@ def read_examples(path: str | Path) -> tuple[list[Example], list[str]]:
 class Dataset:
     train: list[Example]
     val: list[Example]
-    val_source: str            # the val file, or "N% of the training file"
+    val_source: str  # the val file, or "N% of the training file"
     manifest_sha256: str | None
-    skipped: list[str]         # records that hold no example, "file:line: reason"
+    skipped: list[str]  # records that hold no example, "file:line: reason"
 
 
 def load_dataset(config: TrainConfig) -> Dataset:
@@ -191,7 +195,7 @@ def load_dataset(config: TrainConfig) -> Dataset:
         train = [e for i, e in enumerate(train) if i not in held]
         val_source = f"{config.val_fraction:.0%} of {train_file}"
     if len(val) > config.val_max:
-        keep = sorted(torch.randperm(len(val), generator=generator)[:config.val_max].tolist())
+        keep = sorted(torch.randperm(len(val), generator=generator)[: config.val_max].tolist())
         val = [val[i] for i in keep]
     return Dataset(train, val, val_source, manifest_sha, skipped)
 
@@ -203,7 +207,7 @@ def load_dataset(config: TrainConfig) -> Dataset:
 class Encoded:
     id: int
     input_ids: list[int]
-    labels: list[int]        # IGNORE outside assistant turns
+    labels: list[int]  # IGNORE outside assistant turns
     truncated: bool
 
 
@@ -216,8 +220,9 @@ def chat_template(tokenizer, template: str) -> str:
 
 
 def _render(tokenizer, template: str, messages: list[dict], generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
-                                         add_generation_prompt=generation_prompt)
+    return tokenizer.apply_chat_template(
+        messages, chat_template=template, tokenize=False, add_generation_prompt=generation_prompt
+    )
 
 
 def assistant_spans(tokenizer, template: str, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
@@ -236,11 +241,12 @@ def assistant_spans(tokenizer, template: str, messages: list[dict]) -> tuple[str
         if message["role"] != "assistant":
             continue
         before = _render(tokenizer, template, messages[:i], True) if i else ""
-        through = _render(tokenizer, template, messages[:i + 1], False)
+        through = _render(tokenizer, template, messages[: i + 1], False)
         if not (text.startswith(through) and through.startswith(before)):
-            raise ValueError("the chat template does not render conversations incrementally; "
-                             "use --template chatml or gpt4all")
-        turn = through[len(before):]
+            raise ValueError(
+                "the chat template does not render conversations incrementally; use --template chatml or gpt4all"
+            )
+        turn = through[len(before) :]
         end = turn.rfind(eos) + len(eos) if eos and eos in turn else len(turn)
         spans.append((len(before), len(before) + end))
     return text, spans
@@ -271,7 +277,7 @@ def encode_all(examples: list[Example], tokenizer, template: str, max_length: in
 
 @dataclass
 class Batch:
-    ids: list[int]               # example ids, in row order
+    ids: list[int]  # example ids, in row order
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     labels: torch.Tensor
@@ -304,8 +310,8 @@ def length_grouped(lengths: list[int], batch_size: int, seed: int, megabatch: in
     batches = []
     span = batch_size * megabatch
     for start in range(0, len(order), span):
-        group = sorted(order[start:start + span], key=lambda i: -lengths[i])
-        batches += [group[i:i + batch_size] for i in range(0, len(group), batch_size)]
+        group = sorted(order[start : start + span], key=lambda i: -lengths[i])
+        batches += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
@@ -324,7 +330,7 @@ class Schedule:
         epoch, index = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
             self._epoch, self._batches = epoch, length_grouped(self.lengths, self.batch_size, self.seed + epoch)
-        return self._batches[index * self.grad_accum:(index + 1) * self.grad_accum]
+        return self._batches[index * self.grad_accum : (index + 1) * self.grad_accum]
 
 
 # --- model ---------------------------------------------------------------------------------
@@ -350,6 +356,7 @@ def bundled_base_dir() -> Path:
     if (target / "config.json").exists():
         return target
     from transformers import AutoModelForCausalLM
+
     source = chat_tokens.bundled_gguf()
     tokenizer = chat_tokens.transformers_tokenizer(None)
     model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
@@ -380,8 +387,12 @@ def distinct_pad(tokenizer) -> int:
     """An existing token to pad with that is not EOS (and not BOS): the tokenizer's own pad
     token if it is distinct, else UNK, else the first other special token. Never adds one."""
     taken = {tokenizer.eos_token_id, tokenizer.bos_token_id}
-    candidates = [tokenizer.pad_token_id, tokenizer.unk_token_id, *tokenizer.all_special_ids,
-                  *sorted(tokenizer.added_tokens_decoder)]
+    candidates = [
+        tokenizer.pad_token_id,
+        tokenizer.unk_token_id,
+        *tokenizer.all_special_ids,
+        *sorted(tokenizer.added_tokens_decoder),
+    ]
     for token_id in candidates:
         if token_id is not None and token_id not in taken:
             return token_id
@@ -392,6 +403,7 @@ def load_base(base: str | None, device: torch.device, dtype: torch.dtype):
     """(model, tokenizer, recorded name, location), the tokenizer's pad set to a distinct token."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
+
     transformers_logging.disable_progress_bar()  # our own progress reports say what is loading
     name, location = resolve_base(base)
     tokenizer = AutoTokenizer.from_pretrained(location)
@@ -407,8 +419,14 @@ def load_base(base: str | None, device: torch.device, dtype: torch.dtype):
 
 def add_lora(model, config: TrainConfig):
     from peft import LoraConfig, get_peft_model
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=list(config.targets), task_type="CAUSAL_LM")
+
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.targets),
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora)
 
 
@@ -435,8 +453,14 @@ def token_losses(model, batch: Batch, device: torch.device) -> tuple[torch.Tenso
 
 
 @torch.no_grad()
-def example_losses(model, encoded: list[Encoded], pad_id: int, device: torch.device, batch_size: int = 16,
-                   done: Callable[[int], None] | None = None) -> tuple[list[float], list[int]]:
+def example_losses(
+    model,
+    encoded: list[Encoded],
+    pad_id: int,
+    device: torch.device,
+    batch_size: int = 16,
+    done: Callable[[int], None] | None = None,
+) -> tuple[list[float], list[int]]:
     """Mean loss over each example's labelled tokens (NaN when it has none), and their count.
     Longest first, so batches hold similar lengths; done(n) after each batch."""
     was_training = model.training
@@ -444,7 +468,7 @@ def example_losses(model, encoded: list[Encoded], pad_id: int, device: torch.dev
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
     sums, counts = [0.0] * len(encoded), [0] * len(encoded)
     for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
+        chunk = order[start : start + batch_size]
         loss, n = token_losses(model, collate([encoded[i] for i in chunk], pad_id), device)
         for i, s, c in zip(chunk, loss.tolist(), n.tolist()):
             sums[i], counts[i] = s, c
@@ -456,7 +480,7 @@ def example_losses(model, encoded: list[Encoded], pad_id: int, device: torch.dev
 
 def mean_loss(losses: list[float], counts: list[int]) -> float:
     """Token-weighted mean: the validation loss (perplexity = exp of it)."""
-    return sum(l * c for l, c in zip(losses, counts) if c) / max(1, sum(counts))
+    return sum(loss * c for loss, c in zip(losses, counts) if c) / max(1, sum(counts))
 
 
 # --- the loop -----------------------------------------------------------------------------
@@ -471,8 +495,11 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 
 
 def last_checkpoint(out: Path) -> Path | None:
-    steps = [(int(p.name.split("-")[1]), p) for p in out.glob("checkpoint-*")
-             if p.name.split("-")[1].isdigit() and (p / "state.pt").exists()]
+    steps = [
+        (int(p.name.split("-")[1]), p)
+        for p in out.glob("checkpoint-*")
+        if p.name.split("-")[1].isdigit() and (p / "state.pt").exists()
+    ]
     return max(steps)[1] if steps else None
 
 
@@ -484,10 +511,17 @@ def _save_checkpoint(out: Path, step: int, model, optimizer, scheduler, history:
     partial = out / f".checkpoint-{step}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial)
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "history": history}, partial / "state.pt")
+    torch.save(
+        {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "history": history,
+        },
+        partial / "state.pt",
+    )
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
     return final
@@ -496,6 +530,7 @@ def _save_checkpoint(out: Path, step: int, model, optimizer, scheduler, history:
 def _load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, dict]:
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
+
     set_peft_model_state_dict(model, load_file(path / "adapter_model.safetensors"))
     state = torch.load(path / "state.pt", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
@@ -509,9 +544,10 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, dict
 @dataclass
 class Run:
     """A run's output directory and what is in it."""
+
     out: Path
     config_file: Path = field(init=False)
-    order_log: Path = field(init=False)     # one JSON line per optimizer step: {"step", "ids"}
+    order_log: Path = field(init=False)  # one JSON line per optimizer step: {"step", "ids"}
     report_file: Path = field(init=False)
 
     def __post_init__(self):
@@ -526,8 +562,9 @@ def prepare_out(config: TrainConfig, resume: bool) -> tuple[Run, Path | None]:
     run = Run(Path(config.out))
     if run.config_file.exists():
         if not resume:
-            raise ValueError(f"{run.out} already holds a training run: pass --resume to continue it, "
-                             "or choose another --out")
+            raise ValueError(
+                f"{run.out} already holds a training run: pass --resume to continue it, or choose another --out"
+            )
         if run.report_file.exists():
             raise ValueError(f"{run.out} is a finished run: nothing to resume")
         before = json.loads(run.config_file.read_text())
@@ -544,8 +581,9 @@ def _jsonable(value):
     return json.loads(json.dumps(value))
 
 
-def train(config: TrainConfig, *, resume: bool = False, progress: Progress | None = None,
-          on_event: Event | None = None) -> dict:
+def train(
+    config: TrainConfig, *, resume: bool = False, progress: Progress | None = None, on_event: Event | None = None
+) -> dict:
     """Train a LoRA adapter on config.data into config.out; returns the report (also written
     to train_report.json). on_event receives every logged train and validation loss."""
     progress = progress or (lambda done, total, message: None)
@@ -586,8 +624,15 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
     if checkpoint is not None:
         start, history = _load_checkpoint(checkpoint, model, optimizer, scheduler)
     # resumed_from: the checkpoint's step (losses logged after it are logged again), None: fresh.
-    on_event({"kind": "start", "resumed_from": start if checkpoint else None, "out": str(run.out),
-              "base": base_name, "data": config.data})
+    on_event(
+        {
+            "kind": "start",
+            "resumed_from": start if checkpoint else None,
+            "out": str(run.out),
+            "base": base_name,
+            "data": config.data,
+        }
+    )
     if not history["val"] and val_set:
         progress(0, total, "initial validation loss")
         loss = validate()
@@ -603,7 +648,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             for batch in micro:
                 with autocast:
                     losses, _ = token_losses(model, batch, device)
-                    loss = losses.sum() / labelled   # token-weighted over the whole step
+                    loss = losses.sum() / labelled  # token-weighted over the whole step
                 loss.backward()
                 step_loss += loss.item()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -618,8 +663,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             order_log.write(json.dumps({"step": done, "ids": [i for b in micro for i in b.ids]}) + "\n")
             order_log.flush()
             rate = history["tokens"] / history["seconds"]
-            on_event({"kind": "train", "step": done, "loss": step_loss, "tokens": tokens,
-                      "lr": scheduler.get_last_lr()[0]})
+            on_event(
+                {"kind": "train", "step": done, "loss": step_loss, "tokens": tokens, "lr": scheduler.get_last_lr()[0]}
+            )
             if val_set and (done % eval_every == 0 or done == total):
                 progress(done, total, f"loss {step_loss:.3f} · {rate:,.0f} tok/s · validating")
                 loss = validate()
@@ -637,15 +683,45 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         merged = run.out / "merged"
         model.merge_and_unload().save_pretrained(merged)
         tokenizer.save_pretrained(merged)
-    report = _report(config, data, base_name, base_location, history, total, len(train_set), len(val_set),
-                     dropped, tokenizer, device, dtype, warmup, eval_every, merged)
+    report = _report(
+        config,
+        data,
+        base_name,
+        base_location,
+        history,
+        total,
+        len(train_set),
+        len(val_set),
+        dropped,
+        tokenizer,
+        device,
+        dtype,
+        warmup,
+        eval_every,
+        merged,
+    )
     run.report_file.write_text(json.dumps(report, indent=2))
     plot_losses(history, run.out / "loss_curve.png", base_name)
     return report
 
 
-def _report(config, data, base_name, base_location, history, total, n_train, n_val, dropped, tokenizer,
-            device, dtype, warmup, eval_every, merged) -> dict:
+def _report(
+    config,
+    data,
+    base_name,
+    base_location,
+    history,
+    total,
+    n_train,
+    n_val,
+    dropped,
+    tokenizer,
+    device,
+    dtype,
+    warmup,
+    eval_every,
+    merged,
+) -> dict:
     val = history["val"]
     return {
         "base": base_name,
@@ -657,7 +733,7 @@ def _report(config, data, base_name, base_location, history, total, n_train, n_v
         "epochs_done": round(total * config.batch_size * config.grad_accum / n_train, 3),
         "examples_train": n_train,
         "examples_val": n_val,
-        "examples_dropped": dropped,     # no answer token left within max_length
+        "examples_dropped": dropped,  # no answer token left within max_length
         "records_skipped": len(data.skipped),
         "records_skipped_first": data.skipped[:5],
         "val_loss_initial": val[0]["loss"] if val else None,
@@ -673,13 +749,25 @@ def _report(config, data, base_name, base_location, history, total, n_train, n_v
         "pad_token": tokenizer.pad_token,
         "eos_token": tokenizer.eos_token,
         "hyperparameters": {
-            "lr": config.lr, "schedule": "linear warm-up, cosine to 0.1", "warmup_steps": warmup,
-            "optimizer": "AdamW", "weight_decay": 0.0, "grad_clip": 1.0,
-            "lora_r": config.lora_r, "lora_alpha": config.lora_alpha, "lora_dropout": config.lora_dropout,
-            "targets": list(config.targets), "max_length": config.max_length,
-            "batch_size": config.batch_size, "grad_accum": config.grad_accum, "epochs": config.epochs,
-            "max_steps": config.max_steps, "template": config.template, "seed": config.seed,
-            "eval_every": eval_every, "val_max": config.val_max,
+            "lr": config.lr,
+            "schedule": "linear warm-up, cosine to 0.1",
+            "warmup_steps": warmup,
+            "optimizer": "AdamW",
+            "weight_decay": 0.0,
+            "grad_clip": 1.0,
+            "lora_r": config.lora_r,
+            "lora_alpha": config.lora_alpha,
+            "lora_dropout": config.lora_dropout,
+            "targets": list(config.targets),
+            "max_length": config.max_length,
+            "batch_size": config.batch_size,
+            "grad_accum": config.grad_accum,
+            "epochs": config.epochs,
+            "max_steps": config.max_steps,
+            "template": config.template,
+            "seed": config.seed,
+            "eval_every": eval_every,
+            "val_max": config.val_max,
         },
         "merged": str(merged) if merged else None,
         "history": {"train": history["train"], "val": history["val"]},
@@ -695,8 +783,10 @@ def read_report(out: str | Path) -> dict:
 
 def plot_losses(history: dict, path: Path, title: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     steps = [h["step"] for h in history["train"]]
     losses = [h["loss"] for h in history["train"]]
@@ -708,8 +798,13 @@ def plot_losses(history: dict, path: Path, title: str) -> None:
             smooth.append(avg)
         ax.plot(steps, smooth, color="#167", linewidth=1.5, label="train (smoothed)")
     if history["val"]:
-        ax.plot([h["step"] for h in history["val"]], [h["loss"] for h in history["val"]], "o-",
-                color="#c52", label="validation")
+        ax.plot(
+            [h["step"] for h in history["val"]],
+            [h["loss"] for h in history["val"]],
+            "o-",
+            color="#c52",
+            label="validation",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("loss (assistant tokens)")
     ax.set_title(title, fontsize=9)

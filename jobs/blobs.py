@@ -1,6 +1,7 @@
 """The blob report: the map's fine clusters and the sources, ranked by how homogeneous and how
 harmful they look (curator.blobs), worst first. It reads and writes nothing of its own; it
 computes the quality signals first when some pair has none."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,13 @@ from storage import blobs as blob_rows
 from storage import embeddings as vector_rows
 
 
-def blob_report(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, map_name: str | None = None,
-                progress: Progress = no_progress) -> list[dict]:
+def blob_report(
+    con: duckdb.DuckDBPyConnection,
+    db_path: str | Path,
+    *,
+    map_name: str | None = None,
+    progress: Progress = no_progress,
+) -> list[dict]:
     """[{kind: cluster|source, id|name, label, size, score, reasons, metrics[, top_sources]}],
     worst (highest score) first."""
     chosen = find_map(con, map_name)
@@ -35,17 +41,26 @@ def blob_report(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, map_name
         texts = [k for k in range(rows.start, rows.stop) if sample["prompt"][k] is not None]
         found = position[rows]
         measures = blobs.measure(
-            group["size"], vectors[found[found >= 0]],
-            [sample["prompt"][k] for k in texts], [sample["response"][k] for k in texts],
-            (group["q1"], group["q3"]), {name: group[name] for name in blobs.SIGNALS})
+            group["size"],
+            vectors[found[found >= 0]],
+            [sample["prompt"][k] for k in texts],
+            [sample["response"][k] for k in texts],
+            (group["q1"], group["q3"]),
+            {name: group[name] for name in blobs.SIGNALS},
+        )
         score, reasons = blobs.score(measures)
         entry = {"kind": group["kind"]}
         entry.update({"id": int(group["key"])} if group["kind"] == "cluster" else {"name": group["key"]})
         # Model-based scores are shown beside the measures, not weighed into the score: most
         # databases have none, and the ranking should not change with whether they were run.
         quality = {name: None if group[name] is None else round(group[name], 4) for name in ("ifd_mean", "judge_mean")}
-        entry.update(label=group["label"], size=group["size"], score=score, reasons=reasons,
-                     metrics={**_metrics(measures), **quality})
+        entry.update(
+            label=group["label"],
+            size=group["size"],
+            score=score,
+            reasons=reasons,
+            metrics={**_metrics(measures), **quality},
+        )
         if group["kind"] == "cluster":
             entry["top_sources"] = json.loads(group["top_sources"])
         ranked.append(entry)
@@ -61,9 +76,12 @@ def _slices(kinds: list[str], keys: list[str]) -> dict[tuple[str, str], slice]:
 
 
 def _metrics(m: blobs.GroupMeasures) -> dict:
-    return {"mean_similarity": None if m.similarity is None else round(m.similarity, 4),
-            "length_spread": round(m.length_spread, 4),
-            "response_distinct_ngrams": round(m.response_distinct, 4),
-            "prompt_distinct_ngrams": round(m.prompt_distinct, 4),
-            "prompt_phrase": m.prompt_phrase, "prompt_phrase_share": round(m.prompt_phrase_share, 4),
-            **{name: round(m.shares[name], 4) for name in blobs.SIGNALS}}
+    return {
+        "mean_similarity": None if m.similarity is None else round(m.similarity, 4),
+        "length_spread": round(m.length_spread, 4),
+        "response_distinct_ngrams": round(m.response_distinct, 4),
+        "prompt_distinct_ngrams": round(m.prompt_distinct, 4),
+        "prompt_phrase": m.prompt_phrase,
+        "prompt_phrase_share": round(m.prompt_phrase_share, 4),
+        **{name: round(m.shares[name], 4) for name in blobs.SIGNALS},
+    }

@@ -5,6 +5,7 @@ where it can change nothing), vectors read from the embedding set, the classifie
 cross-validated (curator.concepts), and the concept with its labels and every scored pair
 stored in one transaction, with pairs_view's concept_NAME column.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,23 +27,31 @@ class ConceptReport:
     job_id: int
     concept_id: int
     name: str
-    model: str                   # the embedding model of the set it classifies
+    model: str  # the embedding model of the set it classifies
     field: str
     positives: int
     negatives: int
-    random_negatives: bool       # negatives sampled from the other pairs
+    random_negatives: bool  # negatives sampled from the other pairs
     cv_precision: float | None
     cv_recall: float | None
     folds: int
     threshold: float
-    scored: int                  # pairs with a vector in the set, all scored
-    members: int                 # of them, at or above the threshold (deleted pairs too)
-    missing: int                 # labelled pairs without a vector (left out of the fit)
+    scored: int  # pairs with a vector in the set, all scored
+    members: int  # of them, at or above the threshold (deleted pairs too)
+    missing: int  # labelled pairs without a vector (left out of the fit)
 
 
-def create(db_path: str | os.PathLike, name: str, positive: Selector, negative: Selector | None = None, *,
-           field: str | None = None, map_name: str | None = None, seed: int = 42,
-           progress: Progress = no_progress) -> ConceptReport:
+def create(
+    db_path: str | os.PathLike,
+    name: str,
+    positive: Selector,
+    negative: Selector | None = None,
+    *,
+    field: str | None = None,
+    map_name: str | None = None,
+    seed: int = 42,
+    progress: Progress = no_progress,
+) -> ConceptReport:
     """Fit concept `name` on the pairs `positive` selects against those `negative` selects
     (default: a seeded random sample of the other pairs); replaces a concept of that name."""
     concepts.check_name(name)
@@ -73,8 +82,14 @@ def create(db_path: str | os.PathLike, name: str, positive: Selector, negative: 
     labels = np.concatenate([np.ones(len(positive_ids), bool), np.zeros(len(negative_ids), bool)])
     row = np.searchsorted(all_ids, labelled)  # load_vectors gives ids ascending
 
-    params = {"positive": positive.describe(), "negative": negative.describe() if negative else "random",
-              "field": set_field, "model": model, "seed": seed, "classifier": "logistic regression, balanced"}
+    params = {
+        "positive": positive.describe(),
+        "negative": negative.describe() if negative else "random",
+        "field": set_field,
+        "model": model,
+        "seed": seed,
+        "classifier": "logistic regression, balanced",
+    }
     con = storage.connect(db_path)
     try:
         with Job(con, "concept", {"name": name, **params}, progress) as job:
@@ -83,15 +98,44 @@ def create(db_path: str | os.PathLike, name: str, positive: Selector, negative: 
             job.report(1, 2, f"scoring {len(all_ids):,} pairs")
             scores = concepts.scores(fitted, vectors)
             con.begin()
-            concept_id = concept_rows.save(con, name, set_id, params, job.id, labelled, labels, fitted.cv_precision,
-                                           fitted.cv_recall, fitted.threshold, all_ids, scores)
+            concept_id = concept_rows.save(
+                con,
+                name,
+                set_id,
+                params,
+                job.id,
+                labelled,
+                labels,
+                fitted.cv_precision,
+                fitted.cv_recall,
+                fitted.threshold,
+                all_ids,
+                scores,
+            )
             con.commit()
             report = ConceptReport(
-                job.id, concept_id, name, model, set_field, len(positive_ids), len(negative_ids), negative is None,
-                fitted.cv_precision, fitted.cv_recall, fitted.folds, fitted.threshold, len(all_ids),
-                int((scores >= fitted.threshold).sum()), missing)
-            job.counts = {"concept": concept_id, "positives": report.positives, "negatives": report.negatives,
-                          "members": report.members}
+                job.id,
+                concept_id,
+                name,
+                model,
+                set_field,
+                len(positive_ids),
+                len(negative_ids),
+                negative is None,
+                fitted.cv_precision,
+                fitted.cv_recall,
+                fitted.folds,
+                fitted.threshold,
+                len(all_ids),
+                int((scores >= fitted.threshold).sum()),
+                missing,
+            )
+            job.counts = {
+                "concept": concept_id,
+                "positives": report.positives,
+                "negatives": report.negatives,
+                "members": report.members,
+            }
             return report
     finally:
         con.close()

@@ -21,6 +21,7 @@ llama.cpp server, one distill run per source, in a scratch database that makes i
 (stop it and start it again: stored answers are kept). It then writes the answers as zstd
 GPT4All JSONL (with model and finish_reason) and a manifest beside it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -52,8 +53,9 @@ DEMO_FILE = DATA_DIR / "demo-smollm2-v1.jsonl.zst"
 MANIFEST = DATA_DIR / "demo-smollm2-v1.manifest.json"
 
 
-def run(con: duckdb.DuckDBPyConnection, db_path: str | Path, progress: Progress = no_progress
-        ) -> tuple[IngestReport, MapReport]:
+def run(
+    con: duckdb.DuckDBPyConnection, db_path: str | Path, progress: Progress = no_progress
+) -> tuple[IngestReport, MapReport]:
     """Ingest the demo set and build (or bring up to date) its prompt map."""
     report = ingest(con, [DEMO_FILE], IngestOptions(), progress)
     return report, build_map(con, db_path, progress=progress)
@@ -61,10 +63,10 @@ def run(con: duckdb.DuckDBPyConnection, db_path: str | Path, progress: Progress 
 
 # --- `curator demo --full` ---------------------------------------------------------------------
 
-FULL_DIR = "demo-full"          # beside the database: export/, run/, the GGUF files, eval.json
+FULL_DIR = "demo-full"  # beside the database: export/, run/, the GGUF files, eval.json
 VERSION = "demo-curated"
-TRAIN_STEPS = 40                # ~1/6 of an epoch at batch 8; lr is the trainer's default (1e-3)
-SAVE_EVERY = 10                 # checkpoints, so an interrupted run resumes
+TRAIN_STEPS = 40  # ~1/6 of an epoch at batch 8; lr is the trainer's default (1e-3)
+SAVE_EVERY = 10  # checkpoints, so an interrupted run resumes
 QUANT_TYPES = ("q8_0", "q4_1")  # q4_1: the default 4-bit file, which keeps the tuning
 QUANT_REPORT = "quant_report.json"  # jobs.quantize.REPORT_NAME, not imported here: it loads torch
 EVAL_FILE = "eval.json"
@@ -74,6 +76,7 @@ SUMMARY_FILE = "summary.json"
 @dataclass(frozen=True)
 class Rule:
     """One step of the automatic curation: a delete with its selector and the reason it logs."""
+
     name: str
     selector: dict
     reason: str
@@ -84,21 +87,25 @@ class Rule:
 # a homogeneous blob of one-word answers (GPT4All dropped P3 for the same reason). Truncated
 # answers stay: 68% of the set stops at max_tokens, and a cut answer still teaches its start.
 CURATION = (
-    Rule("refusals", {"where": "refusal"},
-         "refusals and AI disclaimers (signals: refusal)"),
-    Rule("malformed", {"where": "malformed"},
-         "malformed answers: loops, unbalanced code fences (signals: malformed)"),
-    Rule("duplicate copies", {"where": "dup_group IS NOT NULL AND NOT dup_keep"},
-         "extra copies: the members of each duplicate set other than the one it keeps (curator duplicates)"),
-    Rule("one-word blob", {"source": "demo-classify"},
-         "one-word classification blob: templated few-shot questions answered in a word (like GPT4All's P3)"),
+    Rule("refusals", {"where": "refusal"}, "refusals and AI disclaimers (signals: refusal)"),
+    Rule("malformed", {"where": "malformed"}, "malformed answers: loops, unbalanced code fences (signals: malformed)"),
+    Rule(
+        "duplicate copies",
+        {"where": "dup_group IS NOT NULL AND NOT dup_keep"},
+        "extra copies: the members of each duplicate set other than the one it keeps (curator duplicates)",
+    ),
+    Rule(
+        "one-word blob",
+        {"source": "demo-classify"},
+        "one-word classification blob: templated few-shot questions answered in a word (like GPT4All's P3)",
+    ),
 )
 
 
 @dataclass
 class Stage:
     name: str
-    ran: bool       # False: skipped, already complete
+    ran: bool  # False: skipped, already complete
     detail: str
     seconds: float  # since the previous stage ended
 
@@ -107,13 +114,18 @@ class Stage:
 class FullReport:
     directory: Path
     stages: list[Stage] = field(default_factory=list)
-    rows: list[dict] = field(default_factory=list)   # the table: base, tuned, each file
+    rows: list[dict] = field(default_factory=list)  # the table: base, tuned, each file
     eval_examples: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        return {"directory": str(self.directory), "stages": [asdict(s) for s in self.stages], "rows": self.rows,
-                "eval_examples": self.eval_examples, "seconds": round(self.seconds, 1)}
+        return {
+            "directory": str(self.directory),
+            "stages": [asdict(s) for s in self.stages],
+            "rows": self.rows,
+            "eval_examples": self.eval_examples,
+            "seconds": round(self.seconds, 1),
+        }
 
 
 Notify = Callable[[Stage], None]
@@ -148,8 +160,11 @@ def run_full(db_path: str | Path, progress: Progress = no_progress, notify: Noti
             ingested, mapped = run(con, db_path, progress)
         finally:
             con.close()
-        stage("ingest + map", True,
-              f"{ingested.total('pairs'):,} pairs added; map {mapped.name}: {mapped.clusters:,} clusters")
+        stage(
+            "ingest + map",
+            True,
+            f"{ingested.total('pairs'):,} pairs added; map {mapped.name}: {mapped.clusters:,} clusters",
+        )
         curate(db_path, progress, stage)
     else:
         stage("ingest to version", False, f"version {VERSION} exists ({version['pairs']:,} pairs)")
@@ -157,11 +172,14 @@ def run_full(db_path: str | Path, progress: Progress = no_progress, notify: Noti
     export_dir, run_dir = directory / "export", directory / "run"
     _export(db_path, export_dir, progress, stage)
     _train(db_path, export_dir, run_dir, progress, stage)
-    entries = {qtype: _quantize(db_path, run_dir, directory / f"model-{qtype}.gguf", qtype, progress, stage)
-               for qtype in QUANT_TYPES}
+    entries = {
+        qtype: _quantize(db_path, run_dir, directory / f"model-{qtype}.gguf", qtype, progress, stage)
+        for qtype in QUANT_TYPES
+    }
     base_gguf = llm_server.bundled_model().resolve()
-    scores = _evaluate(db_path, [base_gguf, *(Path(e["path"]) for e in entries.values())], export_dir,
-                       directory, progress, stage)
+    scores = _evaluate(
+        db_path, [base_gguf, *(Path(e["path"]) for e in entries.values())], export_dir, directory, progress, stage
+    )
     report.rows = _table(entries, base_gguf, scores)
     report.eval_examples = scores[0]["n"] if scores else 0
     report.seconds = time.monotonic() - started
@@ -184,14 +202,21 @@ def applied_rules(db_path: str | Path) -> dict[str, int]:
     done = {}
     for op in operations.log(db_path):
         for rule in CURATION:
-            if (op["kind"] == "delete" and op["undone_by"] is None and op["reason"] == rule.reason
-                    and op["selector"] == Selector.from_dict(rule.selector).describe()):
+            if (
+                op["kind"] == "delete"
+                and op["undone_by"] is None
+                and op["reason"] == rule.reason
+                and op["selector"] == Selector.from_dict(rule.selector).describe()
+            ):
                 done[rule.name] = op["id"]
     return done
 
 
-def curate(db_path: str | Path, progress: Progress = no_progress,
-           stage: Callable[[str, bool, str], None] = lambda name, ran, detail: None) -> dict:
+def curate(
+    db_path: str | Path,
+    progress: Progress = no_progress,
+    stage: Callable[[str, bool, str], None] = lambda name, ran, detail: None,
+) -> dict:
     """Signals, duplicates, the CURATION rules (each skipped if applied already), then version
     VERSION; returns the version. The duplicate sets are found again only while their copies
     are still to be deleted (a rerun after deletes would regroup what is left)."""
@@ -200,8 +225,12 @@ def curate(db_path: str | Path, progress: Progress = no_progress,
 
     signals = compute_signals(db_path, progress=progress)
     counts = signals.summary["counts"]
-    stage("signals", signals.computed > 0, f"{signals.computed:,} pairs computed, {signals.already:,} current; "
-          f"refusal {counts['refusal']:,}, malformed {counts['malformed']:,}")
+    stage(
+        "signals",
+        signals.computed > 0,
+        f"{signals.computed:,} pairs computed, {signals.already:,} current; "
+        f"refusal {counts['refusal']:,}, malformed {counts['malformed']:,}",
+    )
     applied = applied_rules(db_path)
     if "duplicate copies" in applied:
         stage("duplicates", False, f"their copies were deleted by operation {applied['duplicate copies']}")
@@ -211,16 +240,20 @@ def curate(db_path: str | Path, progress: Progress = no_progress,
             found = find_duplicates(con, db_path, progress=progress)
         finally:
             con.close()
-        stage("duplicates", True, f"{found.exact_groups + found.semantic_groups:,} sets, "
-              f"{found.not_kept:,} copies not kept")
+        stage(
+            "duplicates",
+            True,
+            f"{found.exact_groups + found.semantic_groups:,} sets, {found.not_kept:,} copies not kept",
+        )
     for rule in CURATION:
         if rule.name in applied:
             stage(f"delete {rule.name}", False, f"done by operation {applied[rule.name]}")
             continue
         op = operations.apply(db_path, "delete", rule.selector, reason=rule.reason)
         stage(f"delete {rule.name}", True, f"operation {op.id}: {op.count:,} pairs ({rule.reason})")
-    made = operations.create_version(db_path, VERSION, "curator demo --full: " + "; ".join(
-        rule.name for rule in CURATION))
+    made = operations.create_version(
+        db_path, VERSION, "curator demo --full: " + "; ".join(rule.name for rule in CURATION)
+    )
     stage("version", True, f"{VERSION}: {made['pairs']:,} pairs kept")
     return made
 
@@ -231,8 +264,10 @@ def export_complete(export_dir: Path) -> dict | None:
     if not manifest_file.is_file():
         return None
     manifest = json.loads(manifest_file.read_text())
-    whole = all((export_dir / name).is_file() and (export_dir / name).stat().st_size == info["bytes"]
-                for name, info in manifest["files"].items())
+    whole = all(
+        (export_dir / name).is_file() and (export_dir / name).stat().st_size == info["bytes"]
+        for name, info in manifest["files"].items()
+    )
     return manifest if whole and manifest.get("version") == VERSION else None
 
 
@@ -249,9 +284,13 @@ def _export(db_path, export_dir: Path, progress: Progress, stage) -> dict:
     finally:
         con.close()
     check = manifest["eval_check"]
-    stage("export", True, f"{manifest['pairs']['train']:,} train + {manifest['pairs']['val']:,} val pairs to "
-          f"{export_dir}; eval check: " + (f"{check['removed']:,} removed" if check["checked"]
-                                           else f"NOT DONE ({check['reason']})"))
+    stage(
+        "export",
+        True,
+        f"{manifest['pairs']['train']:,} train + {manifest['pairs']['val']:,} val pairs to "
+        f"{export_dir}; eval check: "
+        + (f"{check['removed']:,} removed" if check["checked"] else f"NOT DONE ({check['reason']})"),
+    )
     return manifest
 
 
@@ -261,8 +300,7 @@ def _train(db_path, export_dir: Path, run_dir: Path, progress: Progress, stage) 
     if report_file.is_file():
         report = json.loads(report_file.read_text())
         if report["manifest_sha256"] != manifest_sha:
-            raise ValueError(f"{run_dir} was trained on another export than {export_dir}: "
-                             "remove it to train again")
+            raise ValueError(f"{run_dir} was trained on another export than {export_dir}: remove it to train again")
         stage("train", False, f"{run_dir} is a finished run")
         return report
     from curator.training import TrainConfig
@@ -271,12 +309,20 @@ def _train(db_path, export_dir: Path, run_dir: Path, progress: Progress, stage) 
     resume = (run_dir / "train_config.json").is_file()
     con = storage.connect(db_path)
     try:
-        report = train(con, TrainConfig(data=str(export_dir), out=str(run_dir), max_steps=TRAIN_STEPS,
-                                        save_every=SAVE_EVERY), resume=resume, progress=progress).report
+        report = train(
+            con,
+            TrainConfig(data=str(export_dir), out=str(run_dir), max_steps=TRAIN_STEPS, save_every=SAVE_EVERY),
+            resume=resume,
+            progress=progress,
+        ).report
     finally:
         con.close()
-    stage("train", True, f"{report['steps']} steps, validation loss {report['val_loss_initial']:.3f} -> "
-          f"{report['val_loss_final']:.3f}, {report['tokens_per_s']:,.0f} tokens/s, {report['train_seconds']:.0f} s")
+    stage(
+        "train",
+        True,
+        f"{report['steps']} steps, validation loss {report['val_loss_initial']:.3f} -> "
+        f"{report['val_loss_final']:.3f}, {report['tokens_per_s']:,.0f} tokens/s, {report['train_seconds']:.0f} s",
+    )
     return report
 
 
@@ -286,8 +332,12 @@ def quant_entry(run_dir: Path, out: Path) -> dict | None:
     if not (report_file.is_file() and out.is_file() and finished.is_file()):
         return None
     entry = json.loads(report_file.read_text())["files"].get(out.name)
-    if (entry is None or entry["run"] != str(run_dir.resolve()) or entry["size_bytes"] != out.stat().st_size
-            or out.stat().st_mtime < finished.stat().st_mtime):
+    if (
+        entry is None
+        or entry["run"] != str(run_dir.resolve())
+        or entry["size_bytes"] != out.stat().st_size
+        or out.stat().st_mtime < finished.stat().st_mtime
+    ):
         return None
     return entry
 
@@ -317,8 +367,7 @@ def eval_key(models: list[Path], data: Path) -> str:
     return digest.hexdigest()
 
 
-def _evaluate(db_path, models: list[Path], export_dir: Path, directory: Path, progress: Progress,
-              stage) -> list[dict]:
+def _evaluate(db_path, models: list[Path], export_dir: Path, directory: Path, progress: Progress, stage) -> list[dict]:
     key, path = eval_key(models, export_dir), directory / EVAL_FILE
     if path.is_file():
         saved = json.loads(path.read_text())
@@ -334,8 +383,12 @@ def _evaluate(db_path, models: list[Path], export_dir: Path, directory: Path, pr
         con.close()
     results = [s.summary() for s in scores]
     path.write_text(json.dumps({"key": key, "data": str(export_dir / "val.jsonl"), "results": results}, indent=2))
-    stage("eval", True, f"{len(models)} models on {results[0]['n']:,} validation examples, "
-          f"{sum(r['seconds'] for r in results):.0f} s; histogram {directory / 'eval.png'}")
+    stage(
+        "eval",
+        True,
+        f"{len(models)} models on {results[0]['n']:,} validation examples, "
+        f"{sum(r['seconds'] for r in results):.0f} s; histogram {directory / 'eval.png'}",
+    )
     return results
 
 
@@ -348,21 +401,36 @@ def _table(entries: dict[str, dict], base_gguf: Path, scores: list[dict]) -> lis
 
     def row(name, engine, size, ppl, kept, model=None) -> dict:
         measured = by_model.get(str(model)) if model else None
-        return {"model": name, "engine": engine, "size_bytes": size, "ppl": ppl, "gain_kept": kept,
-                "eval_ppl_tokens": measured and measured["ppl_tokens"],
-                "eval_ppl_mean": measured and measured["ppl_mean"]}
+        return {
+            "model": name,
+            "engine": engine,
+            "size_bytes": size,
+            "ppl": ppl,
+            "gain_kept": kept,
+            "eval_ppl_tokens": measured and measured["ppl_tokens"],
+            "eval_ppl_mean": measured and measured["ppl_mean"],
+        }
 
-    rows = [row("base", first["engines"]["base"], None, first["ppl_base"], 0.0),
-            row("tuned (run)", first["engines"]["tuned"], None, first["ppl_tuned"], 1.0),
-            row(f"{base_gguf.name} (bundled base)", "llama.cpp", base_gguf.stat().st_size, None, None, base_gguf)]
-    for qtype, entry in entries.items():
-        rows.append(row(Path(entry["path"]).name, entry["engines"]["file"], entry["size_bytes"], entry["ppl_file"],
-                        entry["gain_kept"], entry["path"]))
+    rows = [
+        row("base", first["engines"]["base"], None, first["ppl_base"], 0.0),
+        row("tuned (run)", first["engines"]["tuned"], None, first["ppl_tuned"], 1.0),
+        row(f"{base_gguf.name} (bundled base)", "llama.cpp", base_gguf.stat().st_size, None, None, base_gguf),
+    ]
+    for entry in entries.values():
+        rows.append(
+            row(
+                Path(entry["path"]).name,
+                entry["engines"]["file"],
+                entry["size_bytes"],
+                entry["ppl_file"],
+                entry["gain_kept"],
+                entry["path"],
+            )
+        )
     return rows
 
 
-def regenerate(workdir: Path, out: Path = DEMO_FILE, n_parallel: int = 4,
-               progress: Progress = no_progress) -> dict:
+def regenerate(workdir: Path, out: Path = DEMO_FILE, n_parallel: int = 4, progress: Progress = no_progress) -> dict:
     """Generate the demo set into `out` (and its manifest); returns the manifest."""
     workdir.mkdir(parents=True, exist_ok=True)
     sources = demo.sources()
@@ -370,10 +438,24 @@ def regenerate(workdir: Path, out: Path = DEMO_FILE, n_parallel: int = 4,
     started = time.monotonic()
     try:
         with llm_server.start(n_parallel=n_parallel, context=1024) as server:
-            reports = [distill_prompts(con, _prompts_file(workdir, source), DistillOptions(
-                model=server.model, base_url=server.base_url, system=source.system, max_tokens=source.max_tokens,
-                temperature=source.temperature, source=source.name, concurrency=n_parallel, timeout=600),
-                progress=progress) for source in sources]
+            reports = [
+                distill_prompts(
+                    con,
+                    _prompts_file(workdir, source),
+                    DistillOptions(
+                        model=server.model,
+                        base_url=server.base_url,
+                        system=source.system,
+                        max_tokens=source.max_tokens,
+                        temperature=source.temperature,
+                        source=source.name,
+                        concurrency=n_parallel,
+                        timeout=600,
+                    ),
+                    progress=progress,
+                )
+                for source in sources
+            ]
         records = [record for report in reports for record in distill_rows.answers(con, report.file_id)]
         usage = distill_rows.usage(con)
     finally:
@@ -383,7 +465,8 @@ def regenerate(workdir: Path, out: Path = DEMO_FILE, n_parallel: int = 4,
     out.write_bytes(zstandard.ZstdCompressor(level=19).compress(data))
     manifest = _manifest(out, sources, reports, records, usage, time.monotonic() - started, n_parallel)
     out.with_name(out.name.removesuffix(".jsonl.zst") + ".manifest.json").write_bytes(
-        orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+        orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
+    )
     return manifest
 
 
@@ -397,8 +480,15 @@ def _prompts_file(workdir: Path, source: demo.DemoSource) -> Path:
     return path
 
 
-def _manifest(out: Path, sources: list[demo.DemoSource], reports: list[DistillReport], records: list[dict],
-              usage: list[dict], seconds: float, n_parallel: int) -> dict:
+def _manifest(
+    out: Path,
+    sources: list[demo.DemoSource],
+    reports: list[DistillReport],
+    records: list[dict],
+    usage: list[dict],
+    seconds: float,
+    n_parallel: int,
+) -> dict:
     model_path = llm_server.bundled_model()
     return {
         "file": out.name,
@@ -407,10 +497,18 @@ def _manifest(out: Path, sources: list[demo.DemoSource], reports: list[DistillRe
         "format": "zstd JSON Lines, GPT4All records {prompt, response, source, model, finish_reason}",
         "pairs": len(records),
         "truncated": sum(r["finish_reason"] == "length" for r in records),
-        "sources": {s.name: {"prompts": len(s.records), "pairs": sum(r["source"] == s.name for r in records),
-                             "failed": report.failed, "max_tokens": s.max_tokens, "temperature": s.temperature,
-                             "system": s.system, "few_shot": any("messages" in r for r in s.records)}
-                    for s, report in zip(sources, reports)},
+        "sources": {
+            s.name: {
+                "prompts": len(s.records),
+                "pairs": sum(r["source"] == s.name for r in records),
+                "failed": report.failed,
+                "max_tokens": s.max_tokens,
+                "temperature": s.temperature,
+                "system": s.system,
+                "few_shot": any("messages" in r for r in s.records),
+            }
+            for s, report in zip(sources, reports)
+        },
         "prompts_sha256": demo.prompts_sha256(sources),
         "generator": {
             "model": llm_server.BUNDLED_MODEL_NAME,
@@ -420,8 +518,10 @@ def _manifest(out: Path, sources: list[demo.DemoSource], reports: list[DistillRe
             "command": ".venv/bin/python scripts/make_demo_set.py",
             "note": "sampling is not seeded and parallel slots batch together: a rerun gives other answers",
         },
-        "tokens": {"prompt": sum(u["prompt_tokens"] for u in usage),
-                   "completion": sum(u["completion_tokens"] for u in usage)},
+        "tokens": {
+            "prompt": sum(u["prompt_tokens"] for u in usage),
+            "completion": sum(u["completion_tokens"] for u in usage),
+        },
         "last_session_seconds": round(seconds, 1),  # the regenerate call that finished it (runs resume)
         "generated_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
     }

@@ -9,6 +9,7 @@ asks no prompt whose answer is stored.
 The API key is read from OPENAI_API_KEY when the client is built and goes nowhere else: not
 into job params, rows or messages (errors are redacted before they are stored or shown).
 """
+
 from __future__ import annotations
 
 import time
@@ -31,41 +32,46 @@ from storage import files as file_rows
 from storage import pairs as pair_rows
 from storage import rejects as reject_rows
 
-PAGE = 2048                     # prompts read from the database at a time
+PAGE = 2048  # prompts read from the database at a time
 TEXT_SUFFIXES = {".txt"}
 
 
 @dataclass(frozen=True)
 class DistillOptions(RequestOptions):
     system: str | None = None
-    source: str | None = None              # default: "<prompts file stem or source>:<model>"
-    prompt_field: str | None = None        # read any flat records: the key holding the prompt
+    source: str | None = None  # default: "<prompts file stem or source>:<model>"
+    prompt_field: str | None = None  # read any flat records: the key holding the prompt
 
 
 @dataclass
 class DistillReport:
     job_id: int
-    file_id: int               # the run's files row: its pairs have this file_id
+    file_id: int  # the run's files row: its pairs have this file_id
     source: str
     model: str
-    status: str = "new"        # new | resumed | nothing to do
-    prompts: int = 0           # in the run, all of them
-    already: int = 0           # answered by earlier runs
-    answered: int = 0          # answered now
-    failed: int = 0            # given up on now (error recorded on the prompt)
-    pending: int = 0           # left unasked (interrupted or aborted)
-    errors: int = 0            # failed requests, retried ones included
-    truncated: int = 0         # answers cut at max_tokens (finish_reason "length")
-    rejects: int = 0           # records of the prompts file that hold no prompt
+    status: str = "new"  # new | resumed | nothing to do
+    prompts: int = 0  # in the run, all of them
+    already: int = 0  # answered by earlier runs
+    answered: int = 0  # answered now
+    failed: int = 0  # given up on now (error recorded on the prompt)
+    pending: int = 0  # left unasked (interrupted or aborted)
+    errors: int = 0  # failed requests, retried ones included
+    truncated: int = 0  # answers cut at max_tokens (finish_reason "length")
+    rejects: int = 0  # records of the prompts file that hold no prompt
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost: float | None = 0.0   # USD by the price table; None when a model has no price
+    cost: float | None = 0.0  # USD by the price table; None when a model has no price
     seconds: float = 0.0
 
 
-def distill_prompts(con: duckdb.DuckDBPyConnection, prompts: str | Path | None, options: DistillOptions,
-                    from_source: str | None = None, prices: dict | None = None,
-                    progress: Progress = no_progress) -> DistillReport:
+def distill_prompts(
+    con: duckdb.DuckDBPyConnection,
+    prompts: str | Path | None,
+    options: DistillOptions,
+    from_source: str | None = None,
+    prices: dict | None = None,
+    progress: Progress = no_progress,
+) -> DistillReport:
     """Answer every prompt of a prompts file (or of a source's pairs) not answered yet."""
     if (prompts is None) == (from_source is None):
         raise ValueError("give a prompts file or --from-source NAME (one of them)")
@@ -73,13 +79,17 @@ def distill_prompts(con: duckdb.DuckDBPyConnection, prompts: str | Path | None, 
     client = request_pool.client(base_url, options)
     local = distill.is_loopback(base_url)
     prices = distill.DEFAULT_PRICES if prices is None else prices
-    params = {"prompts": str(prompts) if prompts else None, "from_source": from_source,
-              "base_url": distill.public_url(base_url),
-              **{k: v for k, v in asdict(options).items() if k not in ("base_url", "policy")},
-              **asdict(options.policy)}
+    params = {
+        "prompts": str(prompts) if prompts else None,
+        "from_source": from_source,
+        "base_url": distill.public_url(base_url),
+        **{k: v for k, v in asdict(options).items() if k not in ("base_url", "policy")},
+        **asdict(options.policy),
+    }
     with Job(con, "distill", params, progress) as job:
-        report, file_id, identity = _open_run(con, job, Path(prompts) if prompts else None, from_source,
-                                              options, base_url, local)
+        report, file_id, identity = _open_run(
+            con, job, Path(prompts) if prompts else None, from_source, options, base_url, local
+        )
         started = time.monotonic()
         try:
             _answer(con, job, client, file_id, identity, options, local, prices, report, started)
@@ -95,15 +105,36 @@ def distill_prompts(con: duckdb.DuckDBPyConnection, prompts: str | Path | None, 
 
 
 def _job_counts(report: DistillReport) -> dict:
-    return {k: getattr(report, k) for k in ("prompts", "already", "answered", "failed", "pending", "errors",
-                                             "truncated", "rejects", "prompt_tokens", "completion_tokens", "cost")}
+    return {
+        k: getattr(report, k)
+        for k in (
+            "prompts",
+            "already",
+            "answered",
+            "failed",
+            "pending",
+            "errors",
+            "truncated",
+            "rejects",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost",
+        )
+    }
 
 
 # --- the run and its prompts ---------------------------------------------------------------
 
 
-def _open_run(con, job: Job, path: Path | None, from_source: str | None, options: DistillOptions,
-              base_url: str | None, local: bool) -> tuple[DistillReport, int, str]:
+def _open_run(
+    con,
+    job: Job,
+    path: Path | None,
+    from_source: str | None,
+    options: DistillOptions,
+    base_url: str | None,
+    local: bool,
+) -> tuple[DistillReport, int, str]:
     """Find or create the run's files row, queue its prompts; (report, file id, identity)."""
     if path is not None:
         if not path.is_file():
@@ -121,8 +152,12 @@ def _open_run(con, job: Job, path: Path | None, from_source: str | None, options
     con.begin()
     if row is None:
         source = options.source or f"{stem}:{options.model}"
-        settings = {"system": options.system, "max_tokens": options.max_tokens,
-                    "temperature": options.temperature, "source": source}
+        settings = {
+            "system": options.system,
+            "max_tokens": options.max_tokens,
+            "temperature": options.temperature,
+            "source": source,
+        }
         row = file_rows.start(con, identity, shown, size, {"distill": key, **settings}, "distill", job.id)
         distill_rows.create_run(con, row.id, options.model, public, local, key, settings)
         rejects = _queue_file(con, job, row.id, path, options.prompt_field) if path else 0
@@ -131,8 +166,10 @@ def _open_run(con, job: Job, path: Path | None, from_source: str | None, options
         source = distill_rows.run_settings(con, row.id)["source"]
         if options.source and options.source != source:
             con.rollback()
-            raise ValueError(f"this run was started with --source {source!r}: rerun with it to resume, "
-                             "or change the model or a setting to start another run")
+            raise ValueError(
+                f"this run was started with --source {source!r}: rerun with it to resume, "
+                "or change the model or a setting to start another run"
+            )
         file_rows.take_over(con, row.id, job.id, shown)
         distill_rows.set_endpoint(con, row.id, public, local)
         rejects, status = 0, "resumed"
@@ -142,11 +179,21 @@ def _open_run(con, job: Job, path: Path | None, from_source: str | None, options
     if sum(counts.values()) == 0:
         file_rows.finish(con, row.id, 0)  # nothing to answer, ever: the rejects say why
     con.commit()
-    report = DistillReport(job.id, row.id, source, options.model, status, prompts=sum(counts.values()),
-                           already=counts["done"], rejects=rejects)
+    report = DistillReport(
+        job.id,
+        row.id,
+        source,
+        options.model,
+        status,
+        prompts=sum(counts.values()),
+        already=counts["done"],
+        rejects=rejects,
+    )
     if report.prompts == 0:
-        raise ValueError(f"no prompts in {shown}" + (f" ({rejects:,} records rejected: `curator rejects "
-                                                      f"--job {job.id}`)" if rejects else ""))
+        raise ValueError(
+            f"no prompts in {shown}"
+            + (f" ({rejects:,} records rejected: `curator rejects --job {job.id}`)" if rejects else "")
+        )
     if counts["done"] == report.prompts:
         report.status = "nothing to do"
     return report, row.id, identity
@@ -181,61 +228,101 @@ def _read_prompts(path: Path, prompt_field: str | None) -> Iterator[tuple[pa.Tab
                 lines.append(line), reasons.append(err.reason)
                 raws.append(readers.raw_text(raw if raw is not None else orjson.dumps(value, default=str)))
                 continue
-            found.extend((line, index, prompt, orjson.dumps(context).decode() if context else None)
-                         for index, (prompt, context) in enumerate(asked))
+            found.extend(
+                (line, index, prompt, orjson.dumps(context).decode() if context else None)
+                for index, (prompt, context) in enumerate(asked)
+            )
         yield _prompt_table(found), (lines, reasons, raws)
 
 
 def _prompt_table(rows: list[tuple]) -> pa.Table:
     columns = list(zip(*rows)) if rows else [[], [], [], []]
-    return pa.Table.from_arrays([pa.array(c, t.type) for c, t in zip(columns, distill_rows.PROMPT_SCHEMA)],
-                                schema=distill_rows.PROMPT_SCHEMA)
+    return pa.Table.from_arrays(
+        [pa.array(c, t.type) for c, t in zip(columns, distill_rows.PROMPT_SCHEMA)], schema=distill_rows.PROMPT_SCHEMA
+    )
 
 
 # --- asking --------------------------------------------------------------------------------
 
 
-def _answer(con, job: Job, client: openai.OpenAI, file_id: int, identity: str, options: DistillOptions,
-            local: bool, prices: dict, report: DistillReport, started: float) -> None:
+def _answer(
+    con,
+    job: Job,
+    client: openai.OpenAI,
+    file_id: int,
+    identity: str,
+    options: DistillOptions,
+    local: bool,
+    prices: dict,
+    report: DistillReport,
+    started: float,
+) -> None:
     total = report.prompts - report.already
 
     def store(batch: list[Outcome[Prompt]]) -> None:
         _store(con, job, identity, file_id, batch, local, prices, report)
-        job.report(report.answered + report.failed, total, distill.progress_message(
-            report.answered, report.failed, report.errors, report.completion_tokens,
-            time.monotonic() - started, report.cost))
+        job.report(
+            report.answered + report.failed,
+            total,
+            distill.progress_message(
+                report.answered,
+                report.failed,
+                report.errors,
+                report.completion_tokens,
+                time.monotonic() - started,
+                report.cost,
+            ),
+        )
 
-    prompts = request_pool.keyset_pages(lambda after, limit: distill_rows.todo(con, file_id, after, limit),
-                                        lambda prompt: (prompt.line, prompt.pair_index), PAGE)
-    request_pool.ask_all(con, client, prompts, lambda p: distill.request_messages(p.prompt, p.context, options.system),
-                         options, store)
+    prompts = request_pool.keyset_pages(
+        lambda after, limit: distill_rows.todo(con, file_id, after, limit),
+        lambda prompt: (prompt.line, prompt.pair_index),
+        PAGE,
+    )
+    request_pool.ask_all(
+        con, client, prompts, lambda p: distill.request_messages(p.prompt, p.context, options.system), options, store
+    )
 
 
-def _store(con, job: Job, identity: str, file_id: int, outcomes: list[Outcome], local: bool,
-           prices: dict, report: DistillReport) -> None:
+def _store(
+    con,
+    job: Job,
+    identity: str,
+    file_id: int,
+    outcomes: list[Outcome],
+    local: bool,
+    prices: dict,
+    report: DistillReport,
+) -> None:
     """Write a batch of outcomes (inside the caller's transaction): the answered pairs and
     every prompt's state; add them to the report."""
     answered = [o for o in outcomes if o.answer is not None]
-    pairs = pa.Table.from_pydict({
-        "line": [o.item.line for o in answered],
-        "pair_index": [o.item.pair_index for o in answered],
-        "prompt": [o.item.prompt for o in answered],
-        "response": [o.answer.response for o in answered],
-        "messages": [_messages_json(o) for o in answered],
-        "source": [report.source] * len(answered),
-        "model": [o.answer.model for o in answered],
-        "finish_reason": [o.answer.finish_reason for o in answered],
-    }, schema=pair_rows.BATCH_SCHEMA)
-    results = pa.Table.from_pydict({
-        "line": [o.item.line for o in outcomes],
-        "pair_index": [o.item.pair_index for o in outcomes],
-        "status": ["done" if o.answer else "failed" for o in outcomes],
-        "attempts": [o.tries for o in outcomes],
-        "error": [o.error for o in outcomes],
-        "max_tokens": [o.max_tokens if o.answer else None for o in outcomes],
-        "prompt_tokens": [o.answer.prompt_tokens if o.answer else None for o in outcomes],
-        "completion_tokens": [o.answer.completion_tokens if o.answer else None for o in outcomes],
-    }, schema=distill_rows.RESULT_SCHEMA)
+    pairs = pa.Table.from_pydict(
+        {
+            "line": [o.item.line for o in answered],
+            "pair_index": [o.item.pair_index for o in answered],
+            "prompt": [o.item.prompt for o in answered],
+            "response": [o.answer.response for o in answered],
+            "messages": [_messages_json(o) for o in answered],
+            "source": [report.source] * len(answered),
+            "model": [o.answer.model for o in answered],
+            "finish_reason": [o.answer.finish_reason for o in answered],
+        },
+        schema=pair_rows.BATCH_SCHEMA,
+    )
+    results = pa.Table.from_pydict(
+        {
+            "line": [o.item.line for o in outcomes],
+            "pair_index": [o.item.pair_index for o in outcomes],
+            "status": ["done" if o.answer else "failed" for o in outcomes],
+            "attempts": [o.tries for o in outcomes],
+            "error": [o.error for o in outcomes],
+            "max_tokens": [o.max_tokens if o.answer else None for o in outcomes],
+            "prompt_tokens": [o.answer.prompt_tokens if o.answer else None for o in outcomes],
+            "completion_tokens": [o.answer.completion_tokens if o.answer else None for o in outcomes],
+        },
+        schema=distill_rows.RESULT_SCHEMA,
+    )
     pair_rows.insert(con, identity, file_id, job.id, pairs)
     distill_rows.record(con, file_id, results)
     for o in outcomes:

@@ -7,6 +7,7 @@ set of the same model has them, word sets where not), duplicates are linked into
 each set keeps its best member by quality score. Deleted pairs take no part. The run's
 parameters are recorded in duplicate_runs and its rows replace the previous run's.
 """
+
 from __future__ import annotations
 
 import time
@@ -35,13 +36,13 @@ class DuplicateReport:
     run_id: int
     map: str
     field: str
-    pairs: int             # pairs considered (not deleted)
-    without_vectors: int   # of those, pairs with no vector in the map (placed later): exact checks only
+    pairs: int  # pairs considered (not deleted)
+    without_vectors: int  # of those, pairs with no vector in the map (placed later): exact checks only
     exact_groups: int
     semantic_groups: int
     pairs_in_groups: int
-    not_kept: int          # pairs in a set that are not its kept member
-    conflicts: int         # pairs with a near-identical prompt and a diverging answer
+    not_kept: int  # pairs in a set that are not its kept member
+    conflicts: int  # pairs with a near-identical prompt and a diverging answer
     seconds: float
 
 
@@ -59,20 +60,32 @@ def ensure_signals(con: duckdb.DuckDBPyConnection, db_path: str | Path, progress
         # Imported here: the signals job loads a language identifier and a tokenizer that a
         # database whose signals are up to date does not need.
         from jobs.signals import compute_signals
+
         compute_signals(db_path, progress=progress)
 
 
-def find_duplicates(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, map_name: str | None = None,
-                    params: dedup.DuplicateParams | None = None, progress: Progress = no_progress,
-                    cluster: RayCluster | None = None) -> DuplicateReport:
+def find_duplicates(
+    con: duckdb.DuckDBPyConnection,
+    db_path: str | Path,
+    *,
+    map_name: str | None = None,
+    params: dedup.DuplicateParams | None = None,
+    progress: Progress = no_progress,
+    cluster: RayCluster | None = None,
+) -> DuplicateReport:
     """`cluster`: run the k-NN search's cells on this Ray cluster (the same edges and sets)."""
     params = params or dedup.DuplicateParams()
     chosen = find_map(con, map_name)
     ensure_signals(con, db_path, progress)
     started = time.perf_counter()
-    job_params = {"map": chosen.name, "field": chosen.field, "set_id": chosen.set_id,
-                  "model": chosen.params.get("model"), **asdict(params),
-                  "search": {"exact_max": dedup.EXACT_MAX, "cell_size": dedup.CELL_SIZE, "probes": dedup.PROBES}}
+    job_params = {
+        "map": chosen.name,
+        "field": chosen.field,
+        "set_id": chosen.set_id,
+        "model": chosen.params.get("model"),
+        **asdict(params),
+        "search": {"exact_max": dedup.EXACT_MAX, "cell_size": dedup.CELL_SIZE, "probes": dedup.PROBES},
+    }
     with Job(con, "duplicates", job_params, progress) as job:
         steps = 4
         job.report(0, steps, "loading pairs and vectors")
@@ -87,12 +100,16 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, map_
         searched = np.sort(first)
 
         job.report(1, steps, f"searching {len(searched):,} vectors for cosine >= {params.threshold}")
-        i, j, cosine = dedup.near_pairs(vectors if len(searched) == len(vectors) else vectors[searched],
-                                        params.threshold, params.neighbours,
-                                        progress=lambda done, total, message: job.report(1, steps, message),
-                                        mapper=cluster.map if cluster else None)
-        i, j, map_similarity = _candidates(row_of_vector[searched[i]], row_of_vector[searched[j]], cosine,
-                                           pairs["pair_hash"], pairs["prompt_hash"])
+        i, j, cosine = dedup.near_pairs(
+            vectors if len(searched) == len(vectors) else vectors[searched],
+            params.threshold,
+            params.neighbours,
+            progress=lambda done, total, message: job.report(1, steps, message),
+            mapper=cluster.map if cluster else None,
+        )
+        i, j, map_similarity = _candidates(
+            row_of_vector[searched[i]], row_of_vector[searched[j]], cosine, pairs["pair_hash"], pairs["prompt_hash"]
+        )
         missing = np.isnan(map_similarity)
         map_similarity[missing] = _cosines(vectors, vector_of[i[missing]], vector_of[j[missing]])
 
@@ -100,8 +117,9 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, map_
         texts = _Texts(con, ids)
         prompt = _side(con, chosen, "prompt", pairs["prompt_hash"], i, j, map_similarity, ids, texts)
         response = _side(con, chosen, "response", pairs["response_hash"], i, j, map_similarity, ids, texts)
-        duplicate, conflict = dedup.classify(map_similarity if chosen.field == "pair" else None,
-                                             prompt, response, params)
+        duplicate, conflict = dedup.classify(
+            map_similarity if chosen.field == "pair" else None, prompt, response, params
+        )
 
         groups = dedup.number_groups(dedup.components(len(ids), i[duplicate], j[duplicate]), ids)
         kinds = dedup.group_kinds(groups, pairs["pair_hash"])
@@ -113,23 +131,41 @@ def find_duplicates(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, map_
         job.report(3, steps, "saving")
         stored = (groups >= 0) | conflicted
         con.begin()
-        run_id = dup_rows.replace(con, job.id, job_params, {
-            "pair_id": ids[stored], "dup_group": groups[stored], "dup_kind": kinds[stored],
-            "dup_keep": keep[stored], "conflict": conflicted[stored]})
+        run_id = dup_rows.replace(
+            con,
+            job.id,
+            job_params,
+            {
+                "pair_id": ids[stored],
+                "dup_group": groups[stored],
+                "dup_kind": kinds[stored],
+                "dup_keep": keep[stored],
+                "conflict": conflicted[stored],
+            },
+        )
         con.commit()
         grouped = groups >= 0
         report = DuplicateReport(
-            job.id, run_id, chosen.name, chosen.field, len(ids), int((vector_of < 0).sum()),
+            job.id,
+            run_id,
+            chosen.name,
+            chosen.field,
+            len(ids),
+            int((vector_of < 0).sum()),
             len(np.unique(groups[grouped & (kinds == "exact")])),
             len(np.unique(groups[grouped & (kinds == "semantic")])),
-            int(grouped.sum()), int((grouped & ~keep).sum()), int(conflicted.sum()),
-            round(time.perf_counter() - started, 3))
+            int(grouped.sum()),
+            int((grouped & ~keep).sum()),
+            int(conflicted.sum()),
+            round(time.perf_counter() - started, 3),
+        )
         job.counts = asdict(report)
         return report
 
 
-def _candidates(knn_i: np.ndarray, knn_j: np.ndarray, knn_cosine: np.ndarray, pair_hash: np.ndarray,
-                prompt_hash: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _candidates(
+    knn_i: np.ndarray, knn_j: np.ndarray, knn_cosine: np.ndarray, pair_hash: np.ndarray, prompt_hash: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct (i < j) edges from the k-NN search and from equal pair and prompt hashes, with
     the k-NN cosine where the search found the edge (NaN for the others)."""
     parts = [(knn_i, knn_j, knn_cosine)]
@@ -149,7 +185,7 @@ def _cosines(vectors: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.full(len(a), np.nan, dtype=np.float32)
     known = np.flatnonzero((a >= 0) & (b >= 0))
     for start in range(0, len(known), _COSINE_CHUNK):
-        edges = known[start:start + _COSINE_CHUNK]
+        edges = known[start : start + _COSINE_CHUNK]
         out[edges] = np.einsum("ij,ij->i", vectors[a[edges]], vectors[b[edges]])
     return out
 
@@ -169,8 +205,17 @@ class _Texts:
         return {row: self.cache[row][position] for row in rows.tolist()}
 
 
-def _side(con, chosen: map_rows.MapRow, field: str, hashes: np.ndarray, i: np.ndarray, j: np.ndarray,
-          map_similarity: np.ndarray, ids: np.ndarray, texts: _Texts) -> dedup.Side:
+def _side(
+    con,
+    chosen: map_rows.MapRow,
+    field: str,
+    hashes: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    map_similarity: np.ndarray,
+    ids: np.ndarray,
+    texts: _Texts,
+) -> dedup.Side:
     """Equality and similarity of one side of each candidate: the map's cosine when the map
     embeds that side, a sibling set's cosine when the same model embedded it, else words."""
     same = hashes[i] == hashes[j]

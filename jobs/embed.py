@@ -3,6 +3,7 @@
 Batches are committed as they finish (a shard file plus its index rows), so kill -9 and a
 rerun continue where they stopped; pairs embedded before are never embedded again.
 """
+
 from __future__ import annotations
 
 import time
@@ -14,7 +15,6 @@ import duckdb
 from curator import embedding
 from jobs.runner import Job, Progress, no_progress
 from storage import embeddings as vector_rows
-
 
 
 @dataclass
@@ -32,10 +32,18 @@ class EmbedReport:
         return self.embedded / self.seconds if self.seconds else 0.0
 
 
-def embed(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, model: str | None = None,
-          field: str = "prompt", fast: bool = False, batch_size: int = embedding.BATCH_SIZE,
-          commit_every: int = 4096, progress: Progress = no_progress,
-          encoder: embedding.Encoder | None = None) -> EmbedReport:
+def embed(
+    con: duckdb.DuckDBPyConnection,
+    db_path: str | Path,
+    *,
+    model: str | None = None,
+    field: str = "prompt",
+    fast: bool = False,
+    batch_size: int = embedding.BATCH_SIZE,
+    commit_every: int = 4096,
+    progress: Progress = no_progress,
+    encoder: embedding.Encoder | None = None,
+) -> EmbedReport:
     """Embed the pairs missing from the (model, field) set, committing a shard every
     `commit_every` pairs (the resume granularity). `encoder` lets a caller that has already
     loaded the model (the map job) pass it in."""
@@ -44,8 +52,9 @@ def embed(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, model: str | N
     params = {"model": encoder.name, "field": field, "fast": fast, "batch_size": batch_size}
     with Job(con, "embed", params, progress) as job:
         con.begin()
-        set_id, directory = vector_rows.ensure_set(con, vector_rows.vectors_root(db_path), encoder.name,
-                                                   field, encoder.dim)
+        set_id, directory = vector_rows.ensure_set(
+            con, vector_rows.vectors_root(db_path), encoder.name, field, encoder.dim
+        )
         con.commit()
         missing = vector_rows.missing_pair_ids(con, set_id)
         total = con.execute("SELECT count(*) FROM pairs").fetchone()[0]
@@ -53,7 +62,7 @@ def embed(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, model: str | N
         started = time.perf_counter()
         done = 0
         for start in range(0, len(missing), commit_every):
-            ids, prompts, responses = vector_rows.pair_texts(con, missing[start:start + commit_every])
+            ids, prompts, responses = vector_rows.pair_texts(con, missing[start : start + commit_every])
             vectors = encoder.encode(embedding.field_texts(prompts, responses, field), batch_size=batch_size)
             con.begin()
             vector_rows.write_shard(con, set_id, directory, ids, vectors)
@@ -62,6 +71,4 @@ def embed(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, model: str | N
             job.report(done, len(missing), f"{encoder.name} {field}: {done:,}/{len(missing):,}")
             con.commit()
         job.counts = {"embedded": done, "already": already}
-        return EmbedReport(job.id, set_id, encoder.name, field, done, already,
-                           time.perf_counter() - started)
-
+        return EmbedReport(job.id, set_id, encoder.name, field, done, already, time.perf_counter() - started)

@@ -7,6 +7,7 @@
 4. Write the records in a seeded order, then the manifest, which holds no time: the same
    version and seed give byte-identical files.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,7 +29,7 @@ from storage import versions as version_rows
 
 TRAIN, VAL, MANIFEST = "train.jsonl", "val.jsonl", "manifest.json"
 DEFAULT_EVAL_THRESHOLD = 0.9
-EXAMPLES = 5            # removed pairs shown per kind of match
+EXAMPLES = 5  # removed pairs shown per kind of match
 _VECTOR_CHUNK = 100_000  # pairs whose stored vectors are compared at a time (bounded memory)
 
 
@@ -36,9 +37,9 @@ _VECTOR_CHUNK = 100_000  # pairs whose stored vectors are compared at a time (bo
 class ExportOptions:
     format: str = "gpt4all"
     version: str | None = None
-    val_fraction: float = 0.05       # GPT4All's split: 5%, seed 42
+    val_fraction: float = 0.05  # GPT4All's split: 5%, seed 42
     seed: int = 42
-    eval_set: Path | None = None     # None: the default set if present; Path("self-instruct"): fetch it
+    eval_set: Path | None = None  # None: the default set if present; Path("self-instruct"): fetch it
     eval_check: bool = True
     eval_threshold: float = DEFAULT_EVAL_THRESHOLD
 
@@ -57,23 +58,29 @@ class ExportReport:
     manifest: dict
 
 
-def export(con: duckdb.DuckDBPyConnection, directory: str | Path, options: ExportOptions,
-           progress: Progress = no_progress) -> ExportReport:
+def export(
+    con: duckdb.DuckDBPyConnection, directory: str | Path, options: ExportOptions, progress: Progress = no_progress
+) -> ExportReport:
     directory = Path(directory)
-    params = {**asdict(options), "eval_set": str(options.eval_set) if options.eval_set else None,
-              "directory": str(directory)}
+    params = {
+        **asdict(options),
+        "eval_set": str(options.eval_set) if options.eval_set else None,
+        "directory": str(directory),
+    }
     with Job(con, "export", params, progress) as job:
         job.report(0, 1, "selecting pairs")
         version = None
         if options.version is not None:
-            pair_ids = version_rows.pair_ids(con, options.version)   # ValueError for an unknown name
+            pair_ids = version_rows.pair_ids(con, options.version)  # ValueError for an unknown name
             version = version_rows.find(con, options.version)
         else:
             pair_ids = None
         chosen = export_rows.selection(con, pair_ids)
         if pair_ids is not None and len(chosen["id"]) != len(pair_ids):
-            raise ValueError(f"version {options.version!r} names {len(pair_ids) - len(chosen['id']):,} "
-                             "pairs that are no longer in the database")
+            raise ValueError(
+                f"version {options.version!r} names {len(pair_ids) - len(chosen['id']):,} "
+                "pairs that are no longer in the database"
+            )
 
         job.report(0, 1, "checking against the evaluation set")
         contaminated, eval_report = _eval_check(con, chosen, options)
@@ -81,8 +88,9 @@ def export(con: duckdb.DuckDBPyConnection, directory: str | Path, options: Expor
 
         job.report(0, 1, "splitting")
         default_map = map_rows.default(con)
-        strata = (np.where(kept["on_map"], kept["cluster"], np.iinfo(np.int64).min) if default_map
-                  else kept["source_code"])
+        strata = (
+            np.where(kept["on_map"], kept["cluster"], np.iinfo(np.int64).min) if default_map else kept["source_code"]
+        )
         keys = shapes.order_keys(kept["id"], options.seed)
         groups = shapes.leak_groups(kept["prompt_hash"], kept["dup_group"], kept["in_dup_group"])
         is_val = shapes.assign_split(groups, strata, keys, options.val_fraction)
@@ -100,18 +108,29 @@ def export(con: duckdb.DuckDBPyConnection, directory: str | Path, options: Expor
 
         up_to = None if version is None else (version["op_id"] or 0)
         manifest = shapes.build_manifest(
-            fmt=options.format, version=options.version, seed=options.seed,
-            val_fraction=options.val_fraction, selected=len(chosen["id"]), files=files,
-            removed_by_eval_check=int(contaminated.sum()), eval_check=eval_report,
-            multi_turn=int(kept["multi_turn"].sum()), counts=export_rows.counts(con, ids, is_val),
+            fmt=options.format,
+            version=options.version,
+            seed=options.seed,
+            val_fraction=options.val_fraction,
+            selected=len(chosen["id"]),
+            files=files,
+            removed_by_eval_check=int(contaminated.sum()),
+            eval_check=eval_report,
+            multi_turn=int(kept["multi_turn"].sum()),
+            counts=export_rows.counts(con, ids, is_val),
             groups=int(len(np.unique(groups))),
             stratified_by=f"cluster (map {default_map.name})" if default_map else "source (no map)",
-            operations=export_rows.operations(con, up_to), operations_up_to=up_to,
+            operations=export_rows.operations(con, up_to),
+            operations_up_to=up_to,
             signals=export_rows.latest_run_params(con, "signal_runs"),
-            duplicates=export_rows.latest_run_params(con, "duplicate_runs"))
+            duplicates=export_rows.latest_run_params(con, "duplicate_runs"),
+        )
         (directory / MANIFEST).write_bytes(shapes.manifest_bytes(manifest))
-        job.counts = {"train": manifest["pairs"]["train"], "val": manifest["pairs"]["val"],
-                      "removed_by_eval_check": manifest["pairs"]["removed_by_eval_check"]}
+        job.counts = {
+            "train": manifest["pairs"]["train"],
+            "val": manifest["pairs"]["val"],
+            "removed_by_eval_check": manifest["pairs"]["removed_by_eval_check"],
+        }
         job.report(total, total, "done")
         return ExportReport(job.id, directory, manifest)
 
@@ -142,13 +161,14 @@ def _string_bytes(column: pa.Array) -> memoryview:
         column = column.cast(pa.large_string())
     _, offsets, values = column.buffers()
     width = np.int32 if pa.types.is_string(column.type) else np.int64
-    ends = np.frombuffer(offsets, dtype=width)[column.offset:column.offset + len(column) + 1]
+    ends = np.frombuffer(offsets, dtype=width)[column.offset : column.offset + len(column) + 1]
     if values is None:  # every string empty
         return memoryview(b"")
-    return memoryview(values)[int(ends[0]):int(ends[-1])]
+    return memoryview(values)[int(ends[0]) : int(ends[-1])]
 
 
 # --- contamination ---------------------------------------------------------------------------------
+
 
 def _eval_check(con, chosen: dict, options: ExportOptions) -> tuple[np.ndarray, dict]:
     """(mask of the pairs to drop, the manifest's eval_check section)."""
@@ -175,16 +195,17 @@ def _eval_check(con, chosen: dict, options: ExportOptions) -> tuple[np.ndarray, 
     model = embedding.BUNDLED_NAME
     encoder = functools.partial(_encoder, model)
     eval_vectors = functools.cache(
-        lambda: evalset.cached_vectors(prompts, model, lambda texts: encoder().encode(texts)))
+        lambda: evalset.cached_vectors(prompts, model, lambda texts: encoder().encode(texts))
+    )
     scores = np.zeros(len(ids), dtype=np.float32)
     best = np.zeros(len(ids), dtype=np.int64)
     have_vector = np.zeros(len(ids), dtype=bool)
     set_id = export_rows.prompt_vector_set(con, model)
     if set_id is not None:
         for start in range(0, len(ids), _VECTOR_CHUNK):
-            found_ids, vectors = vector_rows.load_vectors(con, set_id, ids[start:start + _VECTOR_CHUNK])
+            found_ids, vectors = vector_rows.load_vectors(con, set_id, ids[start : start + _VECTOR_CHUNK])
             if len(found_ids):
-                where = np.searchsorted(ids, found_ids)   # chosen ids are sorted
+                where = np.searchsorted(ids, found_ids)  # chosen ids are sorted
                 scores[where], best[where] = shapes.best_matches(vectors, eval_vectors())
                 have_vector[where] = True
     without = ids[~have_vector & ~exact]
@@ -195,20 +216,31 @@ def _eval_check(con, chosen: dict, options: ExportOptions) -> tuple[np.ndarray, 
         scores[where], best[where] = shapes.best_matches(encoder().encode(candidate_prompts), eval_vectors())
     semantic = ~exact & (scores >= options.eval_threshold)
 
-    shown = np.concatenate([np.flatnonzero(exact)[:EXAMPLES],
-                            np.flatnonzero(semantic)[np.argsort(scores[semantic], kind="stable")[:EXAMPLES]]])
+    shown = np.concatenate(
+        [
+            np.flatnonzero(exact)[:EXAMPLES],
+            np.flatnonzero(semantic)[np.argsort(scores[semantic], kind="stable")[:EXAMPLES]],
+        ]
+    )
     texts = export_rows.texts_of(con, ids[shown])
-    examples = [{
-        "pair_id": int(ids[i]),
-        "match": "exact" if exact[i] else "semantic",
-        "similarity": 1.0 if exact[i] else round(float(scores[i]), 4),
-        "prompt": _clip(texts[int(ids[i])][0]),
-        "eval_prompt": _clip(prompts[eval_of_hash[int(chosen["prompt_hash"][i])] if exact[i] else int(best[i])]),
-    } for i in shown]
+    examples = [
+        {
+            "pair_id": int(ids[i]),
+            "match": "exact" if exact[i] else "semantic",
+            "similarity": 1.0 if exact[i] else round(float(scores[i]), 4),
+            "prompt": _clip(texts[int(ids[i])][0]),
+            "eval_prompt": _clip(prompts[eval_of_hash[int(chosen["prompt_hash"][i])] if exact[i] else int(best[i])]),
+        }
+        for i in shown
+    ]
     report = {
         "checked": True,
-        "set": {"name": eval_set.path.name, "found": eval_set.origin, "sha256": eval_set.sha256,
-                "prompts": len(prompts)},
+        "set": {
+            "name": eval_set.path.name,
+            "found": eval_set.origin,
+            "sha256": eval_set.sha256,
+            "prompts": len(prompts),
+        },
         "model": model,
         "threshold": options.eval_threshold,
         "removed": int((exact | semantic).sum()),
@@ -219,10 +251,12 @@ def _eval_check(con, chosen: dict, options: ExportOptions) -> tuple[np.ndarray, 
             "without_vectors": len(without),
             "first_pass_candidates_embedded": len(candidates),
         },
-        "method": ("exact: normalized prompt equal to an eval prompt; semantic: cosine >= threshold "
-                   "between prompt vectors, using the stored prompt vectors where they exist; pairs "
-                   "without one are embedded only when their normalized prompt starts with the "
-                   "beginning or ends with the end of an eval prompt (first pass)"),
+        "method": (
+            "exact: normalized prompt equal to an eval prompt; semantic: cosine >= threshold "
+            "between prompt vectors, using the stored prompt vectors where they exist; pairs "
+            "without one are embedded only when their normalized prompt starts with the "
+            "beginning or ends with the end of an eval prompt (first pass)"
+        ),
         "examples": examples,
     }
     return exact | semantic, report
@@ -236,4 +270,4 @@ def _encoder(model: str) -> embedding.Encoder:
 
 
 def _clip(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

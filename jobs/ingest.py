@@ -5,6 +5,7 @@ Each batch of records is committed in one transaction together with the file's c
 the same command resumes after the last committed one. Files are identified by content
 (sha256): ingesting the same bytes again, under any name, is a no-op.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -24,9 +25,9 @@ from storage import rejects as reject_rows
 
 @dataclass(frozen=True)
 class IngestOptions:
-    source: str | None = None          # overrides every record's own source
-    format: str = "auto"               # auto, or one of curator.formats.FORMATS
-    prompt_field: str | None = None    # with response_field: any flat records, these two keys
+    source: str | None = None  # overrides every record's own source
+    format: str = "auto"  # auto, or one of curator.formats.FORMATS
+    prompt_field: str | None = None  # with response_field: any flat records, these two keys
     response_field: str | None = None
     max_record_bytes: int = readers.DEFAULT_MAX_RECORD_BYTES
 
@@ -44,12 +45,12 @@ class IngestOptions:
 @dataclass
 class FileReport:
     path: str
-    status: str                  # ingested | resumed | already ingested | failed
+    status: str  # ingested | resumed | already ingested | failed
     format: str | None = None
     pairs: int = 0
     rejects: int = 0
     duplicates: int = 0
-    note: str | None = None      # why it failed, or where it was already ingested from
+    note: str | None = None  # why it failed, or where it was already ingested from
 
 
 @dataclass
@@ -61,8 +62,13 @@ class IngestReport:
         return sum(getattr(f, name) for f in self.files)
 
 
-def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], options: IngestOptions,
-           progress: Progress = no_progress, batch_records: int = readers.BATCH_RECORDS) -> IngestReport:
+def ingest(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[str | Path],
+    options: IngestOptions,
+    progress: Progress = no_progress,
+    batch_records: int = readers.BATCH_RECORDS,
+) -> IngestReport:
     paths = [Path(p) for p in paths]
     params = {"paths": [str(p) for p in paths], **options.reading()}
     with Job(con, "ingest", params, progress) as job:
@@ -70,8 +76,7 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], options: Ing
         total_bytes = sum(p.stat().st_size for p in paths if p.is_file())
         done_bytes = 0
         for path in paths:
-            file_report = _ingest_file(con, job, path, options, batch_records,
-                                       done_bytes, total_bytes)
+            file_report = _ingest_file(con, job, path, options, batch_records, done_bytes, total_bytes)
             report.files.append(file_report)
             done_bytes += path.stat().st_size if path.is_file() else 0
             job.counts = {
@@ -85,8 +90,9 @@ def ingest(con: duckdb.DuckDBPyConnection, paths: list[str | Path], options: Ing
     return report
 
 
-def _ingest_file(con, job: Job, path: Path, options: IngestOptions, batch_records: int,
-                 done_bytes: int, total_bytes: int) -> FileReport:
+def _ingest_file(
+    con, job: Job, path: Path, options: IngestOptions, batch_records: int, done_bytes: int, total_bytes: int
+) -> FileReport:
     shown = str(path)
     if not path.is_file():
         return FileReport(shown, "failed", note="no such file")
@@ -105,15 +111,20 @@ def _ingest_file(con, job: Job, path: Path, options: IngestOptions, batch_record
         status = "ingested"
     else:
         if row.options != options.reading():
-            return FileReport(shown, "failed", note=(
-                f"this file was partly ingested by job {row.job_id} with other options "
-                f"({_describe(row.options)}); rerun with those options to resume it"))
+            return FileReport(
+                shown,
+                "failed",
+                note=(
+                    f"this file was partly ingested by job {row.job_id} with other options "
+                    f"({_describe(row.options)}); rerun with those options to resume it"
+                ),
+            )
         file_rows.take_over(con, row.id, job.id, shown)
         status = "resumed"
-    report = FileReport(shown, status, row.format,
-                        note=f"resumed after line {row.resume_line:,}" if status == "resumed" else None)
-    args = (path, row.resume_line, row.resume_offset, options, row.format,
-            path.name.split(".")[0], batch_records)
+    report = FileReport(
+        shown, status, row.format, note=f"resumed after line {row.resume_line:,}" if status == "resumed" else None
+    )
+    args = (path, row.resume_line, row.resume_offset, options, row.format, path.name.split(".")[0], batch_records)
     # Reading and converting batch k+1 (Python) overlaps inserting batch k (DuckDB, which
     # releases the GIL). A child process instead of a thread was measured slower: pickling
     # the Arrow batches across costs more than the GIL contention it avoids.
@@ -121,8 +132,9 @@ def _ingest_file(con, job: Job, path: Path, options: IngestOptions, batch_record
         con.begin()
         pair_rows.insert(con, sha, row.id, job.id, batch.pairs)
         reject_rows.insert(con, job.id, row.id, shown, batch.reject_lines, batch.reasons, batch.raws)
-        file_rows.checkpoint(con, row.id, batch.format, batch.line, batch.offset,
-                             batch.pairs.num_rows, len(batch.reject_lines))
+        file_rows.checkpoint(
+            con, row.id, batch.format, batch.line, batch.offset, batch.pairs.num_rows, len(batch.reject_lines)
+        )
         report.pairs += batch.pairs.num_rows
         report.rejects += len(batch.reject_lines)
         report.format = batch.format
@@ -136,6 +148,7 @@ def _ingest_file(con, job: Job, path: Path, options: IngestOptions, batch_record
 @dataclass
 class ConvertedBatch:
     """One batch as the writing side needs it: pairs, rejects and the checkpoint after them."""
+
     pairs: pa.Table
     reject_lines: list[int]
     reasons: list[str]
@@ -146,17 +159,28 @@ class ConvertedBatch:
     progress: int
 
 
-def converted_batches(path: Path, start_line: int, start_offset: int, options: IngestOptions,
-                      fmt: str | None, default_source: str, batch_records: int
-                      ) -> Iterator[ConvertedBatch]:
+def converted_batches(
+    path: Path,
+    start_line: int,
+    start_offset: int,
+    options: IngestOptions,
+    fmt: str | None,
+    default_source: str,
+    batch_records: int,
+) -> Iterator[ConvertedBatch]:
     """Read one file from a checkpoint on and convert it, batch by batch."""
     converter = _Converter(options, fmt, default_source)
-    for batch in readers.read_batches(path, start_line=start_line, start_offset=start_offset,
-                                      max_record_bytes=options.max_record_bytes,
-                                      batch_records=batch_records):
+    for batch in readers.read_batches(
+        path,
+        start_line=start_line,
+        start_offset=start_offset,
+        max_record_bytes=options.max_record_bytes,
+        batch_records=batch_records,
+    ):
         table, (lines, reasons, raws) = converter.convert(batch)
-        converted = ConvertedBatch(table, lines, reasons, raws, converter.format,
-                                   batch.line, batch.offset, batch.progress)
+        converted = ConvertedBatch(
+            table, lines, reasons, raws, converter.format, batch.line, batch.offset, batch.progress
+        )
         del batch  # its parsed records are most of ingest's memory: drop them before waiting
         yield converted
 
@@ -204,11 +228,18 @@ class _Converter:
                 models.append(pair.model)
                 finish_reasons.append(pair.finish_reason)
         table = pa.Table.from_arrays(
-            [pa.array(lines, pa.int64()), pa.array(indexes, pa.int32()), pa.array(prompts, pa.string()),
-             pa.array(responses, pa.string()), pa.array(messages, pa.string()),
-             pa.array(sources, pa.string()), pa.array(models, pa.string()),
-             pa.array(finish_reasons, pa.string())],
-            schema=pair_rows.BATCH_SCHEMA)
+            [
+                pa.array(lines, pa.int64()),
+                pa.array(indexes, pa.int32()),
+                pa.array(prompts, pa.string()),
+                pa.array(responses, pa.string()),
+                pa.array(messages, pa.string()),
+                pa.array(sources, pa.string()),
+                pa.array(models, pa.string()),
+                pa.array(finish_reasons, pa.string()),
+            ],
+            schema=pair_rows.BATCH_SCHEMA,
+        )
         return table, (reject_lines, reasons, raws)
 
     @staticmethod
@@ -217,8 +248,8 @@ class _Converter:
         if fmt is None and isinstance(value, dict):
             keys = ", ".join(sorted(map(str, value))[:8])
             raise formats.RecordError(
-                f"no known format has these keys ({keys}); use --format, or --prompt-field "
-                "and --response-field")
+                f"no known format has these keys ({keys}); use --format, or --prompt-field and --response-field"
+            )
         return fmt
 
 

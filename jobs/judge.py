@@ -7,6 +7,7 @@ retries them (a verdict without a readable score is retried like a malformed bod
 batch of verdicts is stored in one transaction with its rows' `done`, so a kill -9 loses only
 verdicts not yet committed and a rerun asks no pair whose score is stored.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 import duckdb
 import pyarrow as pa
 
-from curator import distill, judge as judging
+from curator import distill
+from curator import judge as judging
 from curator.judge import PairText
 from jobs import request_pool
 from jobs.request_pool import Outcome, RequestOptions
@@ -30,10 +32,10 @@ PAGE = 2048  # pairs read from the database at a time
 
 @dataclass(frozen=True)
 class JudgeOptions(RequestOptions):
-    max_tokens: int = 128                  # a score and one line
-    temperature: float | None = 0.0        # the same pair gets the same verdict
+    max_tokens: int = 128  # a score and one line
+    temperature: float | None = 0.0  # the same pair gets the same verdict
     rubric: str = judging.DEFAULT_RUBRIC
-    limit: int | None = None               # judge at most this many pairs now (a rerun continues)
+    limit: int | None = None  # judge at most this many pairs now (a rerun continues)
 
     def __post_init__(self):
         super().__post_init__()
@@ -47,44 +49,64 @@ class JudgeReport:
     job_id: int
     run_id: int
     model: str
-    status: str = "new"        # new | resumed | nothing to do
-    pairs: int = 0             # in the run (not deleted)
-    already: int = 0           # scored by earlier runs
-    judged: int = 0            # scored now
-    failed: int = 0            # given up on now (error recorded on the pair's row)
-    pending: int = 0           # left unasked (--limit, interrupted or aborted)
-    errors: int = 0            # failed requests and unreadable verdicts, retried ones included
+    status: str = "new"  # new | resumed | nothing to do
+    pairs: int = 0  # in the run (not deleted)
+    already: int = 0  # scored by earlier runs
+    judged: int = 0  # scored now
+    failed: int = 0  # given up on now (error recorded on the pair's row)
+    pending: int = 0  # left unasked (--limit, interrupted or aborted)
+    errors: int = 0  # failed requests and unreadable verdicts, retried ones included
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost: float | None = 0.0   # USD by the price table; None when the model has no price
+    cost: float | None = 0.0  # USD by the price table; None when the model has no price
     seconds: float = 0.0
-    mean_score: float | None = None                           # of every score the run has stored
-    histogram: dict[int, int] = field(default_factory=dict)   # score -> pairs, the same scores
+    mean_score: float | None = None  # of every score the run has stored
+    histogram: dict[int, int] = field(default_factory=dict)  # score -> pairs, the same scores
 
 
-def judge(con: duckdb.DuckDBPyConnection, options: JudgeOptions, prices: dict | None = None,
-          progress: Progress = no_progress) -> JudgeReport:
+def judge(
+    con: duckdb.DuckDBPyConnection, options: JudgeOptions, prices: dict | None = None, progress: Progress = no_progress
+) -> JudgeReport:
     """Rate every pair (not deleted) that this judge run has not scored yet."""
     base_url = request_pool.resolved_base_url(options)
     client = request_pool.client(base_url, options)
     local = distill.is_loopback(base_url)
     prices = distill.DEFAULT_PRICES if prices is None else prices
     settings = {"max_tokens": options.max_tokens, "temperature": options.temperature}
-    params = {"model": options.model, "base_url": distill.public_url(base_url), **settings,
-              "rubric_sha256": hashlib.sha256(options.rubric.encode()).hexdigest(),
-              "concurrency": options.concurrency, "timeout": options.timeout, "limit": options.limit,
-              **asdict(options.policy)}
+    params = {
+        "model": options.model,
+        "base_url": distill.public_url(base_url),
+        **settings,
+        "rubric_sha256": hashlib.sha256(options.rubric.encode()).hexdigest(),
+        "concurrency": options.concurrency,
+        "timeout": options.timeout,
+        "limit": options.limit,
+        **asdict(options.policy),
+    }
     identity = judging.run_identity(options.model, options.rubric, options.max_tokens, options.temperature)
     with Job(con, "judge", params, progress) as job:
         con.begin()
-        run_id, existed = quality_rows.ensure_run(con, "judge", identity, options.model,
-                                                  {**settings, "rubric": options.rubric}, job.id,
-                                                  distill.public_url(base_url), local)
+        run_id, existed = quality_rows.ensure_run(
+            con,
+            "judge",
+            identity,
+            options.model,
+            {**settings, "rubric": options.rubric},
+            job.id,
+            distill.public_url(base_url),
+            local,
+        )
         judge_rows.queue(con, run_id)
         counts = judge_rows.counts(con, run_id)
         con.commit()
-        report = JudgeReport(job.id, run_id, options.model, "resumed" if existed else "new",
-                             pairs=sum(counts.values()), already=counts["done"])
+        report = JudgeReport(
+            job.id,
+            run_id,
+            options.model,
+            "resumed" if existed else "new",
+            pairs=sum(counts.values()),
+            already=counts["done"],
+        )
         if report.pairs == 0:
             raise ValueError("no pairs to judge: `curator ingest` some first")
         if report.already == report.pairs:
@@ -103,43 +125,86 @@ def judge(con: duckdb.DuckDBPyConnection, options: JudgeOptions, prices: dict | 
 
 
 def _job_counts(report: JudgeReport) -> dict:
-    return {k: getattr(report, k) for k in ("pairs", "already", "judged", "failed", "pending", "errors",
-                                             "prompt_tokens", "completion_tokens", "cost", "mean_score")}
+    return {
+        k: getattr(report, k)
+        for k in (
+            "pairs",
+            "already",
+            "judged",
+            "failed",
+            "pending",
+            "errors",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost",
+            "mean_score",
+        )
+    }
 
 
-def _judge_pairs(con, job: Job, client, run_id: int, options: JudgeOptions, local: bool, prices: dict,
-                 report: JudgeReport, started: float) -> None:
+def _judge_pairs(
+    con,
+    job: Job,
+    client,
+    run_id: int,
+    options: JudgeOptions,
+    local: bool,
+    prices: dict,
+    report: JudgeReport,
+    started: float,
+) -> None:
     todo = report.pairs - report.already
     total = todo if options.limit is None else min(todo, options.limit)
 
     def store(batch: list[Outcome[PairText]]) -> None:
         judge_rows.record(con, run_id, _results(batch, options.model))
         _add_to_report(report, batch, local, prices)
-        job.report(report.judged + report.failed, total, distill.progress_message(
-            report.judged, report.failed, report.errors, report.completion_tokens,
-            time.monotonic() - started, report.cost))
+        job.report(
+            report.judged + report.failed,
+            total,
+            distill.progress_message(
+                report.judged,
+                report.failed,
+                report.errors,
+                report.completion_tokens,
+                time.monotonic() - started,
+                report.cost,
+            ),
+        )
 
-    pairs = request_pool.keyset_pages(lambda after, limit: judge_rows.todo(con, run_id, after, limit),
-                                      lambda pair: pair.pair_id, PAGE)
-    request_pool.ask_all(con, client, itertools.islice(pairs, total), lambda pair: judging.request_messages(
-        options.rubric, pair), options, store, validate=lambda answer: judging.parse_verdict(answer.response))
+    pairs = request_pool.keyset_pages(
+        lambda after, limit: judge_rows.todo(con, run_id, after, limit), lambda pair: pair.pair_id, PAGE
+    )
+    request_pool.ask_all(
+        con,
+        client,
+        itertools.islice(pairs, total),
+        lambda pair: judging.request_messages(options.rubric, pair),
+        options,
+        store,
+        validate=lambda answer: judging.parse_verdict(answer.response),
+    )
 
 
 def _results(outcomes: list[Outcome[PairText]], requested_model: str) -> pa.Table:
-    return pa.Table.from_pydict({
-        "pair_id": [o.item.pair_id for o in outcomes],
-        "status": ["done" if o.answer else "failed" for o in outcomes],
-        "attempts": [o.tries for o in outcomes],
-        "score": [o.verdict.score if o.answer else None for o in outcomes],
-        "reason": [o.verdict.reason if o.answer else None for o in outcomes],
-        "error": [o.error for o in outcomes],
-        # A pair given up on may still have cost tokens (verdicts that could not be read):
-        # they are the requested model's, as no answer said otherwise.
-        "model": [o.answer.model if o.answer else requested_model if o.completion_tokens else None
-                  for o in outcomes],
-        "prompt_tokens": [o.prompt_tokens for o in outcomes],
-        "completion_tokens": [o.completion_tokens for o in outcomes],
-    }, schema=judge_rows.RESULT_SCHEMA)
+    return pa.Table.from_pydict(
+        {
+            "pair_id": [o.item.pair_id for o in outcomes],
+            "status": ["done" if o.answer else "failed" for o in outcomes],
+            "attempts": [o.tries for o in outcomes],
+            "score": [o.verdict.score if o.answer else None for o in outcomes],
+            "reason": [o.verdict.reason if o.answer else None for o in outcomes],
+            "error": [o.error for o in outcomes],
+            # A pair given up on may still have cost tokens (verdicts that could not be read):
+            # they are the requested model's, as no answer said otherwise.
+            "model": [
+                o.answer.model if o.answer else requested_model if o.completion_tokens else None for o in outcomes
+            ],
+            "prompt_tokens": [o.prompt_tokens for o in outcomes],
+            "completion_tokens": [o.completion_tokens for o in outcomes],
+        },
+        schema=judge_rows.RESULT_SCHEMA,
+    )
 
 
 def _add_to_report(report: JudgeReport, outcomes: list[Outcome[PairText]], local: bool, prices: dict) -> None:

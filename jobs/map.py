@@ -5,6 +5,7 @@ the fitted projection (UMAP transform) and given their nearest fitted point's cl
 without moving any existing point; the map counts how many points were placed rather than
 fitted. `rebuild=True` fits again from scratch.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,16 +34,27 @@ class MapReport:
     name: str
     model: str
     fitted: int
-    placed: int          # placed by this run without refitting
+    placed: int  # placed by this run without refitting
     clusters: int
     noise: int
 
 
-def build_map(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, name: str | None = None,
-              field: str = "prompt", model: str | None = None, fast: bool = False,
-              params: projection.MapParams | None = None, rebuild: bool = False,
-              make_default: bool = False, label_model: str | None = None, base_url: str | None = None,
-              progress: Progress = no_progress, cluster: RayCluster | None = None) -> MapReport:
+def build_map(
+    con: duckdb.DuckDBPyConnection,
+    db_path: str | Path,
+    *,
+    name: str | None = None,
+    field: str = "prompt",
+    model: str | None = None,
+    fast: bool = False,
+    params: projection.MapParams | None = None,
+    rebuild: bool = False,
+    make_default: bool = False,
+    label_model: str | None = None,
+    base_url: str | None = None,
+    progress: Progress = no_progress,
+    cluster: RayCluster | None = None,
+) -> MapReport:
     """`label_model`: also have this chat model (any OpenAI-compatible endpoint, `base_url`)
     name the fine clusters; the c-TF-IDF terms stay where it gives no usable answer.
     `cluster`: embed, and place the points outside the fit sample, on this Ray cluster."""
@@ -53,24 +65,54 @@ def build_map(con: duckdb.DuckDBPyConnection, db_path: str | Path, *, name: str 
     mapper = cluster.map if cluster else None
     set_id = embed(con, db_path, field=field, encoder=encoder, progress=progress).set_id
     existing = map_rows.find(con, name)
-    job_params = {"name": name, "field": field, "model": encoder.name, "rebuild": rebuild,
-                  "label_model": label_model, "base_url": base_url, **asdict(params)}
+    job_params = {
+        "name": name,
+        "field": field,
+        "model": encoder.name,
+        "rebuild": rebuild,
+        "label_model": label_model,
+        "base_url": base_url,
+        **asdict(params),
+    }
     with Job(con, "map", job_params, progress) as job:
         if existing is not None and not rebuild:
             if existing.set_id != set_id:
-                raise ValueError(f"map {name!r} was built from other vectors ({existing.params.get('model')}); "
-                                 "use --rebuild to fit it again with this model")
+                raise ValueError(
+                    f"map {name!r} was built from other vectors ({existing.params.get('model')}); "
+                    "use --rebuild to fit it again with this model"
+                )
             report = _place_new_points(con, job, existing, mapper)
         else:
-            report = _fit(con, job, db_path, name, field, set_id, encoder.name, params, make_default,
-                          (label_model, base_url) if label_model else None, mapper)
+            report = _fit(
+                con,
+                job,
+                db_path,
+                name,
+                field,
+                set_id,
+                encoder.name,
+                params,
+                make_default,
+                (label_model, base_url) if label_model else None,
+                mapper,
+            )
         job.counts = asdict(report)
         return report
 
 
-def _fit(con, job: Job, db_path, name: str, field: str, set_id: int, model: str,
-         params: projection.MapParams, make_default: bool, labeller: tuple[str, str | None] | None,
-         mapper: parallel.Mapper | None) -> MapReport:
+def _fit(
+    con,
+    job: Job,
+    db_path,
+    name: str,
+    field: str,
+    set_id: int,
+    model: str,
+    params: projection.MapParams,
+    make_default: bool,
+    labeller: tuple[str, str | None] | None,
+    mapper: parallel.Mapper | None,
+) -> MapReport:
     steps = 5
     job.report(0, steps, "loading vectors")
     pair_ids, vectors = vector_rows.load_vectors(con, set_id)
@@ -78,7 +120,8 @@ def _fit(con, job: Job, db_path, name: str, field: str, set_id: int, model: str,
         raise ValueError(f"a map needs at least 3 pairs; the database has {len(pair_ids)}")
     job.report(1, steps, f"projecting {len(pair_ids):,} points")
     fitted, coords = projection.fit_projection(
-        vectors, params, lambda stage: job.report(1, steps, f"projecting {len(pair_ids):,} points: {stage}"), mapper)
+        vectors, params, lambda stage: job.report(1, steps, f"projecting {len(pair_ids):,} points: {stage}"), mapper
+    )
     job.report(2, steps, "clustering")
     labels = projection.cluster(coords, params)
     parents = projection.coarse_clusters(coords, labels)
@@ -94,13 +137,20 @@ def _fit(con, job: Job, db_path, name: str, field: str, set_id: int, model: str,
     path = _save_projection(db_path, name, fitted)
     con.begin()
     recorded = {"model": model, "label_model": labeller[0] if labeller else None, **asdict(params)}
-    map_id = map_rows.replace(con, name, field, set_id, recorded, str(path),
-                              len(pair_ids), make_default)
+    map_id = map_rows.replace(con, name, field, set_id, recorded, str(path), len(pair_ids), make_default)
     map_rows.add_points(con, map_id, pair_ids, coords, labels, placed=False)
     map_rows.write_clusters(con, map_id, fine_labels, parents, coarse_labels)
     con.commit()
-    return MapReport(job.id, map_id, name, model, len(pair_ids), 0,
-                     len(set(labels.tolist()) - {topics.NOISE}), int((labels == topics.NOISE).sum()))
+    return MapReport(
+        job.id,
+        map_id,
+        name,
+        model,
+        len(pair_ids),
+        0,
+        len(set(labels.tolist()) - {topics.NOISE}),
+        int((labels == topics.NOISE).sum()),
+    )
 
 
 def _place_new_points(con, job: Job, existing: map_rows.MapRow, mapper: parallel.Mapper | None) -> MapReport:
@@ -119,13 +169,21 @@ def _place_new_points(con, job: Job, existing: map_rows.MapRow, mapper: parallel
         map_rows.recount_clusters(con, existing.id)
         con.commit()
     all_clusters = np.concatenate([points["cluster"], clusters]) if len(new_ids) else points["cluster"]
-    return MapReport(job.id, existing.id, existing.name, existing.params.get("model", ""), existing.fitted,
-                     len(new_ids), len(set(all_clusters.tolist()) - {topics.NOISE}),
-                     int((all_clusters == topics.NOISE).sum()))
+    return MapReport(
+        job.id,
+        existing.id,
+        existing.name,
+        existing.params.get("model", ""),
+        existing.fitted,
+        len(new_ids),
+        len(set(all_clusters.tolist()) - {topics.NOISE}),
+        int((all_clusters == topics.NOISE).sum()),
+    )
 
 
-def _llm_labels(texts: list[str], clusters: np.ndarray, term_labels: dict[int, str], model: str,
-                base_url: str | None) -> dict[int, str]:
+def _llm_labels(
+    texts: list[str], clusters: np.ndarray, term_labels: dict[int, str], model: str, base_url: str | None
+) -> dict[int, str]:
     """Fine cluster labels written by a chat model, a few requests at a time; a cluster whose
     request fails or whose answer is unusable keeps its c-TF-IDF label."""
     from concurrent.futures import ThreadPoolExecutor
@@ -133,18 +191,19 @@ def _llm_labels(texts: list[str], clusters: np.ndarray, term_labels: dict[int, s
     import openai
 
     # The key comes from the environment only; local servers ignore it but the client needs one.
-    client = openai.OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "unused-local-key",
-                           timeout=60, max_retries=2)
+    client = openai.OpenAI(
+        base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "unused-local-key", timeout=60, max_retries=2
+    )
 
     def name(cluster: int) -> tuple[int, str | None, str | None]:
         members = np.flatnonzero(clusters == cluster)
         rng = np.random.default_rng([0, cluster + 1])  # the same examples every run
-        examples = [texts[i] for i in rng.choice(members, min(len(members), topics.LLM_LABEL_EXAMPLES),
-                                                  replace=False)]
+        examples = [texts[i] for i in rng.choice(members, min(len(members), topics.LLM_LABEL_EXAMPLES), replace=False)]
         terms = [] if term_labels[cluster].startswith("“") else term_labels[cluster].split(topics.SEPARATOR)
         try:
             answer = client.chat.completions.create(
-                model=model, messages=topics.llm_label_messages(terms, examples), max_tokens=16, temperature=0)
+                model=model, messages=topics.llm_label_messages(terms, examples), max_tokens=16, temperature=0
+            )
         except openai.OpenAIError as err:
             return cluster, None, str(err)
         return cluster, topics.clean_llm_label(answer.choices[0].message.content), None

@@ -7,6 +7,7 @@ read-write connection to the same file in one process. Other selectors are resol
 the write transaction, so the pairs chosen and the pairs changed are the same snapshot.
 Operations are short, so they are recorded in the operations log, not as jobs.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,8 +34,11 @@ FAST_PREFIX = "fast:"  # how embedding sets name model2vec models distilled from
 def _map(con: duckdb.DuckDBPyConnection, name: str | None) -> map_rows.MapRow:
     chosen = map_rows.find(con, name) if name else map_rows.default(con)
     if chosen is None:
-        raise ValueError(f"no map {name!r} (`curator map --name {name}` builds it)" if name
-                         else "this selector needs a map: run `curator map` first")
+        raise ValueError(
+            f"no map {name!r} (`curator map --name {name}` builds it)"
+            if name
+            else "this selector needs a map: run `curator map` first"
+        )
     return chosen
 
 
@@ -42,7 +46,7 @@ def _map(con: duckdb.DuckDBPyConnection, name: str | None) -> map_rows.MapRow:
 def _encoder(model: str) -> embedding.Encoder:
     """The encoder that made a set's vectors, loaded once per process (the web app searches often)."""
     if model.startswith(FAST_PREFIX):
-        return embedding.load_encoder(model[len(FAST_PREFIX):], fast=True)
+        return embedding.load_encoder(model[len(FAST_PREFIX) :], fast=True)
     return embedding.load_encoder(model)
 
 
@@ -89,15 +93,25 @@ def preview(db_path: str | os.PathLike, kind: str, selector: dict | Selector, ta
     con = storage.connect_read_only(db_path)
     try:
         ids = resolve(con, selector)
-        shown_map = (map_rows.find(con, selector.map) if selector.map else map_rows.default(con))
-        return {"kind": kind, "tag": tag, "selector": selector.describe(),
-                **op_rows.preview(con, kind, ids, tag, shown_map.id if shown_map else None)}
+        shown_map = map_rows.find(con, selector.map) if selector.map else map_rows.default(con)
+        return {
+            "kind": kind,
+            "tag": tag,
+            "selector": selector.describe(),
+            **op_rows.preview(con, kind, ids, tag, shown_map.id if shown_map else None),
+        }
     finally:
         con.close()
 
 
-def apply(db_path: str | os.PathLike, kind: str, selector: dict | Selector, *, tag: str | None = None,
-          reason: str | None = None) -> Operation:
+def apply(
+    db_path: str | os.PathLike,
+    kind: str,
+    selector: dict | Selector,
+    *,
+    tag: str | None = None,
+    reason: str | None = None,
+) -> Operation:
     """Tag, untag, delete (soft) or restore the selected pairs; one logged, undoable operation."""
     selector = Selector.from_dict(selector)
     chosen = select(db_path, selector) if selector.kind == "where" else None
@@ -152,8 +166,11 @@ def export_log(db_path: str | os.PathLike, path: str | os.PathLike) -> int:
         operations = op_rows.listing(con)
         with open(partial, "w", encoding="utf-8") as out:
             for op in operations:
-                line = {**asdict(op), "time": op.time.isoformat(),
-                        "pair_ids": op_rows.changed_pair_ids(con, op.id).tolist()}
+                line = {
+                    **asdict(op),
+                    "time": op.time.isoformat(),
+                    "pair_ids": op_rows.changed_pair_ids(con, op.id).tolist(),
+                }
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")
     finally:
         con.close()
@@ -164,6 +181,7 @@ def export_log(db_path: str | os.PathLike, path: str | os.PathLike) -> int:
 @dataclass
 class ReplayReport:
     """One entry per replayed operation: logged id -> new id, kind, pairs logged vs changed here."""
+
     steps: list[dict] = field(default_factory=list)
 
     @property
@@ -198,23 +216,28 @@ def replay(db_path: str | os.PathLike, path: str | os.PathLike) -> ReplayReport:
         every_id = np.unique(np.concatenate([e["pair_ids"] for e in entries])) if entries else np.zeros(0, np.int64)
         missing = op_rows.missing_ids(con, every_id)
         if len(missing):
-            raise ValueError(f"{len(missing):,} pair id(s) of {path} are not in this database (first: "
-                             f"{missing[0]}): replay onto a database that ingested the same files")
+            raise ValueError(
+                f"{len(missing):,} pair id(s) of {path} are not in this database (first: "
+                f"{missing[0]}): replay onto a database that ingested the same files"
+            )
         report, new_ids = ReplayReport(), {}
         con.begin()
         for entry in entries:
             origin = {"replay": {"op": entry["id"], "selector": entry["selector"]}}
             if entry["kind"] == op_rows.UNDO:
                 if entry["undoes"] not in new_ids:
-                    raise ValueError(f"{path}: operation {entry['id']} undoes {entry['undoes']}, "
-                                     "which is not in the log")
+                    raise ValueError(
+                        f"{path}: operation {entry['id']} undoes {entry['undoes']}, which is not in the log"
+                    )
                 op = op_rows.undo(con, op_rows.get(con, new_ids[entry["undoes"]]), origin)
             else:
-                op = op_rows.apply(con, entry["kind"], entry["pair_ids"], origin, tag=entry.get("tag"),
-                                   reason=entry.get("reason"))
+                op = op_rows.apply(
+                    con, entry["kind"], entry["pair_ids"], origin, tag=entry.get("tag"), reason=entry.get("reason")
+                )
             new_ids[entry["id"]] = op.id
-            report.steps.append({"from": entry["id"], "to": op.id, "kind": op.kind,
-                                 "logged": entry["count"], "changed": op.count})
+            report.steps.append(
+                {"from": entry["id"], "to": op.id, "kind": op.kind, "logged": entry["count"], "changed": op.count}
+            )
         con.commit()
         return report
     finally:
@@ -238,7 +261,9 @@ def diff_versions(db_path: str | os.PathLike, a: str, b: str, map_name: str | No
     con = storage.connect_read_only(db_path)
     try:
         shown_map = _map(con, map_name) if map_name else map_rows.default(con)
-        return {"map": shown_map.name if shown_map else None,
-                **version_rows.diff(con, a, b, shown_map.id if shown_map else None)}
+        return {
+            "map": shown_map.name if shown_map else None,
+            **version_rows.diff(con, a, b, shown_map.id if shown_map else None),
+        }
     finally:
         con.close()

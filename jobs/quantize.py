@@ -17,6 +17,7 @@ on it.
 Every file's figures go into quant_report.json in the file's directory, one entry per file
 name, so a directory of q8_0 / q4_1 / adapter files holds one comparable table.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,16 +35,30 @@ from jobs.runner import Job, Progress, no_progress
 
 REPORT_NAME = "quant_report.json"
 REFERENCE_NAME = "ppl_reference.json"
-LOW_GAIN = 0.5   # below this share of the tuning gain kept, the file is flagged
+LOW_GAIN = 0.5  # below this share of the tuning gain kept, the file is flagged
 
 
-def quantize(con: duckdb.DuckDBPyConnection, run_dir: str | Path, out: str | Path, qtype: str, *,
-             adapter_only: bool = False, plain: bool = False, base_gguf: str | Path | None = None,
-             progress: Progress = no_progress) -> dict:
+def quantize(
+    con: duckdb.DuckDBPyConnection,
+    run_dir: str | Path,
+    out: str | Path,
+    qtype: str,
+    *,
+    adapter_only: bool = False,
+    plain: bool = False,
+    base_gguf: str | Path | None = None,
+    progress: Progress = no_progress,
+) -> dict:
     """Write run_dir's model (or adapter) to `out` and return its quant_report.json entry."""
     run_dir, out = Path(run_dir).resolve(), Path(out).resolve()
-    params = {"run": str(run_dir), "out": str(out), "type": None if adapter_only else qtype,
-              "adapter_only": adapter_only, "plain": plain, "base_gguf": str(base_gguf) if base_gguf else None}
+    params = {
+        "run": str(run_dir),
+        "out": str(out),
+        "type": None if adapter_only else qtype,
+        "adapter_only": adapter_only,
+        "plain": plain,
+        "base_gguf": str(base_gguf) if base_gguf else None,
+    }
     with Job(con, "quantize", params, progress) as job:
         job.report(0, 4, f"writing {out.name}")
         began = time.perf_counter()
@@ -60,14 +75,30 @@ def quantize(con: duckdb.DuckDBPyConnection, run_dir: str | Path, out: str | Pat
         reference = _reference(run_dir, encoded)
         job.report(2, 4, f"perplexity of {out.name} (llama.cpp)")
         began = time.perf_counter()
-        model = (evaluation.GgufModel(written.base_gguf, out, n_ctx=max_length) if adapter_only
-                 else evaluation.GgufModel(out, n_ctx=max_length))
+        model = (
+            evaluation.GgufModel(written.base_gguf, out, n_ctx=max_length)
+            if adapter_only
+            else evaluation.GgufModel(out, n_ctx=max_length)
+        )
         measured = evaluation.score_encoded(model, encoded).summary()
-        entry = _entry(run_dir, written, reference, measured, adapter_only, qtype, plain, write_seconds,
-                       time.perf_counter() - began)
+        entry = _entry(
+            run_dir,
+            written,
+            reference,
+            measured,
+            adapter_only,
+            qtype,
+            plain,
+            write_seconds,
+            time.perf_counter() - began,
+        )
         _record(out.parent / REPORT_NAME, out.name, entry)
-        job.counts = {"file": str(out), "size_bytes": entry["size_bytes"], "ppl_file": entry["ppl_file"],
-                      "gain_kept": entry["gain_kept"]}
+        job.counts = {
+            "file": str(out),
+            "size_bytes": entry["size_bytes"],
+            "ppl_file": entry["ppl_file"],
+            "gain_kept": entry["gain_kept"],
+        }
         job.report(4, 4, "done")
         return entry
 
@@ -83,15 +114,26 @@ def _reference(run_dir: Path, encoded: list[training.Encoded]) -> dict:
         if cached.get("key") == key:
             return cached
     base_path = training.read_report(run_dir)["base_path"]
-    reference = {"key": key,
-                 "base": evaluation.score_encoded(evaluation.TorchModel(base_path), encoded).summary(),
-                 "tuned": evaluation.score_encoded(evaluation.TorchModel(str(run_dir)), encoded).summary()}
+    reference = {
+        "key": key,
+        "base": evaluation.score_encoded(evaluation.TorchModel(base_path), encoded).summary(),
+        "tuned": evaluation.score_encoded(evaluation.TorchModel(str(run_dir)), encoded).summary(),
+    }
     path.write_text(json.dumps(reference, indent=2))
     return reference
 
 
-def _entry(run_dir: Path, written: gguf_export.Written, reference: dict, measured: dict, adapter_only: bool,
-           qtype: str, plain: bool, write_seconds: float, measure_seconds: float) -> dict:
+def _entry(
+    run_dir: Path,
+    written: gguf_export.Written,
+    reference: dict,
+    measured: dict,
+    adapter_only: bool,
+    qtype: str,
+    plain: bool,
+    write_seconds: float,
+    measure_seconds: float,
+) -> dict:
     base, tuned = reference["base"], reference["tuned"]
     kept = evaluation.gain_kept(base["ppl_tokens"], tuned["ppl_tokens"], measured["ppl_tokens"])
     if kept is None:
@@ -101,22 +143,29 @@ def _entry(run_dir: Path, written: gguf_export.Written, reference: dict, measure
         if plain:
             warning += ": --plain rounds the tuned tensors onto the 4-bit grid; drop it"
         elif written.requantized_tensors:
-            warning += (f": {written.requantized_tensors} untouched tensors were moved from the base's grid onto "
-                        f"{qtype}; a file of the base's own type copies them losslessly")
+            warning += (
+                f": {written.requantized_tensors} untouched tensors were moved from the base's grid onto "
+                f"{qtype}; a file of the base's own type copies them losslessly"
+            )
     else:
         warning = None
     written_fields = asdict(written)
     written_fields.update(path=str(written.path), base_gguf=str(written.base_gguf))
     return {
         **written_fields,
-        "type": "adapter" if adapter_only else qtype, "plain": plain,
+        "type": "adapter" if adapter_only else qtype,
+        "plain": plain,
         "runs_with": str(written.base_gguf) if adapter_only else None,
         "base_gguf_size_bytes": os.path.getsize(written.base_gguf),
-        "run": str(run_dir), "examples": measured["n"],
-        "ppl_base": base["ppl_tokens"], "ppl_tuned": tuned["ppl_tokens"], "ppl_file": measured["ppl_tokens"],
+        "run": str(run_dir),
+        "examples": measured["n"],
+        "ppl_base": base["ppl_tokens"],
+        "ppl_tuned": tuned["ppl_tokens"],
+        "ppl_file": measured["ppl_tokens"],
         "ppl_mean_clipped": {"base": base["ppl_mean"], "tuned": tuned["ppl_mean"], "file": measured["ppl_mean"]},
         "engines": {"base": base["engine"], "tuned": tuned["engine"], "file": measured["engine"]},
-        "gain_kept": kept, "warning": warning,
+        "gain_kept": kept,
+        "warning": warning,
         "seconds": {"write": round(write_seconds, 2), "measure_file": round(measure_seconds, 2)},
     }
 

@@ -20,6 +20,7 @@ alone writes to the database.
 else is the address of a cluster to join. `workers`: actors (default: one per GPU, else one per
 CPU of the cluster); each gets an equal share of the CPUs, and uses that many threads.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,22 +34,29 @@ import numpy as np
 
 from curator import embedding
 
-RESTARTS = 3           # times an actor's process may die and be restarted
-START_TIMEOUT = 120    # seconds for every worker to start: longer means the cluster is short of CPUs
+RESTARTS = 3  # times an actor's process may die and be restarted
+START_TIMEOUT = 120  # seconds for every worker to start: longer means the cluster is short of CPUs
 SLICES_PER_WORKER = 4  # a chunk of texts is cut into this many slices per actor: the pool stays busy
 
 
 def connect(address: str | None) -> None:
     """Join the cluster at `address`, or start a local instance with this machine's CPUs."""
     import ray
+
     if ray.is_initialized():
         return
     if address in (None, "auto", "local"):
         # Ray turns token authentication on for a local instance (good) and warns that it did
         # on every start (noise on the command's output).
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                 _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+        ray.init(
+            address="local",
+            num_cpus=os.cpu_count(),
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            configure_logging=False,
+        )
     else:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
 
@@ -68,6 +76,7 @@ class _Worker:
         # placed points differently from the local run).
         if shared[0] != self.shared_ref:
             import ray
+
             self.shared_ref, self.shared = shared[0], pickle.loads(ray.get(shared[0]))
         return function(self.shared, piece)
 
@@ -87,8 +96,12 @@ class RayCluster:
         cpus, gpus = int(resources.get("CPU", 1)), resources.get("GPU", 0)
         self.workers = workers or int(gpus) or cpus
         self.cpus_per_worker = max(1, cpus // self.workers)
-        actor = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=min(1.0, gpus / self.workers),
-                           max_restarts=RESTARTS, max_task_retries=RESTARTS)(_Worker)
+        actor = ray.remote(
+            num_cpus=self.cpus_per_worker,
+            num_gpus=min(1.0, gpus / self.workers),
+            max_restarts=RESTARTS,
+            max_task_retries=RESTARTS,
+        )(_Worker)
         self.actors = [actor.remote(self.cpus_per_worker) for _ in range(self.workers)]
         ready, _ = ray.wait([a.pid.remote() for a in self.actors], num_returns=self.workers, timeout=START_TIMEOUT)
         if len(ready) < self.workers:
@@ -96,11 +109,13 @@ class RayCluster:
             raise ValueError(
                 f"only {len(ready)} of {self.workers} Ray workers ({self.cpus_per_worker} CPU"
                 f"{'s' * (self.cpus_per_worker > 1)} each) started in {START_TIMEOUT} s: the cluster has "
-                f"{ray.available_resources().get('CPU', 0):g} of {cpus} CPUs free; ask for fewer --workers")
+                f"{ray.available_resources().get('CPU', 0):g} of {cpus} CPUs free; ask for fewer --workers"
+            )
         self.pool = ActorPool(self.actors)
 
     def map(self, function: Callable[[Any, Any], Any], shared: Any, pieces: Iterable[Any]) -> Iterator[Any]:
         import ray
+
         shared_ref = [ray.put(pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL))]
         # ActorPool.map keeps one piece in flight per actor and yields the results in order.
         yield from self.pool.map(lambda actor, piece: actor.apply.remote(function, shared_ref, piece), pieces)
@@ -110,17 +125,20 @@ class RayCluster:
 
     def worker_pids(self) -> list[int]:
         import ray
+
         return ray.get([a.pid.remote() for a in self.actors])
 
     def close(self) -> None:
         """End the actors (their CPUs and GPUs go back to the cluster); Ray itself stays up."""
         import ray
+
         for actor in self.actors:
             ray.kill(actor)
 
 
 class RayEncoder:
     """An Encoder (curator.embedding's protocol) whose encode() runs on a cluster's actors."""
+
     backend = "ray"
 
     def __init__(self, cluster: RayCluster, model: str | None = None, *, fast: bool = False):
@@ -134,7 +152,7 @@ class RayEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         size = max(1, -(-len(texts) // (self.cluster.workers * SLICES_PER_WORKER)))
-        slices = [texts[i:i + size] for i in range(0, len(texts), size)]
+        slices = [texts[i : i + size] for i in range(0, len(texts), size)]
         parts = self.cluster.map(encode_slice, (self.model, self.fast, batch_size), slices)
         return np.concatenate(list(parts)).astype(np.float32, copy=False)
 

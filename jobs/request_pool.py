@@ -12,6 +12,7 @@ transaction, are what make a rerun ask nothing already stored.
 The API key is read from OPENAI_API_KEY when the client is built and goes nowhere else:
 errors are redacted before they are returned, stored or shown.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,12 +44,13 @@ LOCAL_PLACEHOLDER_KEY = "curator-local-no-key"  # the client needs a key; loopba
 @dataclass(frozen=True)
 class RequestOptions:
     """How requests are sent; the jobs' option classes add what they ask."""
+
     model: str
-    base_url: str | None = None            # None: $OPENAI_BASE_URL, else OpenAI's
+    base_url: str | None = None  # None: $OPENAI_BASE_URL, else OpenAI's
     max_tokens: int = 512
     temperature: float | None = 0.7
     concurrency: int = 8
-    timeout: float = 120.0                 # seconds per request
+    timeout: float = 120.0  # seconds per request
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self):
@@ -68,8 +70,10 @@ def client(base_url: str | None, options: RequestOptions) -> openai.OpenAI:
     key = os.environ.get("OPENAI_API_KEY")
     if not key:
         if not distill.is_loopback(base_url):
-            raise ValueError("set OPENAI_API_KEY (the key is read from the environment only), "
-                             "or use --base-url with a server on this machine")
+            raise ValueError(
+                "set OPENAI_API_KEY (the key is read from the environment only), "
+                "or use --base-url with a server on this machine"
+            )
         key = LOCAL_PLACEHOLDER_KEY
     # Our own retry policy decides (Retry-After, backoff, shrinking): the client's is off.
     return openai.OpenAI(api_key=key, base_url=base_url, timeout=options.timeout, max_retries=0)
@@ -79,13 +83,14 @@ def client(base_url: str | None, options: RequestOptions) -> openai.OpenAI:
 class Outcome(Generic[T]):
     """What one worker got for one item: an answer (and what `validate` made of it), or the
     error it gave up with."""
+
     item: T
     sent: list[dict]
     tries: int
-    errors: int                     # failed requests among the tries
+    errors: int  # failed requests among the tries
     max_tokens: int
     answer: Answer | None = None
-    verdict: object = None          # validate(answer), when a validate was given
+    verdict: object = None  # validate(answer), when a validate was given
     error: str | None = None
     # Tokens of every completion received, rejected ones included: what the API bills.
     prompt_tokens: int = 0
@@ -96,8 +101,15 @@ class RunAborted(Exception):
     """An error every item would hit alike (bad key, unknown model, no quota)."""
 
 
-def _ask(client: openai.OpenAI, item: T, sent: list[dict], options: RequestOptions,
-         validate: Callable[[Answer], object] | None, key: str | None, stop: threading.Event) -> Outcome[T] | None:
+def _ask(
+    client: openai.OpenAI,
+    item: T,
+    sent: list[dict],
+    options: RequestOptions,
+    validate: Callable[[Answer], object] | None,
+    key: str | None,
+    stop: threading.Event,
+) -> Outcome[T] | None:
     """Ask until answered, given up or stopped (None: stopped before an outcome; the item
     stays pending). An answer that `validate` rejects (MalformedAnswer) is retried like a
     malformed body."""
@@ -109,7 +121,8 @@ def _ask(client: openai.OpenAI, item: T, sent: list[dict], options: RequestOptio
         retry_after, body = None, {}
         try:
             raw = client.chat.completions.with_raw_response.create(
-                model=options.model, messages=sent, max_tokens=outcome.max_tokens, **extra)
+                model=options.model, messages=sent, max_tokens=outcome.max_tokens, **extra
+            )
             answer = distill.parse_answer(raw.http_response.content, options.model)
             outcome.prompt_tokens += answer.prompt_tokens or 0
             outcome.completion_tokens += answer.completion_tokens or 0
@@ -144,10 +157,15 @@ def _ask(client: openai.OpenAI, item: T, sent: list[dict], options: RequestOptio
     return None
 
 
-def ask_all(con: duckdb.DuckDBPyConnection, client: openai.OpenAI, items: Iterator[T],
-            messages: Callable[[T], list[dict]], options: RequestOptions,
-            store: Callable[[list[Outcome[T]]], None],
-            validate: Callable[[Answer], object] | None = None) -> None:
+def ask_all(
+    con: duckdb.DuckDBPyConnection,
+    client: openai.OpenAI,
+    items: Iterator[T],
+    messages: Callable[[T], list[dict]],
+    options: RequestOptions,
+    store: Callable[[list[Outcome[T]]], None],
+    validate: Callable[[Answer], object] | None = None,
+) -> None:
     """Ask every item (messages(item) is what is sent) with `options.concurrency` requests in
     flight, and call store(batch) inside a transaction committed right after it. Items come
     from the iterator only as workers free up, so it may read the database a page at a time."""
@@ -189,23 +207,29 @@ def ask_all(con: duckdb.DuckDBPyConnection, client: openai.OpenAI, items: Iterat
                     continue
                 if outcome is not None:
                     arrived.append(outcome)
-            if arrived and (not in_flight or len(arrived) >= COMMIT_OUTCOMES
-                            or time.monotonic() - last_commit >= COMMIT_SECONDS):
+            if arrived and (
+                not in_flight or len(arrived) >= COMMIT_OUTCOMES or time.monotonic() - last_commit >= COMMIT_SECONDS
+            ):
                 commit()
     except BaseException:
         # Interrupted: keep what has arrived, ask nothing more, do not wait for slow requests.
         stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
         _rollback(con)
-        arrived.extend(f.result() for f in in_flight if f.done() and not f.cancelled() and f.exception() is None
-                       and f.result() is not None)
+        arrived.extend(
+            f.result()
+            for f in in_flight
+            if f.done() and not f.cancelled() and f.exception() is None and f.result() is not None
+        )
         if arrived:
             commit()
         raise
     pool.shutdown(wait=True)
     if aborted is not None:
-        raise ValueError(f"stopped: {aborted} (every request would fail alike; what was stored so far is kept, "
-                         "rerun the same command to resume)")
+        raise ValueError(
+            f"stopped: {aborted} (every request would fail alike; what was stored so far is kept, "
+            "rerun the same command to resume)"
+        )
 
 
 def keyset_pages(fetch: Callable[[K | None, int], list[T]], key: Callable[[T], K], page: int) -> Iterator[T]:

@@ -1,4 +1,5 @@
 """The job row's life cycle around a piece of work."""
+
 from __future__ import annotations
 
 import threading
@@ -25,6 +26,7 @@ def no_progress(done: int, total: int, message: str) -> None:
 class Job:
     """`with Job(con, kind, params) as job:` creates the row; leaving the block marks it done
     with job.counts, or failed with the error (the exception still propagates)."""
+
     con: duckdb.DuckDBPyConnection
     kind: str
     params: dict
@@ -32,7 +34,7 @@ class Job:
     counts: dict = field(default_factory=dict)
     id: int = 0
 
-    def __enter__(self) -> "Job":
+    def __enter__(self) -> Job:
         self.id = job_rows.create(self.con, self.kind, self.params)
         return self
 
@@ -96,4 +98,3 @@ def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     finally:
         stop.set()
         thread.join()
-

@@ -4,6 +4,7 @@ Only the run's examples that are pairs in the database are scored (matched on th
 prompt + response hash, as ingest computes pairs.pair_hash); their losses go into one score
 run, and pairs_view shows the latest score run's loss_base and loss_tuned.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,29 +21,39 @@ from storage import training as run_rows
 class ScoreResult:
     job_id: int
     score_run_id: int
-    examples: int          # in the run's data
-    matched: int           # of them, pairs found in the database
-    pairs: int             # stored pairs scored (an example can match several exact duplicates)
-    summary: list[dict]    # per split: pairs, mean loss_base, mean loss_tuned, share improved
+    examples: int  # in the run's data
+    matched: int  # of them, pairs found in the database
+    pairs: int  # stored pairs scored (an example can match several exact duplicates)
+    summary: list[dict]  # per split: pairs, mean loss_base, mean loss_tuned, share improved
 
 
-def score(con: duckdb.DuckDBPyConnection, run_dir: str | Path, *, batch_size: int = 16,
-          progress: Progress = no_progress) -> ScoreResult:
+def score(
+    con: duckdb.DuckDBPyConnection, run_dir: str | Path, *, batch_size: int = 16, progress: Progress = no_progress
+) -> ScoreResult:
     directory = str(Path(run_dir).resolve())
     with Job(con, "score", {"run": directory, "batch_size": batch_size}, progress) as job:
         run = scoring.run_data(directory)
         matches = run_rows.match_pairs(con, [e.prompt for e in run.examples], [e.response for e in run.examples])
         rows = sorted({row for row, _ in matches})
         if not rows:
-            raise ValueError(f"none of the {len(run.examples):,} examples of {directory} is a pair in this "
-                             "database (scoring needs the pairs the export came from)")
+            raise ValueError(
+                f"none of the {len(run.examples):,} examples of {directory} is a pair in this "
+                "database (scoring needs the pairs the export came from)"
+            )
         scores = scoring.score(run, [run.examples[r] for r in rows], batch_size, job.report)
         at = {row: i for i, row in enumerate(rows)}
         kept = [(pair_id, at[row]) for row, pair_id in matches if scores.tokens[at[row]]]
         score_run_id = run_rows.save_scores(
-            con, job.id, directory, run.report["base"], [pair for pair, _ in kept],
-            [run.trained[rows[i]] for _, i in kept], [scores.tokens[i] for _, i in kept],
-            [scores.loss_base[i] for _, i in kept], [scores.loss_tuned[i] for _, i in kept])
+            con,
+            job.id,
+            directory,
+            run.report["base"],
+            [pair for pair, _ in kept],
+            [run.trained[rows[i]] for _, i in kept],
+            [scores.tokens[i] for _, i in kept],
+            [scores.loss_base[i] for _, i in kept],
+            [scores.loss_tuned[i] for _, i in kept],
+        )
         summary = run_rows.score_summary(con, score_run_id)
         pairs = sum(s["pairs"] for s in summary)
         job.counts = {"score_run": score_run_id, "examples": len(run.examples), "matched": len(rows), "pairs": pairs}

@@ -9,6 +9,7 @@ Per batch, the chat template is rendered in Python, then the Rust tokenizer coun
 on a worker thread (it releases the GIL, and uses every core) while the main thread runs
 the text rules and language identification.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,24 +31,37 @@ class SignalReport:
     job_id: int
     run_id: int
     params: SignalParams
-    tokenizer: str       # the tokenizer actually used, as named by chat_tokens
-    computed: int        # pairs computed by this run
-    already: int         # pairs that already had signals under the same thresholds
+    tokenizer: str  # the tokenizer actually used, as named by chat_tokens
+    computed: int  # pairs computed by this run
+    already: int  # pairs that already had signals under the same thresholds
     seconds: float
-    summary: dict        # storage.signals.summary: counts over the pairs not deleted
+    summary: dict  # storage.signals.summary: counts over the pairs not deleted
 
     @property
     def pairs_per_s(self) -> float:
         return self.computed / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict:
-        return {"job_id": self.job_id, "run_id": self.run_id, "params": asdict(self.params),
-                "tokenizer": self.tokenizer, "computed": self.computed, "already": self.already,
-                "seconds": round(self.seconds, 3), "pairs_per_s": round(self.pairs_per_s, 1), **self.summary}
+        return {
+            "job_id": self.job_id,
+            "run_id": self.run_id,
+            "params": asdict(self.params),
+            "tokenizer": self.tokenizer,
+            "computed": self.computed,
+            "already": self.already,
+            "seconds": round(self.seconds, 3),
+            "pairs_per_s": round(self.pairs_per_s, 1),
+            **self.summary,
+        }
 
 
-def compute_signals(db_path: str | Path, params: SignalParams | None = None, progress: Progress | None = None,
-                    *, batch_size: int = BATCH_SIZE) -> SignalReport:
+def compute_signals(
+    db_path: str | Path,
+    params: SignalParams | None = None,
+    progress: Progress | None = None,
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> SignalReport:
     params = params or SignalParams()
     key = params.to_json()
     con = storage.connect(db_path)
@@ -61,7 +75,7 @@ def compute_signals(db_path: str | Path, params: SignalParams | None = None, pro
             done = 0
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokens") as pool:
                 for start in range(0, len(pending), batch_size):
-                    ids = pending[start:start + batch_size]
+                    ids = pending[start : start + batch_size]
                     columns = _batch_signals(signal_rows.pair_inputs(con, ids), params, tokenizer, pool)
                     con.begin()
                     signal_rows.write(con, run_id, ids, columns)
@@ -77,14 +91,16 @@ def compute_signals(db_path: str | Path, params: SignalParams | None = None, pro
         con.close()
 
 
-def _batch_signals(table, params: SignalParams, tokenizer: chat_tokens.ChatTokenizer,
-                   pool: ThreadPoolExecutor) -> dict[str, list]:
+def _batch_signals(
+    table, params: SignalParams, tokenizer: chat_tokens.ChatTokenizer, pool: ThreadPoolExecutor
+) -> dict[str, list]:
     prompts = table.column("prompt").to_pylist()
     responses = table.column("response").to_pylist()
     messages = table.column("messages").to_pylist()
     finish_reasons = table.column("finish_reason").to_pylist()
-    rendered = tokenizer.render_all([chat_tokens.conversation(p, r, m)
-                                     for p, r, m in zip(prompts, responses, messages)])
+    rendered = tokenizer.render_all(
+        [chat_tokens.conversation(p, r, m) for p, r, m in zip(prompts, responses, messages)]
+    )
     counting = pool.submit(tokenizer.count_rendered, *rendered)
     columns = text_signals(prompts, responses, finish_reasons, params)
     columns["lang"] = language.identify(responses, params.lang_min_letters, params.lang_min_confidence)
@@ -93,4 +109,3 @@ def _batch_signals(table, params: SignalParams, tokenizer: chat_tokens.ChatToken
     columns["n_tokens"] = [int(n) if ok else None for n, ok in zip(counts, known)]
     columns["over_length"] = [bool(n > params.max_tokens) if ok else None for n, ok in zip(counts, known)]
     return columns
-

@@ -6,6 +6,7 @@ history), and curator.training.read_report(directory) once it is done. The run h
 database's write lock until then, so the same losses also go to the run folder as they come
 (curator.run_log), where another process can read them during the run.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -24,8 +25,13 @@ class TrainResult:
     report: dict
 
 
-def train(con: duckdb.DuckDBPyConnection, config: training.TrainConfig, *, resume: bool = False,
-          progress: Progress = no_progress) -> TrainResult:
+def train(
+    con: duckdb.DuckDBPyConnection,
+    config: training.TrainConfig,
+    *,
+    resume: bool = False,
+    progress: Progress = no_progress,
+) -> TrainResult:
     """Train config.data into config.out. resume=True continues the run in config.out from its
     last checkpoint (same settings required); the run keeps its train_runs row."""
     params = {**asdict(config), "resume": resume}
@@ -46,6 +52,11 @@ def train(con: duckdb.DuckDBPyConnection, config: training.TrainConfig, *, resum
 
         report = training.train(config, resume=resume, progress=job.report, on_event=record)
         run_rows.finish_run(con, run_id, report)
-        job.counts = {"run": run_id, "steps": report["steps"], "val_loss_initial": report["val_loss_initial"],
-                      "val_loss_final": report["val_loss_final"], "tokens_per_s": report["tokens_per_s"]}
+        job.counts = {
+            "run": run_id,
+            "steps": report["steps"],
+            "val_loss_initial": report["val_loss_initial"],
+            "val_loss_final": report["val_loss_final"],
+            "tokens_per_s": report["tokens_per_s"],
+        }
         return TrainResult(job.id, run_id, report)

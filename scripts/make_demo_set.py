@@ -6,6 +6,7 @@ Answers curator.demo's prompts with the bundled SmolLM2-135M-Instruct through `c
 distill` against the local llama.cpp server (jobs/demo.py `regenerate`). Resumable: stop it
 and run it again, answers already stored in DIR/demo-generation.duckdb are kept. Offline.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,12 @@ class LogProgress:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, default=cache_dir() / "demo-generation",
-                        help="scratch folder: prompt files and the resumable generation database")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=cache_dir() / "demo-generation",
+        help="scratch folder: prompt files and the resumable generation database",
+    )
     parser.add_argument("--n-parallel", type=int, default=4, help="server slots and requests in flight")
     parser.add_argument("--out", type=Path, default=demo_job.DEMO_FILE)
     args = parser.parse_args()

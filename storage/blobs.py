@@ -1,4 +1,5 @@
 """What the blob report reads: per cluster and per source counts, and samples of members."""
+
 from __future__ import annotations
 
 import duckdb
@@ -31,8 +32,11 @@ members AS (
 
 def group_counts(con: duckdb.DuckDBPyConnection, map_id: int) -> list[dict]:
     """kind, key, size, response word quartiles (q1, q3), share of each signal, mean IFD and
-    judge score (NULL when unscored), label and the largest sources, per group. A source's label is that of the cluster holding most of it."""
-    cursor = con.execute(_MEMBERS + """
+    judge score (NULL when unscored), label and the largest sources, per group. A source's label
+    is that of the cluster holding most of it."""
+    cursor = con.execute(
+        _MEMBERS
+        + """
         , counts AS (
             SELECT kind, "key", count(*) AS size,
                    quantile_cont(words, 0.25) AS q1, quantile_cont(words, 0.75) AS q3,
@@ -62,7 +66,9 @@ def group_counts(con: duckdb.DuckDBPyConnection, map_id: int) -> list[dict]:
         LEFT JOIN clusters l ON l.map_id = $map AND l.level = 'fine'
               AND l.id = CASE WHEN c.kind = 'cluster' THEN c."key"::INTEGER ELSE sc.cluster END
         ORDER BY c.kind, c."key"
-        """, {"map": map_id})
+        """,
+        {"map": map_id},
+    )
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
@@ -71,7 +77,9 @@ def samples(con: duckdb.DuckDBPyConnection, map_id: int, vectors: int, texts: in
     """Up to `vectors` member ids per group (the same ones on every run: ordered by a hash of the
     id), with prompt and response for the first `texts` of them (None beyond). Lists, but the
     ids: a numpy array."""
-    table = con.execute(_MEMBERS + """
+    table = con.execute(
+        _MEMBERS
+        + """
         SELECT m.kind, m."key", m.id,
                CASE WHEN m.rank <= $texts THEN p.prompt END AS prompt,
                CASE WHEN m.rank <= $texts THEN p.response END AS response
@@ -80,6 +88,10 @@ def samples(con: duckdb.DuckDBPyConnection, map_id: int, vectors: int, texts: in
         JOIN pairs p ON p.id = m.id
         WHERE m.rank <= $vectors
         ORDER BY m.kind, m."key", m.rank
-        """, {"map": map_id, "vectors": vectors, "texts": texts}).to_arrow_table()
-    return {name: table.column(name).to_numpy() if name == "id" else table.column(name).to_pylist()
-            for name in table.column_names}
+        """,
+        {"map": map_id, "vectors": vectors, "texts": texts},
+    ).to_arrow_table()
+    return {
+        name: table.column(name).to_numpy() if name == "id" else table.column(name).to_pylist()
+        for name in table.column_names
+    }

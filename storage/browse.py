@@ -1,4 +1,5 @@
 """What the web app reads: map points with their colouring columns, pairs by id, breakdowns."""
+
 from __future__ import annotations
 
 import duckdb
@@ -21,6 +22,7 @@ SCORE_COLUMNS = [*LOSS_COLUMNS, "ifd"]
 def is_score(column: str) -> bool:
     """A continuous score: coloured in quintiles, filtered by a range."""
     return column in SCORE_COLUMNS or column.startswith(concept_rows.COLUMN_PREFIX)
+
 
 # What jobs decide (coordinates, topics, sources, signals, duplicate groups, losses): changes only
 # when a job finishes, so the app reads it once per job. What operations decide (deleted,
@@ -50,7 +52,7 @@ def map_points(con: duckdb.DuckDBPyConnection, map_id: int) -> pd.DataFrame:
     nullable = {}
     for field in table.schema:
         kind = frame[field.name].dtype
-        if pa.types.is_boolean(field.type) and kind == object:
+        if pa.types.is_boolean(field.type) and kind == object:  # noqa: E721 (a numpy dtype's ==, not a type comparison)
             nullable[field.name] = "boolean"
         elif pa.types.is_integer(field.type) and kind.kind == "f":
             nullable[field.name] = "Int64"
@@ -78,8 +80,7 @@ def _register_ids(con: duckdb.DuckDBPyConnection, ids: np.ndarray) -> None:
     con.register("chosen_ids", pa.table({"id": pa.array(np.asarray(ids, dtype=np.int64))}))
 
 
-def pairs_by_ids(con: duckdb.DuckDBPyConnection, ids: np.ndarray, limit: int, keep_order: bool = False
-                 ) -> pd.DataFrame:
+def pairs_by_ids(con: duckdb.DuckDBPyConnection, ids: np.ndarray, limit: int, keep_order: bool = False) -> pd.DataFrame:
     """Up to `limit` of the chosen pairs, whole, in id order (or in the order given), with
     their quality scores.
 
@@ -108,8 +109,9 @@ def pairs_by_ids(con: duckdb.DuckDBPyConnection, ids: np.ndarray, limit: int, ke
         con.unregister("chosen_ids")
 
 
-def ids_by_score(con: duckdb.DuckDBPyConnection, ids: np.ndarray, column: str, limit: int,
-                 descending: bool) -> np.ndarray:
+def ids_by_score(
+    con: duckdb.DuckDBPyConnection, ids: np.ndarray, column: str, limit: int, descending: bool
+) -> np.ndarray:
     """Up to `limit` of the chosen ids, highest (or lowest) `column` first; unscored ones last.
     `column` must be one of pairs_view's score columns (checked: it is spliced into the SQL)."""
     allowed = {*SCORE_COLUMNS, *QUALITY_COLUMNS, *concept_rows.columns(con)} - {"loss_change"}
@@ -118,9 +120,10 @@ def ids_by_score(con: duckdb.DuckDBPyConnection, ids: np.ndarray, column: str, l
     _register_ids(con, ids)
     try:
         return con.execute(
-            f'SELECT v.id FROM pairs_view v JOIN chosen_ids USING (id) '
+            f"SELECT v.id FROM pairs_view v JOIN chosen_ids USING (id) "
             f'ORDER BY v."{column}" {"DESC" if descending else "ASC"} NULLS LAST, v.id LIMIT ?',
-            [limit]).fetchnumpy()["id"]
+            [limit],
+        ).fetchnumpy()["id"]
     finally:
         con.unregister("chosen_ids")
 
@@ -136,8 +139,9 @@ def breakdown(con: duckdb.DuckDBPyConnection, ids: np.ndarray) -> dict[str, list
                 FROM pairs_view v JOIN chosen_ids USING (id) GROUP BY 1 ORDER BY n DESC, 1 LIMIT 20
             """).fetchall()
         counts = ", ".join(f'count(*) FILTER (WHERE v."{s}") AS "{s}"' for s in SIGNAL_COLUMNS)
-        row = con.execute(f"SELECT count(*) FILTER (WHERE v.deleted), {counts} "
-                          "FROM pairs_view v JOIN chosen_ids USING (id)").fetchone()
+        row = con.execute(
+            f"SELECT count(*) FILTER (WHERE v.deleted), {counts} FROM pairs_view v JOIN chosen_ids USING (id)"
+        ).fetchone()
         out["signal"] = [(name, n) for name, n in zip(["deleted", *SIGNAL_COLUMNS], row) if n]
         return out
     finally:
@@ -147,17 +151,21 @@ def breakdown(con: duckdb.DuckDBPyConnection, ids: np.ndarray) -> dict[str, list
 def keyword_hits(con: duckdb.DuckDBPyConnection, text: str, limit: int) -> np.ndarray:
     """Ids of pairs whose prompt or response contains `text`, case-insensitively."""
     pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    rows = con.execute("""
+    rows = con.execute(
+        """
         SELECT id FROM pairs WHERE prompt ILIKE ? ESCAPE '\\' OR response ILIKE ? ESCAPE '\\'
         ORDER BY id LIMIT ?
-    """, [pattern, pattern, limit]).fetchall()
+    """,
+        [pattern, pattern, limit],
+    ).fetchall()
     return np.array([r[0] for r in rows], dtype=np.int64)
 
 
 def cluster_table(con: duckdb.DuckDBPyConnection, map_id: int) -> pd.DataFrame:
     """One row per fine cluster of a map: label, parent, size, kept, signal rates, top sources."""
     rates = ", ".join(f'avg(v."{s}"::INT) AS "{s}"' for s in SIGNAL_COLUMNS)
-    return con.execute(f"""
+    return con.execute(
+        f"""
         SELECT c.id AS cluster, c.label, c.parent, c.size,
                count(*) FILTER (WHERE NOT v.deleted) AS kept, {rates}, c.top_sources
         FROM clusters c
@@ -165,22 +173,33 @@ def cluster_table(con: duckdb.DuckDBPyConnection, map_id: int) -> pd.DataFrame:
         JOIN pairs_view v ON v.id = mp.pair_id
         WHERE c.map_id = ? AND c.level = 'fine'
         GROUP BY ALL ORDER BY c.size DESC, c.id
-    """, [map_id]).df()
+    """,
+        [map_id],
+    ).df()
 
 
 def pair_preview(con: duckdb.DuckDBPyConnection, pair_id: int, map_id: int, chars: int) -> dict | None:
     """What the map shows when the pointer rests on a pair: source, topic on that map, deleted,
     and the first `chars` characters of prompt and response (never the whole texts)."""
-    row = con.execute("""
+    row = con.execute(
+        """
         SELECT p.id, p.source, coalesce(c.label, 'noise'), p.deleted_op IS NOT NULL,
                left(p.prompt, ?), length(p.prompt) > ?, left(p.response, ?), length(p.response) > ?
         FROM pairs p
         LEFT JOIN map_points mp ON mp.map_id = ? AND mp.pair_id = p.id
         LEFT JOIN clusters c ON c.map_id = mp.map_id AND c.level = 'fine' AND c.id = mp.cluster
         WHERE p.id = ?
-    """, [chars, chars, chars, chars, map_id, pair_id]).fetchone()
+    """,
+        [chars, chars, chars, chars, map_id, pair_id],
+    ).fetchone()
     if row is None:
         return None
     pair_id, source, topic, deleted, prompt, prompt_cut, response, response_cut = row
-    return {"id": str(pair_id), "source": source, "topic": topic, "deleted": deleted,
-            "prompt": prompt + ("…" if prompt_cut else ""), "response": response + ("…" if response_cut else "")}
+    return {
+        "id": str(pair_id),
+        "source": source,
+        "topic": topic,
+        "deleted": deleted,
+        "prompt": prompt + ("…" if prompt_cut else ""),
+        "response": response + ("…" if response_cut else ""),
+    }

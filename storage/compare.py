@@ -1,5 +1,6 @@
 """What `curator compare` reads and writes: the reserved selections as versions, the prompts
 that must stay out of training, and the comparisons recorded as jobs."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,10 @@ def snapshot(con: duckdb.DuckDBPyConnection, name: str) -> dict:
     include_deleted = name == "@all"
     existing = version_rows.find(con, name)
     if existing is not None and existing["note"] != note:
-        raise ValueError(f"version {name!r} was made by hand; {name} is reserved by curator compare "
-                         f"({RESERVED[name]}): rename that version to use it")
+        raise ValueError(
+            f"version {name!r} was made by hand; {name} is reserved by curator compare "
+            f"({RESERVED[name]}): rename that version to use it"
+        )
     where = "" if include_deleted else "WHERE deleted_op IS NULL"
     now = con.execute(f"SELECT id FROM pairs {where} ORDER BY id").fetchnumpy()["id"]
     if existing is not None and np.array_equal(version_rows.pair_ids(con, name), now):
@@ -37,12 +40,13 @@ def snapshot(con: duckdb.DuckDBPyConnection, name: str) -> dict:
         if existing is not None:
             con.execute("DELETE FROM version_pairs WHERE version_id = ?", [existing["id"]])
             con.execute("DELETE FROM versions WHERE id = ?", [existing["id"]])
-        made = version_rows.create(con, name, note)   # the kept pairs
+        made = version_rows.create(con, name, note)  # the kept pairs
         if include_deleted:
-            con.execute("INSERT INTO version_pairs SELECT ?, id FROM pairs WHERE deleted_op IS NOT NULL",
-                        [made["id"]])
-            con.execute("UPDATE versions SET pairs = (SELECT count(*) FROM version_pairs WHERE version_id = $v) "
-                        "WHERE id = $v", {"v": made["id"]})
+            con.execute("INSERT INTO version_pairs SELECT ?, id FROM pairs WHERE deleted_op IS NOT NULL", [made["id"]])
+            con.execute(
+                "UPDATE versions SET pairs = (SELECT count(*) FROM version_pairs WHERE version_id = $v) WHERE id = $v",
+                {"v": made["id"]},
+            )
         con.commit()
     except BaseException:
         con.rollback()
@@ -73,7 +77,17 @@ def leak_prompt_hashes(con: duckdb.DuckDBPyConnection, prompts: list[str]) -> np
 def finished(con: duckdb.DuckDBPyConnection, limit: int = 5) -> list[dict]:
     """The latest finished comparisons, newest first: job id, params (versions, options, out
     directory), counts (the table's rows), finished_at."""
-    rows = con.execute("SELECT id, params, counts, finished_at FROM jobs WHERE kind = 'compare' "
-                       "AND status = 'done' ORDER BY id DESC LIMIT ?", [limit]).fetchall()
-    return [{"id": job_id, "params": json.loads(params), "counts": json.loads(counts) if counts else {},
-             "finished_at": finished_at} for job_id, params, counts, finished_at in rows]
+    rows = con.execute(
+        "SELECT id, params, counts, finished_at FROM jobs WHERE kind = 'compare' "
+        "AND status = 'done' ORDER BY id DESC LIMIT ?",
+        [limit],
+    ).fetchall()
+    return [
+        {
+            "id": job_id,
+            "params": json.loads(params),
+            "counts": json.loads(counts) if counts else {},
+            "finished_at": finished_at,
+        }
+        for job_id, params, counts, finished_at in rows
+    ]

@@ -4,6 +4,7 @@ pairs_view is pairs_view_base plus one column per concept. It is rebuilt (refres
 whenever a concept is created or deleted; names are checked identifiers (curator.concepts.NAME)
 and concept ids integers, so nothing a user typed is spliced into the view's SQL unchecked.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,10 +34,13 @@ def refresh_view(con: duckdb.DuckDBPyConnection) -> None:
         check_name(name)
         alias = f"c{int(concept_id)}"
         selected.append(f'{alias}.score AS "{COLUMN_PREFIX}{name}"')
-        joins.append(f"LEFT JOIN (SELECT pair_id, score FROM concept_scores WHERE concept_id = {int(concept_id)}) "
-                     f"{alias} ON {alias}.pair_id = b.id")
-    con.execute(f"CREATE OR REPLACE VIEW pairs_view AS SELECT {', '.join(selected)} FROM pairs_view_base b "
-                + " ".join(joins))
+        joins.append(
+            f"LEFT JOIN (SELECT pair_id, score FROM concept_scores WHERE concept_id = {int(concept_id)}) "
+            f"{alias} ON {alias}.pair_id = b.id"
+        )
+    con.execute(
+        f"CREATE OR REPLACE VIEW pairs_view AS SELECT {', '.join(selected)} FROM pairs_view_base b " + " ".join(joins)
+    )
 
 
 def find(con: duckdb.DuckDBPyConnection, name: str) -> dict | None:
@@ -57,7 +61,8 @@ def listing(con: duckdb.DuckDBPyConnection) -> list[dict]:
                                                                   AND x.score >= c.threshold) AS members,
                (SELECT count(*) FROM concept_scores x WHERE x.concept_id = c.id) AS scored, c.created_at
         FROM concepts c JOIN embedding_sets s ON s.id = c.set_id ORDER BY c.name
-        """)
+        """
+    )
     names_ = [d[0] for d in cursor.description]
     return [dict(zip(names_, row)) for row in cursor.fetchall()]
 
@@ -74,20 +79,44 @@ def delete(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return True
 
 
-def save(con: duckdb.DuckDBPyConnection, name: str, set_id: int, params: dict, job_id: int,
-         labelled_ids: np.ndarray, labels: np.ndarray, cv_precision: float | None, cv_recall: float | None,
-         threshold: float, scored_ids: np.ndarray, scores: np.ndarray) -> int:
+def save(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    set_id: int,
+    params: dict,
+    job_id: int,
+    labelled_ids: np.ndarray,
+    labels: np.ndarray,
+    cv_precision: float | None,
+    cv_recall: float | None,
+    threshold: float,
+    scored_ids: np.ndarray,
+    scores: np.ndarray,
+) -> int:
     """Store a concept (replacing one of the same name), inside the caller's transaction."""
     delete(con, name)
     concept_id = con.execute(
         "INSERT INTO concepts (name, set_id, params, positives, negatives, cv_precision, cv_recall, threshold, "
         "job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        [name, set_id, json.dumps(params, sort_keys=True), int(labels.sum()), int((~labels).sum()),
-         cv_precision, cv_recall, threshold, job_id]).fetchone()[0]
-    con.register("concept_batch", pa.table({"pair_id": pa.array(labelled_ids, pa.int64()),
-                                            "label": pa.array(labels, pa.bool_())}))
-    con.register("score_batch", pa.table({"pair_id": pa.array(scored_ids, pa.int64()),
-                                          "score": pa.array(scores, pa.float32())}))
+        [
+            name,
+            set_id,
+            json.dumps(params, sort_keys=True),
+            int(labels.sum()),
+            int((~labels).sum()),
+            cv_precision,
+            cv_recall,
+            threshold,
+            job_id,
+        ],
+    ).fetchone()[0]
+    con.register(
+        "concept_batch",
+        pa.table({"pair_id": pa.array(labelled_ids, pa.int64()), "label": pa.array(labels, pa.bool_())}),
+    )
+    con.register(
+        "score_batch", pa.table({"pair_id": pa.array(scored_ids, pa.int64()), "score": pa.array(scores, pa.float32())})
+    )
     try:
         con.execute("INSERT INTO concept_labels SELECT ?, pair_id, label FROM concept_batch", [concept_id])
         con.execute("INSERT INTO concept_scores SELECT ?, pair_id, score FROM score_batch", [concept_id])
@@ -101,13 +130,14 @@ def save(con: duckdb.DuckDBPyConnection, name: str, set_id: int, params: dict, j
 def embedding_set(con: duckdb.DuckDBPyConnection, field: str | None, map_name: str | None) -> tuple[int, str, str]:
     """(set id, model, field) a concept classifies: the vectors of a map (default: the default
     map), or with `field` the set of that field (the map's model first)."""
-    row = con.execute("SELECT set_id FROM maps WHERE name = ?" if map_name else
-                      "SELECT set_id FROM maps WHERE is_default", [map_name] if map_name else []).fetchone()
+    row = con.execute(
+        "SELECT set_id FROM maps WHERE name = ?" if map_name else "SELECT set_id FROM maps WHERE is_default",
+        [map_name] if map_name else [],
+    ).fetchone()
     if map_name and row is None:
         raise ValueError(f"no map {map_name!r}")
     map_set = row[0] if row else None
-    sets = con.execute("SELECT id, model, field FROM embedding_sets ORDER BY id = ? DESC, id",
-                       [map_set]).fetchall()
+    sets = con.execute("SELECT id, model, field FROM embedding_sets ORDER BY id = ? DESC, id", [map_set]).fetchall()
     chosen = next((s for s in sets if (s[2] == field if field else s[0] == map_set)), None)
     if chosen is None:
         if field:

@@ -1,4 +1,5 @@
 """Opening the database: path resolution, the write lock, safe settings, migrations."""
+
 from __future__ import annotations
 
 import os
@@ -101,9 +102,7 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Apply every migration newer than the file's version, each in its own transaction."""
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"
-    )
+    con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
     current = schema_version(con)
     for version, statements in enumerate(MIGRATIONS, start=1):
         if version <= current:

@@ -1,4 +1,5 @@
 """Duplicate runs and rows: what `curator duplicates` reads and writes."""
+
 from __future__ import annotations
 
 import json
@@ -30,34 +31,46 @@ def unsignalled_pairs(con: duckdb.DuckDBPyConnection) -> int:
     """Pairs not deleted that have no signals row (signals were never computed, or are older)."""
     return con.execute(
         "SELECT count(*) FROM pairs p WHERE p.deleted_op IS NULL "
-        "AND NOT EXISTS (SELECT 1 FROM signals s WHERE s.pair_id = p.id)").fetchone()[0]
+        "AND NOT EXISTS (SELECT 1 FROM signals s WHERE s.pair_id = p.id)"
+    ).fetchone()[0]
 
 
 def sibling_set(con: duckdb.DuckDBPyConnection, set_id: int, field: str) -> int | None:
     """The embedding set that the model of `set_id` made of another field, if there is one."""
     row = con.execute(
         "SELECT other.id FROM embedding_sets mine JOIN embedding_sets other "
-        "ON other.model = mine.model AND other.field = ? WHERE mine.id = ?", [field, set_id]).fetchone()
+        "ON other.model = mine.model AND other.field = ? WHERE mine.id = ?",
+        [field, set_id],
+    ).fetchone()
     return row[0] if row else None
 
 
 def replace(con: duckdb.DuckDBPyConnection, job_id: int, params: dict, rows: dict[str, np.ndarray]) -> int:
     """Record a run and make its rows the only ones (a rerun replaces the previous result).
     rows: pair_id, dup_group (-1: none), dup_kind, dup_keep, conflict. Call inside a transaction."""
-    run_id = con.execute("INSERT INTO duplicate_runs (job_id, params) VALUES (?, ?) RETURNING id",
-                         [job_id, json.dumps(params, sort_keys=True)]).fetchone()[0]
+    run_id = con.execute(
+        "INSERT INTO duplicate_runs (job_id, params) VALUES (?, ?) RETURNING id",
+        [job_id, json.dumps(params, sort_keys=True)],
+    ).fetchone()[0]
     con.execute("DELETE FROM duplicates")
     grouped = rows["dup_group"] >= 0
-    con.register("duplicate_rows", pa.table({
-        "pair_id": pa.array(rows["pair_id"], pa.int64()),
-        "dup_group": pa.array(rows["dup_group"], pa.int64(), mask=~grouped),
-        "dup_kind": pa.array(rows["dup_kind"].tolist(), pa.string()),
-        "dup_keep": pa.array(rows["dup_keep"], pa.bool_(), mask=~grouped),
-        "conflict": pa.array(rows["conflict"], pa.bool_()),
-    }))
+    con.register(
+        "duplicate_rows",
+        pa.table(
+            {
+                "pair_id": pa.array(rows["pair_id"], pa.int64()),
+                "dup_group": pa.array(rows["dup_group"], pa.int64(), mask=~grouped),
+                "dup_kind": pa.array(rows["dup_kind"].tolist(), pa.string()),
+                "dup_keep": pa.array(rows["dup_keep"], pa.bool_(), mask=~grouped),
+                "conflict": pa.array(rows["conflict"], pa.bool_()),
+            }
+        ),
+    )
     try:
-        con.execute("INSERT INTO duplicates SELECT pair_id, ?, dup_group, dup_kind, dup_keep, conflict "
-                    "FROM duplicate_rows", [run_id])
+        con.execute(
+            "INSERT INTO duplicates SELECT pair_id, ?, dup_group, dup_kind, dup_keep, conflict FROM duplicate_rows",
+            [run_id],
+        )
     finally:
         con.unregister("duplicate_rows")
     return run_id
@@ -76,7 +89,9 @@ def summary(con: duckdb.DuckDBPyConnection, largest: int = 10) -> dict | None:
                count(*) FILTER (WHERE NOT dup_keep),
                count(*) FILTER (WHERE conflict)
         FROM duplicates WHERE run_id = ?
-        """, [run[0]]).fetchone()
+        """,
+        [run[0]],
+    ).fetchone()
     cursor = con.execute(
         """
         SELECT d.dup_group AS "group", any_value(d.dup_kind) AS kind, count(*) AS size,
@@ -86,9 +101,19 @@ def summary(con: duckdb.DuckDBPyConnection, largest: int = 10) -> dict | None:
         FROM duplicates d JOIN pairs p ON p.id = d.pair_id
         WHERE d.run_id = ? AND d.dup_group IS NOT NULL
         GROUP BY d.dup_group ORDER BY d.dup_group LIMIT ?
-        """, [run[0], largest])
+        """,
+        [run[0], largest],
+    )
     names = [c[0] for c in cursor.description]
-    return {"run_id": run[0], "job_id": run[1], "params": json.loads(run[2]), "created_at": run[3],
-            "exact_groups": counts[0], "semantic_groups": counts[1], "pairs_in_groups": counts[2],
-            "not_kept": counts[3], "conflicts": counts[4],
-            "largest_groups": [dict(zip(names, r)) for r in cursor.fetchall()]}
+    return {
+        "run_id": run[0],
+        "job_id": run[1],
+        "params": json.loads(run[2]),
+        "created_at": run[3],
+        "exact_groups": counts[0],
+        "semantic_groups": counts[1],
+        "pairs_in_groups": counts[2],
+        "not_kept": counts[3],
+        "conflicts": counts[4],
+        "largest_groups": [dict(zip(names, r)) for r in cursor.fetchall()],
+    }

@@ -7,6 +7,7 @@ Python object per record. Measured on 500k pairs (bench/export.py), the whole ex
 seeded order, split and sha256 included, costs ~1.4x the CPU of a plain DuckDB
 COPY ... (FORMAT json) of the same columns.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,9 @@ import pyarrow.compute as pc
 
 from curator.export import EMPTY, PROMPT, RESPONSE, SOURCE, Turns
 
-_DEFAULT_MAP_POINTS = "SELECT mp.pair_id, mp.cluster FROM map_points mp JOIN maps m ON m.id = mp.map_id AND m.is_default"
+_DEFAULT_MAP_POINTS = (
+    "SELECT mp.pair_id, mp.cluster FROM map_points mp JOIN maps m ON m.id = mp.map_id AND m.is_default"
+)
 
 
 @contextmanager
@@ -56,8 +59,10 @@ def selection(con: duckdb.DuckDBPyConnection, pair_ids: np.ndarray | None) -> di
         with _registered(con, "chosen_ids", pa.table({"id": pa.array(pair_ids, pa.int64())})):
             table = con.execute(query).to_arrow_table()
     sources = pc.dictionary_encode(table.column("source")).combine_chunks()
-    result = {name: table.column(name).to_numpy() for name in
-              ("id", "prompt_hash", "dup_group", "in_dup_group", "cluster", "on_map", "multi_turn")}
+    result = {
+        name: table.column(name).to_numpy()
+        for name in ("id", "prompt_hash", "dup_group", "in_dup_group", "cluster", "on_map", "multi_turn")
+    }
     result["source_code"] = sources.indices.to_numpy(zero_copy_only=False)
     result["sources"] = np.array(sources.dictionary.to_pylist(), dtype=object)
     return result
@@ -65,14 +70,19 @@ def selection(con: duckdb.DuckDBPyConnection, pair_ids: np.ndarray | None) -> di
 
 def prompt_hashes(con: duckdb.DuckDBPyConnection, texts: list[str]) -> np.ndarray:
     """The pairs.prompt_hash that prompts with these texts get at ingest (normalized text)."""
-    with _registered(con, "texts", pa.table({"position": pa.array(np.arange(len(texts)), pa.int64()),
-                                             "text": pa.array(texts, pa.string())})):
-        return con.execute("SELECT md5_number_lower(normalize_text(text)) AS h FROM texts ORDER BY position"
-                           ).fetchnumpy()["h"]
+    with _registered(
+        con,
+        "texts",
+        pa.table({"position": pa.array(np.arange(len(texts)), pa.int64()), "text": pa.array(texts, pa.string())}),
+    ):
+        return con.execute(
+            "SELECT md5_number_lower(normalize_text(text)) AS h FROM texts ORDER BY position"
+        ).fetchnumpy()["h"]
 
 
-def head_tail_candidates(con: duckdb.DuckDBPyConnection, pair_ids: np.ndarray, texts: list[str],
-                         key_chars: int = 24, max_chars: int = 64) -> np.ndarray:
+def head_tail_candidates(
+    con: duckdb.DuckDBPyConnection, pair_ids: np.ndarray, texts: list[str], key_chars: int = 24, max_chars: int = 64
+) -> np.ndarray:
     """Pairs among pair_ids whose normalized prompt begins with the beginning of some text, or
     ends with its end: the cheap first pass of the contamination check where no stored vector
     exists. Embedding a prompt costs ~7 ms on 2 cores (an hour for 500k); this pass costs
@@ -95,8 +105,10 @@ def head_tail_candidates(con: duckdb.DuckDBPyConnection, pair_ids: np.ndarray, t
         WHERE ends_with(p.tail, k.tail)
         ORDER BY id
     """
-    with _registered(con, "texts", pa.table({"text": pa.array(texts, pa.string())})), \
-            _registered(con, "chosen_ids", pa.table({"id": pa.array(pair_ids, pa.int64())})):
+    with (
+        _registered(con, "texts", pa.table({"text": pa.array(texts, pa.string())})),
+        _registered(con, "chosen_ids", pa.table({"id": pa.array(pair_ids, pa.int64())})),
+    ):
         return con.execute(query, {"key": key_chars, "max": max_chars}).fetchnumpy()["id"]
 
 
@@ -109,8 +121,7 @@ def prompt_vector_set(con: duckdb.DuckDBPyConnection, model: str) -> int | None:
 def texts_of(con: duckdb.DuckDBPyConnection, pair_ids: np.ndarray) -> dict[int, tuple[str, str]]:
     """{pair id: (prompt, response)}, for the few pairs a report shows."""
     with _registered(con, "chosen_ids", pa.table({"id": pa.array(pair_ids, pa.int64())})):
-        rows = con.execute("SELECT p.id, p.prompt, p.response FROM pairs p JOIN chosen_ids c ON c.id = p.id"
-                           ).fetchall()
+        rows = con.execute("SELECT p.id, p.prompt, p.response FROM pairs p JOIN chosen_ids c ON c.id = p.id").fetchall()
     return {row[0]: (row[1], row[2]) for row in rows}
 
 
@@ -118,9 +129,11 @@ def texts_of(con: duckdb.DuckDBPyConnection, pair_ids: np.ndarray) -> dict[int, 
 
 _TEXT_COLUMNS = {PROMPT: "p.prompt", RESPONSE: "p.response", SOURCE: "p.source", EMPTY: "''"}
 # The stored conversation, or the pair's single exchange, as a list of {role, content}.
-_TURNS = ("CASE WHEN p.messages IS NULL "
-          "THEN [{'role': 'user', 'content': p.prompt}, {'role': 'assistant', 'content': p.response}] "
-          "ELSE from_json(p.messages, '[{\"role\": \"VARCHAR\", \"content\": \"VARCHAR\"}]') END")
+_TURNS = (
+    "CASE WHEN p.messages IS NULL "
+    "THEN [{'role': 'user', 'content': p.prompt}, {'role': 'assistant', 'content': p.response}] "
+    'ELSE from_json(p.messages, \'[{"role": "VARCHAR", "content": "VARCHAR"}]\') END'
+)
 
 
 def _literal(text: str) -> str:
@@ -136,8 +149,10 @@ def _identifier(text: str) -> str:
 def _value_sql(value: object) -> str:
     if isinstance(value, Turns):
         renamed = " ".join(f"WHEN {_literal(ours)} THEN {_literal(theirs)}" for ours, theirs in value.roles)
-        turn = (f"struct_pack({_identifier(value.role_key)} := CASE t.role {renamed} END, "
-                f"{_identifier(value.text_key)} := t.content)")
+        turn = (
+            f"struct_pack({_identifier(value.role_key)} := CASE t.role {renamed} END, "
+            f"{_identifier(value.text_key)} := t.content)"
+        )
         return f"list_transform({_TURNS}, t -> {turn})"
     return _TEXT_COLUMNS[value]
 
@@ -148,13 +163,12 @@ def record_sql(shape: dict[str, object]) -> str:
     return f"to_json(struct_pack({fields})) || chr(10)"
 
 
-def record_lines(con: duckdb.DuckDBPyConnection, shape: dict[str, object], pair_ids: np.ndarray,
-                 batch_rows: int = 32_768) -> Iterator[pa.Array]:
+def record_lines(
+    con: duckdb.DuckDBPyConnection, shape: dict[str, object], pair_ids: np.ndarray, batch_rows: int = 32_768
+) -> Iterator[pa.Array]:
     """Arrow string arrays of JSON lines, one per pair, in the order of pair_ids."""
-    order = pa.table({"id": pa.array(pair_ids, pa.int64()),
-                      "position": pa.array(np.arange(len(pair_ids)), pa.int64())})
-    query = (f"SELECT {record_sql(shape)} AS line FROM pairs p JOIN export_order o ON o.id = p.id "
-             "ORDER BY o.position")
+    order = pa.table({"id": pa.array(pair_ids, pa.int64()), "position": pa.array(np.arange(len(pair_ids)), pa.int64())})
+    query = f"SELECT {record_sql(shape)} AS line FROM pairs p JOIN export_order o ON o.id = p.id ORDER BY o.position"
     # A cursor of its own: the caller records progress on `con` between batches, and any query
     # on the connection that streams a result ends that stream.
     cursor = con.cursor()
@@ -168,17 +182,21 @@ def record_lines(con: duckdb.DuckDBPyConnection, shape: dict[str, object], pair_
 
 # --- the manifest's facts ------------------------------------------------------------------------
 
+
 def counts(con: duckdb.DuckDBPyConnection, pair_ids: np.ndarray, split: np.ndarray) -> dict:
     """Pairs per split by source and by fine cluster of the default map ("none": not on it)."""
-    table = pa.table({"id": pa.array(pair_ids, pa.int64()),
-                      "split": pa.array(np.where(split, "val", "train"), pa.string())})
+    table = pa.table(
+        {"id": pa.array(pair_ids, pa.int64()), "split": pa.array(np.where(split, "val", "train"), pa.string())}
+    )
     with _registered(con, "export_split", table):
         by_source = con.execute(
             "SELECT p.source, s.split, count(*) FROM export_split s JOIN pairs p ON p.id = s.id "
-            "GROUP BY ALL ORDER BY ALL").fetchall()
+            "GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
         by_cluster = con.execute(
             f"SELECT coalesce(mp.cluster::VARCHAR, 'none'), s.split, count(*) FROM export_split s "
-            f"LEFT JOIN ({_DEFAULT_MAP_POINTS}) mp ON mp.pair_id = s.id GROUP BY ALL ORDER BY ALL").fetchall()
+            f"LEFT JOIN ({_DEFAULT_MAP_POINTS}) mp ON mp.pair_id = s.id GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
 
     def nest(rows) -> dict:
         result: dict = {}
@@ -193,8 +211,8 @@ def operations(con: duckdb.DuckDBPyConnection, up_to: int | None) -> list[tuple]
     """The operations log in id order (up to an operation id, for a version), without the
     columns that record when (created_at) or what happened to it later (undone_by)."""
     return con.execute(
-        "SELECT * EXCLUDE (created_at, undone_by) FROM operations WHERE id <= coalesce(?, id) ORDER BY id",
-        [up_to]).fetchall()
+        "SELECT * EXCLUDE (created_at, undone_by) FROM operations WHERE id <= coalesce(?, id) ORDER BY id", [up_to]
+    ).fetchall()
 
 
 def latest_run_params(con: duckdb.DuckDBPyConnection, table: str) -> dict | None:

@@ -1,4 +1,5 @@
 """The ingested-files registry: content identity, options, and the resume checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ def find(con: duckdb.DuckDBPyConnection, sha256: str) -> FileRow | None:
     return FileRow(*values)
 
 
-def start(con: duckdb.DuckDBPyConnection, sha256: str, path: str, size: int, options: dict,
-          fmt: str | None, job_id: int) -> FileRow:
+def start(
+    con: duckdb.DuckDBPyConnection, sha256: str, path: str, size: int, options: dict, fmt: str | None, job_id: int
+) -> FileRow:
     con.execute(
         "INSERT INTO files (sha256, path, size, options, format, status, job_id) "
         "VALUES (?, ?, ?, ?, ?, 'ingesting', ?)",
@@ -50,8 +52,9 @@ def take_over(con: duckdb.DuckDBPyConnection, file_id: int, job_id: int, path: s
     con.execute("UPDATE files SET job_id = ?, path = ? WHERE id = ?", [job_id, path, file_id])
 
 
-def checkpoint(con: duckdb.DuckDBPyConnection, file_id: int, fmt: str | None, line: int,
-               offset: int, pairs: int, rejects: int) -> None:
+def checkpoint(
+    con: duckdb.DuckDBPyConnection, file_id: int, fmt: str | None, line: int, offset: int, pairs: int, rejects: int
+) -> None:
     """Called inside the transaction that commits a batch, so rows and checkpoint agree."""
     con.execute(
         "UPDATE files SET format = coalesce(format, ?), resume_line = ?, resume_offset = ?, "

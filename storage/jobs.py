@@ -1,4 +1,5 @@
 """Job rows: every long-running command records itself, its progress and its outcome."""
+
 from __future__ import annotations
 
 import json
@@ -16,11 +17,11 @@ def create(con: duckdb.DuckDBPyConnection, kind: str, params: dict) -> int:
     ).fetchone()[0]
 
 
-def update(con: duckdb.DuckDBPyConnection, job_id: int, progress: float, message: str | None,
-           counts: dict | None = None) -> None:
+def update(
+    con: duckdb.DuckDBPyConnection, job_id: int, progress: float, message: str | None, counts: dict | None = None
+) -> None:
     con.execute(
-        "UPDATE jobs SET progress = ?, message = ?, counts = coalesce(?, counts), updated_at = now() "
-        "WHERE id = ?",
+        "UPDATE jobs SET progress = ?, message = ?, counts = coalesce(?, counts), updated_at = now() WHERE id = ?",
         [progress, message, json.dumps(counts) if counts is not None else None, job_id],
     )
 
@@ -57,7 +58,9 @@ def listing(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict]:
     """Newest first. A 'running' job whose process is gone (kill -9, crash) reads 'interrupted'."""
     cursor = con.execute(
         "SELECT id, kind, status, progress, message, params, counts, error, pid, host, "
-        "started_at, finished_at FROM jobs ORDER BY id DESC LIMIT ?", [limit])
+        "started_at, finished_at FROM jobs ORDER BY id DESC LIMIT ?",
+        [limit],
+    )
     names = [d[0] for d in cursor.description]
     rows = []
     for values in cursor.fetchall():

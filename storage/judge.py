@@ -5,6 +5,7 @@ pair it is to rate is a judge_scores row (pending -> done | failed). A verdict's
 row's `done` are one write, committed with the rest of its batch, so a pair is done exactly
 when its score is stored.
 """
+
 from __future__ import annotations
 
 import duckdb
@@ -12,17 +13,19 @@ import pyarrow as pa
 
 from curator.judge import PairText
 
-RESULT_SCHEMA = pa.schema([
-    ("pair_id", pa.int64()),
-    ("status", pa.string()),             # done | failed
-    ("attempts", pa.int32()),            # requests sent for it in this run
-    ("score", pa.int32()),
-    ("reason", pa.string()),
-    ("error", pa.string()),
-    ("model", pa.string()),              # as answered
-    ("prompt_tokens", pa.int64()),       # every completion received for it, rejected ones included
-    ("completion_tokens", pa.int64()),
-])
+RESULT_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.int64()),
+        ("status", pa.string()),  # done | failed
+        ("attempts", pa.int32()),  # requests sent for it in this run
+        ("score", pa.int32()),
+        ("reason", pa.string()),
+        ("error", pa.string()),
+        ("model", pa.string()),  # as answered
+        ("prompt_tokens", pa.int64()),  # every completion received for it, rejected ones included
+        ("completion_tokens", pa.int64()),
+    ]
+)
 
 
 def queue(con: duckdb.DuckDBPyConnection, run_id: int) -> int:
@@ -35,7 +38,9 @@ def queue(con: duckdb.DuckDBPyConnection, run_id: int) -> int:
         WHERE p.deleted_op IS NULL
           AND NOT EXISTS (SELECT 1 FROM judge_scores j WHERE j.run_id = $run_id AND j.pair_id = p.id)
         ORDER BY p.id
-        """, {"run_id": run_id}).fetchone()[0]
+        """,
+        {"run_id": run_id},
+    ).fetchone()[0]
 
 
 def todo(con: duckdb.DuckDBPyConnection, run_id: int, after: int | None, limit: int) -> list[PairText]:
@@ -43,7 +48,9 @@ def todo(con: duckdb.DuckDBPyConnection, run_id: int, after: int | None, limit: 
     rows = con.execute(
         "SELECT p.id, p.prompt, p.response FROM judge_scores j JOIN pairs p ON p.id = j.pair_id "
         "WHERE j.run_id = ? AND j.status <> 'done' AND p.deleted_op IS NULL AND (? IS NULL OR j.pair_id > ?) "
-        "ORDER BY j.pair_id LIMIT ?", [run_id, after, after, limit]).fetchall()
+        "ORDER BY j.pair_id LIMIT ?",
+        [run_id, after, after, limit],
+    ).fetchall()
     return [PairText(*row) for row in rows]
 
 
@@ -52,7 +59,9 @@ def counts(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, int]:
     row = con.execute(
         "SELECT count(*) FILTER (WHERE j.status = 'pending'), count(*) FILTER (WHERE j.status = 'done'), "
         "count(*) FILTER (WHERE j.status = 'failed') FROM judge_scores j JOIN pairs p ON p.id = j.pair_id "
-        "WHERE j.run_id = ? AND p.deleted_op IS NULL", [run_id]).fetchone()
+        "WHERE j.run_id = ? AND p.deleted_op IS NULL",
+        [run_id],
+    ).fetchone()
     return dict(zip(("pending", "done", "failed"), row))
 
 
@@ -72,16 +81,22 @@ def record(con: duckdb.DuckDBPyConnection, run_id: int, results: pa.Table) -> No
                 completion_tokens = coalesce(j.completion_tokens, 0) + r.completion_tokens
             FROM judge_batch r
             WHERE j.run_id = ? AND j.pair_id = r.pair_id
-            """, [run_id])
+            """,
+            [run_id],
+        )
     finally:
         con.unregister("judge_batch")
 
 
 def score_counts(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[int, int]:
     """{score: pairs} of the run's stored scores (pairs not deleted)."""
-    return dict(con.execute(
-        "SELECT j.score, count(*) FROM judge_scores j JOIN pairs p ON p.id = j.pair_id "
-        "WHERE j.run_id = ? AND j.status = 'done' AND p.deleted_op IS NULL GROUP BY ALL", [run_id]).fetchall())
+    return dict(
+        con.execute(
+            "SELECT j.score, count(*) FROM judge_scores j JOIN pairs p ON p.id = j.pair_id "
+            "WHERE j.run_id = ? AND j.status = 'done' AND p.deleted_op IS NULL GROUP BY ALL",
+            [run_id],
+        ).fetchall()
+    )
 
 
 def usage(con: duckdb.DuckDBPyConnection) -> list[dict]:
@@ -98,6 +113,7 @@ def usage(con: duckdb.DuckDBPyConnection) -> list[dict]:
         FROM judge_scores j JOIN quality_runs r ON r.id = j.run_id
         WHERE j.model IS NOT NULL
         GROUP BY ALL ORDER BY answers DESC, j.model
-        """)
+        """
+    )
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]

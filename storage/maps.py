@@ -1,4 +1,5 @@
 """Maps: 2-D coordinates of pairs, their clusters and topic labels."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,16 @@ def listing(con: duckdb.DuckDBPyConnection) -> list[MapRow]:
     return [_row(r) for r in con.execute(f"SELECT {_COLUMNS} FROM maps ORDER BY id").fetchall()]
 
 
-def replace(con: duckdb.DuckDBPyConnection, name: str, field: str, set_id: int, params: dict,
-            projection: str, fitted: int, make_default: bool) -> int:
+def replace(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    field: str,
+    set_id: int,
+    params: dict,
+    projection: str,
+    fitted: int,
+    make_default: bool,
+) -> int:
     """A freshly fitted map under `name`, replacing any earlier map of that name."""
     old = find(con, name)
     if old is not None:
@@ -68,48 +77,70 @@ def set_default(con: duckdb.DuckDBPyConnection, map_id: int) -> None:
     con.execute("UPDATE maps SET is_default = (id = ?)", [map_id])
 
 
-def add_points(con: duckdb.DuckDBPyConnection, map_id: int, pair_ids: np.ndarray, coords: np.ndarray,
-               clusters: np.ndarray, placed: bool) -> None:
-    con.register("new_points", pa.table({
-        "pair_id": pa.array(pair_ids, pa.int64()),
-        "x": pa.array(coords[:, 0], pa.float32()),
-        "y": pa.array(coords[:, 1], pa.float32()),
-        "cluster": pa.array(clusters, pa.int32()),
-    }))
+def add_points(
+    con: duckdb.DuckDBPyConnection,
+    map_id: int,
+    pair_ids: np.ndarray,
+    coords: np.ndarray,
+    clusters: np.ndarray,
+    placed: bool,
+) -> None:
+    con.register(
+        "new_points",
+        pa.table(
+            {
+                "pair_id": pa.array(pair_ids, pa.int64()),
+                "x": pa.array(coords[:, 0], pa.float32()),
+                "y": pa.array(coords[:, 1], pa.float32()),
+                "cluster": pa.array(clusters, pa.int32()),
+            }
+        ),
+    )
     try:
-        con.execute("INSERT INTO map_points SELECT ?, pair_id, x, y, cluster, ? FROM new_points",
-                    [map_id, placed])
+        con.execute("INSERT INTO map_points SELECT ?, pair_id, x, y, cluster, ? FROM new_points", [map_id, placed])
     finally:
         con.unregister("new_points")
     if placed:
-        con.execute("UPDATE maps SET placed = placed + ?, updated_at = now() WHERE id = ?",
-                    [len(pair_ids), map_id])
+        con.execute("UPDATE maps SET placed = placed + ?, updated_at = now() WHERE id = ?", [len(pair_ids), map_id])
 
 
 def unmapped_pair_ids(con: duckdb.DuckDBPyConnection, map_id: int) -> np.ndarray:
     return con.execute(
-        "SELECT id FROM pairs WHERE id NOT IN (SELECT pair_id FROM map_points WHERE map_id = ?) ORDER BY id",
-        [map_id]).fetchnumpy()["id"]
+        "SELECT id FROM pairs WHERE id NOT IN (SELECT pair_id FROM map_points WHERE map_id = ?) ORDER BY id", [map_id]
+    ).fetchnumpy()["id"]
 
 
 def points(con: duckdb.DuckDBPyConnection, map_id: int) -> dict[str, np.ndarray]:
     """pair_id, x, y, cluster, placed of every point of the map, in pair id order."""
-    return con.execute('SELECT pair_id, x, y, cluster, placed FROM map_points WHERE map_id = ? ORDER BY pair_id',
-                       [map_id]).fetchnumpy()
+    return con.execute(
+        "SELECT pair_id, x, y, cluster, placed FROM map_points WHERE map_id = ? ORDER BY pair_id", [map_id]
+    ).fetchnumpy()
 
 
-def write_clusters(con: duckdb.DuckDBPyConnection, map_id: int, fine_labels: dict[int, str],
-                   parents: dict[int, int], coarse_labels: dict[int, str]) -> None:
+def write_clusters(
+    con: duckdb.DuckDBPyConnection,
+    map_id: int,
+    fine_labels: dict[int, str],
+    parents: dict[int, int],
+    coarse_labels: dict[int, str],
+) -> None:
     """(Re)write the clusters of a map: fine ones with their parent, coarse ones, labels."""
     con.execute("DELETE FROM clusters WHERE map_id = ?", [map_id])
     rows = [("fine", cid, parents.get(cid), label) for cid, label in fine_labels.items()]
     rows += [("coarse", cid, None, label) for cid, label in coarse_labels.items()]
-    con.register("cluster_names", pa.table({
-        "level": [r[0] for r in rows], "id": pa.array([r[1] for r in rows], pa.int32()),
-        "parent": pa.array([r[2] for r in rows], pa.int32()), "label": [r[3] for r in rows]}))
+    con.register(
+        "cluster_names",
+        pa.table(
+            {
+                "level": [r[0] for r in rows],
+                "id": pa.array([r[1] for r in rows], pa.int32()),
+                "parent": pa.array([r[2] for r in rows], pa.int32()),
+                "label": [r[3] for r in rows],
+            }
+        ),
+    )
     try:
-        con.execute("INSERT INTO clusters SELECT ?, level, id, parent, label, 0, '{}' FROM cluster_names",
-                    [map_id])
+        con.execute("INSERT INTO clusters SELECT ?, level, id, parent, label, 0, '{}' FROM cluster_names", [map_id])
     finally:
         con.unregister("cluster_names")
     recount_clusters(con, map_id)
@@ -140,13 +171,16 @@ def recount_clusters(con: duckdb.DuckDBPyConnection, map_id: int) -> None:
         FROM summary
         WHERE clusters.map_id = $map AND clusters.level = summary.level AND clusters.id = summary.id
         """,
-        {"map": map_id})
+        {"map": map_id},
+    )
 
 
 def cluster_listing(con: duckdb.DuckDBPyConnection, map_id: int) -> list[dict]:
     cursor = con.execute(
         "SELECT level, id, parent, label, size, top_sources FROM clusters WHERE map_id = ? "
-        "ORDER BY level DESC, size DESC, id", [map_id])
+        "ORDER BY level DESC, size DESC, id",
+        [map_id],
+    )
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, r)) for r in cursor.fetchall()]
     for row in rows:

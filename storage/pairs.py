@@ -1,4 +1,5 @@
 """Writing pairs, and the counts `curator stats` reports."""
+
 from __future__ import annotations
 
 import duckdb
@@ -19,20 +20,21 @@ FROM (SELECT *, normalize_text(prompt) AS prompt_norm FROM pair_batch)
 
 _SCAN_CHUNK = 8192
 
-BATCH_SCHEMA = pa.schema([
-    ("line", pa.int64()),
-    ("pair_index", pa.int32()),
-    ("prompt", pa.string()),
-    ("response", pa.string()),
-    ("messages", pa.string()),
-    ("source", pa.string()),
-    ("model", pa.string()),          # the model that wrote the response, when known
-    ("finish_reason", pa.string()),  # as the API reported it ("length": cut at max tokens)
-])
+BATCH_SCHEMA = pa.schema(
+    [
+        ("line", pa.int64()),
+        ("pair_index", pa.int32()),
+        ("prompt", pa.string()),
+        ("response", pa.string()),
+        ("messages", pa.string()),
+        ("source", pa.string()),
+        ("model", pa.string()),  # the model that wrote the response, when known
+        ("finish_reason", pa.string()),  # as the API reported it ("length": cut at max tokens)
+    ]
+)
 
 
-def insert(con: duckdb.DuckDBPyConnection, file_sha: str, file_id: int, job_id: int,
-           batch: pa.Table) -> None:
+def insert(con: duckdb.DuckDBPyConnection, file_sha: str, file_id: int, job_id: int, batch: pa.Table) -> None:
     if batch.num_rows == 0:
         return
     # Many small record batches let DuckDB scan (and hash) the batch on every core; one big
@@ -65,9 +67,11 @@ def stats(con: duckdb.DuckDBPyConnection) -> dict:
         "count(*) FILTER (WHERE deleted_op IS NULL) - count(DISTINCT pair_hash) FILTER (WHERE deleted_op IS NULL) "
         "FROM pairs"
     ).fetchone()
-    sources = dict(con.execute(
-        "SELECT source, count(*) FROM pairs WHERE deleted_op IS NULL GROUP BY source ORDER BY 2 DESC, 1"
-    ).fetchall())
+    sources = dict(
+        con.execute(
+            "SELECT source, count(*) FROM pairs WHERE deleted_op IS NULL GROUP BY source ORDER BY 2 DESC, 1"
+        ).fetchall()
+    )
     rejects = con.execute("SELECT count(*) FROM rejects").fetchone()[0]
     files = con.execute("SELECT count(*) FILTER (WHERE status = 'done'), count(*) FROM files").fetchone()
     return {

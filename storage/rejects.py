@@ -1,4 +1,5 @@
 """Records that yielded no pair, kept with the reason so nothing is lost."""
+
 from __future__ import annotations
 
 import duckdb
@@ -7,21 +8,26 @@ import pyarrow as pa
 RAW_LIMIT = 64 * 1024  # bytes of raw text kept per reject
 
 
-def insert(con: duckdb.DuckDBPyConnection, job_id: int, file_id: int, file: str,
-           lines: list[int], reasons: list[str], raws: list[str]) -> None:
+def insert(
+    con: duckdb.DuckDBPyConnection,
+    job_id: int,
+    file_id: int,
+    file: str,
+    lines: list[int],
+    reasons: list[str],
+    raws: list[str],
+) -> None:
     if not lines:
         return
     batch = pa.table({"line": pa.array(lines, pa.int64()), "reason": reasons, "raw": raws})
     con.register("reject_batch", batch)
     try:
-        con.execute("INSERT INTO rejects SELECT ?, ?, ?, line, reason, raw FROM reject_batch",
-                    [job_id, file_id, file])
+        con.execute("INSERT INTO rejects SELECT ?, ?, ?, line, reason, raw FROM reject_batch", [job_id, file_id, file])
     finally:
         con.unregister("reject_batch")
 
 
-def listing(con: duckdb.DuckDBPyConnection, job_id: int | None = None, limit: int | None = None
-            ) -> list[dict]:
+def listing(con: duckdb.DuckDBPyConnection, job_id: int | None = None, limit: int | None = None) -> list[dict]:
     sql = "SELECT job_id AS job, file, line, reason, raw FROM rejects"
     params: list = []
     if job_id is not None:

@@ -183,7 +183,7 @@ MIGRATIONS: list[list[str]] = [
     # duplicate groups, tags, the operations log (deletes are soft and undoable), versions.
     # pairs_view gains the signal, duplicate, tag and provenance columns.
     [
-        "ALTER TABLE pairs ADD COLUMN model VARCHAR",          # the model that wrote the response
+        "ALTER TABLE pairs ADD COLUMN model VARCHAR",  # the model that wrote the response
         "ALTER TABLE pairs ADD COLUMN finish_reason VARCHAR",  # "length": cut at max tokens
         # --- signals (one run's thresholds in params; one row per pair, the latest run) -----
         "CREATE SEQUENCE signal_run_id_seq START 1",

@@ -1,4 +1,5 @@
 """Training runs, their loss history, and per-pair losses under a base and a tuned model."""
+
 from __future__ import annotations
 
 import json
@@ -6,12 +7,13 @@ import json
 import duckdb
 import pyarrow as pa
 
-_RUN_COLUMNS = ("id, directory, job_id, base, data, params, steps, val_loss_initial, val_loss_final, "
-                "tokens_per_s, created_at, finished_at")
+_RUN_COLUMNS = (
+    "id, directory, job_id, base, data, params, steps, val_loss_initial, val_loss_final, "
+    "tokens_per_s, created_at, finished_at"
+)
 
 
-def start_run(con: duckdb.DuckDBPyConnection, job_id: int, directory: str, base: str, data: str,
-              params: dict) -> int:
+def start_run(con: duckdb.DuckDBPyConnection, job_id: int, directory: str, base: str, data: str, params: dict) -> int:
     """The run of `directory`: a new row, or the existing one (a resumed run), now on job_id."""
     row = con.execute("SELECT id FROM train_runs WHERE directory = ?", [directory]).fetchone()
     if row is not None:
@@ -19,7 +21,8 @@ def start_run(con: duckdb.DuckDBPyConnection, job_id: int, directory: str, base:
         return row[0]
     return con.execute(
         "INSERT INTO train_runs (directory, job_id, base, data, params) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        [directory, job_id, base, data, json.dumps(params, sort_keys=True)]).fetchone()[0]
+        [directory, job_id, base, data, json.dumps(params, sort_keys=True)],
+    ).fetchone()[0]
 
 
 def forget_after(con: duckdb.DuckDBPyConnection, run_id: int, step: int) -> None:
@@ -27,8 +30,15 @@ def forget_after(con: duckdb.DuckDBPyConnection, run_id: int, step: int) -> None
     con.execute("DELETE FROM train_losses WHERE run_id = ? AND step > ?", [run_id, step])
 
 
-def add_loss(con: duckdb.DuckDBPyConnection, run_id: int, step: int, split: str, loss: float,
-             lr: float | None = None, tokens: int | None = None) -> None:
+def add_loss(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    step: int,
+    split: str,
+    loss: float,
+    lr: float | None = None,
+    tokens: int | None = None,
+) -> None:
     con.execute("INSERT INTO train_losses VALUES (?, ?, ?, ?, ?, ?)", [run_id, step, split, loss, lr, tokens])
 
 
@@ -36,7 +46,8 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, report: dict) -> Non
     con.execute(
         "UPDATE train_runs SET steps = ?, val_loss_initial = ?, val_loss_final = ?, tokens_per_s = ?, "
         "finished_at = now() WHERE id = ?",
-        [report["steps"], report["val_loss_initial"], report["val_loss_final"], report["tokens_per_s"], run_id])
+        [report["steps"], report["val_loss_initial"], report["val_loss_final"], report["tokens_per_s"], run_id],
+    )
 
 
 def _run(cursor: duckdb.DuckDBPyConnection) -> list[dict]:
@@ -49,9 +60,13 @@ def _run(cursor: duckdb.DuckDBPyConnection) -> list[dict]:
 
 def runs(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict]:
     """Training runs, newest first, with their job's status (running, done, failed)."""
-    return _run(con.execute(
-        f"SELECT {', '.join('r.' + c.strip() for c in _RUN_COLUMNS.split(','))}, j.status, j.progress, j.message "
-        "FROM train_runs r LEFT JOIN jobs j ON j.id = r.job_id ORDER BY r.id DESC LIMIT ?", [limit]))
+    return _run(
+        con.execute(
+            f"SELECT {', '.join('r.' + c.strip() for c in _RUN_COLUMNS.split(','))}, j.status, j.progress, j.message "
+            "FROM train_runs r LEFT JOIN jobs j ON j.id = r.job_id ORDER BY r.id DESC LIMIT ?",
+            [limit],
+        )
+    )
 
 
 def find_run(con: duckdb.DuckDBPyConnection, directory: str) -> dict | None:
@@ -61,8 +76,9 @@ def find_run(con: duckdb.DuckDBPyConnection, directory: str) -> dict | None:
 
 def losses(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict]:
     """The run's loss history in step order: {step, split ('train'|'val'), loss, lr, tokens}."""
-    cursor = con.execute("SELECT step, split, loss, lr, tokens FROM train_losses WHERE run_id = ? "
-                         "ORDER BY step, split DESC", [run_id])
+    cursor = con.execute(
+        "SELECT step, split, loss, lr, tokens FROM train_losses WHERE run_id = ? ORDER BY step, split DESC", [run_id]
+    )
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, values)) for values in cursor.fetchall()]
 
@@ -73,38 +89,65 @@ def losses(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict]:
 def match_pairs(con: duckdb.DuckDBPyConnection, prompts: list[str], responses: list[str]) -> list[tuple[int, int]]:
     """(row, pair id) for every stored pair whose normalized prompt + response is that row's:
     the hash ingest stores as pairs.pair_hash, computed here the same way, in SQL."""
-    con.register("scored_rows", pa.table({"row": pa.array(range(len(prompts)), pa.int64()),
-                                          "prompt": pa.array(prompts, pa.string()),
-                                          "response": pa.array(responses, pa.string())}))
+    con.register(
+        "scored_rows",
+        pa.table(
+            {
+                "row": pa.array(range(len(prompts)), pa.int64()),
+                "prompt": pa.array(prompts, pa.string()),
+                "response": pa.array(responses, pa.string()),
+            }
+        ),
+    )
     try:
         return con.execute(
             "SELECT r.row, p.id FROM scored_rows r JOIN pairs p ON p.pair_hash = "
             "md5_number_lower(normalize_text(r.prompt) || chr(31) || normalize_text(r.response)) "
-            "ORDER BY r.row, p.id").fetchall()
+            "ORDER BY r.row, p.id"
+        ).fetchall()
     finally:
         con.unregister("scored_rows")
 
 
-def save_scores(con: duckdb.DuckDBPyConnection, job_id: int, directory: str, base: str,
-                pair_ids: list[int], trained: list[bool], tokens: list[int], loss_base: list[float],
-                loss_tuned: list[float]) -> int:
+def save_scores(
+    con: duckdb.DuckDBPyConnection,
+    job_id: int,
+    directory: str,
+    base: str,
+    pair_ids: list[int],
+    trained: list[bool],
+    tokens: list[int],
+    loss_base: list[float],
+    loss_tuned: list[float],
+) -> int:
     """One score run and its per-pair losses, in one transaction (pairs_view shows the latest
     score run, so it must never see half of one). A pair listed twice (an exact duplicate on
     both sides of the split) keeps one row: the mean of its losses, trained if either was."""
     train_run = con.execute("SELECT id FROM train_runs WHERE directory = ?", [directory]).fetchone()
-    con.register("new_losses", pa.table({
-        "pair_id": pa.array(pair_ids, pa.int64()), "trained": pa.array(trained, pa.bool_()),
-        "tokens": pa.array(tokens, pa.int32()), "loss_base": pa.array(loss_base, pa.float64()),
-        "loss_tuned": pa.array(loss_tuned, pa.float64())}))
+    con.register(
+        "new_losses",
+        pa.table(
+            {
+                "pair_id": pa.array(pair_ids, pa.int64()),
+                "trained": pa.array(trained, pa.bool_()),
+                "tokens": pa.array(tokens, pa.int32()),
+                "loss_base": pa.array(loss_base, pa.float64()),
+                "loss_tuned": pa.array(loss_tuned, pa.float64()),
+            }
+        ),
+    )
     con.begin()
     try:
         run_id = con.execute(
             "INSERT INTO score_runs (job_id, train_run_id, directory, base, pairs) "
             "VALUES (?, ?, ?, ?, (SELECT count(DISTINCT pair_id) FROM new_losses)) RETURNING id",
-            [job_id, train_run[0] if train_run else None, directory, base]).fetchone()[0]
+            [job_id, train_run[0] if train_run else None, directory, base],
+        ).fetchone()[0]
         con.execute(
             "INSERT INTO pair_losses SELECT ?, pair_id, bool_or(trained), max(tokens), avg(loss_base), "
-            "avg(loss_tuned) FROM new_losses GROUP BY pair_id", [run_id])
+            "avg(loss_tuned) FROM new_losses GROUP BY pair_id",
+            [run_id],
+        )
         con.commit()
     except BaseException:
         con.rollback()
@@ -120,6 +163,8 @@ def score_summary(con: duckdb.DuckDBPyConnection, score_run_id: int) -> list[dic
         "SELECT CASE WHEN trained THEN 'train' ELSE 'val' END AS split, count(*) AS pairs, "
         "avg(loss_base) AS loss_base, avg(loss_tuned) AS loss_tuned, "
         "avg((loss_tuned < loss_base)::INTEGER) AS improved "
-        "FROM pair_losses WHERE run_id = ? GROUP BY ALL ORDER BY split", [score_run_id])
+        "FROM pair_losses WHERE run_id = ? GROUP BY ALL ORDER BY split",
+        [score_run_id],
+    )
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, values)) for values in cursor.fetchall()]

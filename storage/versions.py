@@ -1,4 +1,5 @@
 """Named dataset versions: frozen sets of kept pair ids, and what changed between two of them."""
+
 from __future__ import annotations
 
 import duckdb
@@ -24,7 +25,8 @@ def create(con: duckdb.DuckDBPyConnection, name: str, note: str | None) -> dict:
         "INSERT INTO versions (id, name, note, op_id, pairs) "
         "SELECT $v, $name, $note, (SELECT max(id) FROM operations), "
         "(SELECT count(*) FROM version_pairs WHERE version_id = $v)",
-        {"v": version_id, "name": name, "note": note})
+        {"v": version_id, "name": name, "note": note},
+    )
     return find(con, name)
 
 
@@ -49,8 +51,9 @@ def _version_id(con: duckdb.DuckDBPyConnection, name: str) -> int:
 
 def pair_ids(con: duckdb.DuckDBPyConnection, name: str) -> np.ndarray:
     """The pair ids a version keeps, ascending (int64). ValueError naming the version if unknown."""
-    return con.execute("SELECT pair_id FROM version_pairs WHERE version_id = ? ORDER BY pair_id",
-                       [_version_id(con, name)]).fetchnumpy()["pair_id"]
+    return con.execute(
+        "SELECT pair_id FROM version_pairs WHERE version_id = ? ORDER BY pair_id", [_version_id(con, name)]
+    ).fetchnumpy()["pair_id"]
 
 
 def diff(con: duckdb.DuckDBPyConnection, a: str, b: str, map_id: int | None) -> dict:
@@ -65,20 +68,41 @@ def diff(con: duckdb.DuckDBPyConnection, a: str, b: str, map_id: int | None) -> 
                           a.pair_id IS NOT NULL AS in_a, b.pair_id IS NOT NULL AS in_b
                    FROM a FULL JOIN b ON a.pair_id = b.pair_id)
     """
-    counts = ("count(*) FILTER (WHERE in_a) AS a, count(*) FILTER (WHERE in_b) AS b, "
-              "count(*) FILTER (WHERE in_b AND NOT in_a) AS added, "
-              "count(*) FILTER (WHERE in_a AND NOT in_b) AS removed")
+    counts = (
+        "count(*) FILTER (WHERE in_a) AS a, count(*) FILTER (WHERE in_b) AS b, "
+        "count(*) FILTER (WHERE in_b AND NOT in_a) AS added, "
+        "count(*) FILTER (WHERE in_a AND NOT in_b) AS removed"
+    )
     total = _rows(con.execute(f"{members} SELECT {counts} FROM d", params))[0]
-    by_source = _rows(con.execute(
-        f"{members} SELECT p.source, {counts} FROM d JOIN pairs p ON p.id = d.pair_id "
-        "GROUP BY p.source ORDER BY removed + added DESC, p.source", params))
-    by_cluster = [] if map_id is None else _rows(con.execute(
-        f"""{members}
+    by_source = _rows(
+        con.execute(
+            f"{members} SELECT p.source, {counts} FROM d JOIN pairs p ON p.id = d.pair_id "
+            "GROUP BY p.source ORDER BY removed + added DESC, p.source",
+            params,
+        )
+    )
+    by_cluster = (
+        []
+        if map_id is None
+        else _rows(
+            con.execute(
+                f"""{members}
         SELECT mp.cluster, c.label AS topic, {counts}
         FROM d LEFT JOIN map_points mp ON mp.pair_id = d.pair_id AND mp.map_id = $map
         LEFT JOIN clusters c ON c.map_id = $map AND c.level = 'fine' AND c.id = mp.cluster
         GROUP BY ALL HAVING added + removed > 0
-        ORDER BY removed + added DESC, mp.cluster NULLS LAST""", {**params, "map": map_id}))
-    return {"from": a, "to": b, "pairs_from": total["a"], "pairs_to": total["b"],
-            "added": total["added"], "removed": total["removed"],
-            "by_source": by_source, "by_cluster": by_cluster}
+        ORDER BY removed + added DESC, mp.cluster NULLS LAST""",
+                {**params, "map": map_id},
+            )
+        )
+    )
+    return {
+        "from": a,
+        "to": b,
+        "pairs_from": total["a"],
+        "pairs_to": total["b"],
+        "added": total["added"],
+        "removed": total["removed"],
+        "by_source": by_source,
+        "by_cluster": by_cluster,
+    }

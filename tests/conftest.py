@@ -1,9 +1,10 @@
 """Shared fixtures: the real datasets beside the checkout, a fresh database, the CLI."""
+
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from cli.main import cli
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 needs_data = pytest.mark.skipif(
-    not DATA.exists(), reason="needs ../shared/data (the project's shared real datasets; CI has it)")
+    not DATA.exists(), reason="needs ../shared/data (the project's shared real datasets; CI has it)"
+)
 
 
 @pytest.fixture
@@ -61,8 +63,13 @@ def query(db, sql, params=None) -> list[tuple]:
 def run_console(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """The installed console script in a child process (for kill -9 and locking tests)."""
     exe = Path(sys.executable).with_name("curator")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **kwargs.pop("env", {})}, **kwargs)
+    return subprocess.run(
+        [str(exe), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **kwargs.pop("env", {})},
+        **kwargs,
+    )
 
 
 def built_once(tmp_path_factory, name: str, commands) -> Path:

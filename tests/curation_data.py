@@ -4,6 +4,7 @@ The first 1,200 records of Code Alpaca (varied coding pairs) and FastChat's 500 
 conversations (a homogeneous blob of "Are you GPT-2?" / "Goodbye" questions), ingested and
 mapped with the default model (~40 s of embedding and UMAP on 2 cores). Tests work on copies.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,5 +30,6 @@ def source_files(tmp_path_factory) -> list[Path]:
 
 def mapped_template(tmp_path_factory) -> Path:
     """The session's mapped database (built by whichever test module asks first)."""
-    return built_once(tmp_path_factory, "curation-mapped",
-                      lambda _: [["ingest", *source_files(tmp_path_factory)], ["map"]])
+    return built_once(
+        tmp_path_factory, "curation-mapped", lambda _: [["ingest", *source_files(tmp_path_factory)], ["map"]]
+    )

@@ -11,6 +11,7 @@
 quality signals (`curator signals`). Tests work on copies (`copy_to`); the vectors and the
 projection are shared with the template, read-only.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,13 @@ import pytest
 from tests.conftest import DATA, built_once, copy_to  # noqa: F401 (copy_to: for the tests)
 
 ALPACA = 2000
-P3_TEMPLATES = ("imdb_Reviewer_Enjoyment", "ag_news_classify", "quarel_choose_between",
-                "social_i_qa_Generate_answer", "wiki_qa_Is_This_True_")
+P3_TEMPLATES = (
+    "imdb_Reviewer_Enjoyment",
+    "ag_news_classify",
+    "quarel_choose_between",
+    "social_i_qa_Generate_answer",
+    "wiki_qa_Is_This_True_",
+)
 P3_ROWS = 160
 IDENTITY = "dummy_conversation"
 
@@ -48,10 +54,15 @@ def prompt_of(record: dict) -> str:
 def planted_sources() -> dict[str, list[int]]:
     """{kind: Alpaca record indexes}, deterministic."""
     records = alpaca_records()[:ALPACA]
-    eligible = [i for i, r in enumerate(records)
-                if not r["input"] and len(r["output"].split()) >= 40 and r["output"].count(". ") >= 2
-                and len(r["instruction"].split()) >= 6]
-    return {kind: eligible[n * PER_KIND:(n + 1) * PER_KIND] for n, kind in enumerate(KINDS)}
+    eligible = [
+        i
+        for i, r in enumerate(records)
+        if not r["input"]
+        and len(r["output"].split()) >= 40
+        and r["output"].count(". ") >= 2
+        and len(r["instruction"].split()) >= 6
+    ]
+    return {kind: eligible[n * PER_KIND : (n + 1) * PER_KIND] for n, kind in enumerate(KINDS)}
 
 
 def _paraphrase(prompt: str) -> str:
@@ -89,19 +100,32 @@ def planted_rows() -> list[dict]:
 def write_files(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     alpaca = folder / "alpaca.jsonl"
-    alpaca.write_bytes(b"".join(orjson.dumps({"prompt": prompt_of(r), "response": r["output"], "source": "alpaca"})
-                                + b"\n" for r in alpaca_records()[:ALPACA]))
+    alpaca.write_bytes(
+        b"".join(
+            orjson.dumps({"prompt": prompt_of(r), "response": r["output"], "source": "alpaca"}) + b"\n"
+            for r in alpaca_records()[:ALPACA]
+        )
+    )
     p3 = folder / "p3.jsonl"
     with open(p3, "wb") as out:
         for name in P3_TEMPLATES:
             lines = (DATA / "t0_train_50k_data_per_template" / f"{name}.jsonl").read_text().splitlines()
             for line in lines[:P3_ROWS]:
                 r = json.loads(line)
-                out.write(orjson.dumps({"prompt": r["prompt"], "response": r["completion"].replace("<|endoftext|>", ""),
-                                        "source": f"p3/{name}"}) + b"\n")
+                out.write(
+                    orjson.dumps(
+                        {
+                            "prompt": r["prompt"],
+                            "response": r["completion"].replace("<|endoftext|>", ""),
+                            "source": f"p3/{name}",
+                        }
+                    )
+                    + b"\n"
+                )
     planted = folder / "planted.jsonl"
-    planted.write_bytes(b"".join(orjson.dumps({k: row[k] for k in ("prompt", "response", "source")}) + b"\n"
-                                 for row in planted_rows()))
+    planted.write_bytes(
+        b"".join(orjson.dumps({k: row[k] for k in ("prompt", "response", "source")}) + b"\n" for row in planted_rows())
+    )
     return [alpaca, p3, DATA / "dummy_conversation.json", planted]
 
 
@@ -111,5 +135,8 @@ def template(tmp_path_factory) -> Path:
     import this fixture."""
     if not DATA.exists():
         pytest.skip("needs ../shared/data")
-    return built_once(tmp_path_factory, "dedup-mapped",
-                      lambda folder: [["ingest", *write_files(folder / "files")], ["map"], ["signals"]])
+    return built_once(
+        tmp_path_factory,
+        "dedup-mapped",
+        lambda folder: [["ingest", *write_files(folder / "files")], ["map"], ["signals"]],
+    )

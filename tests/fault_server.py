@@ -18,6 +18,7 @@ Faults:
 
 Every request is logged (time, prompt, max_tokens, Authorization header) in `requests`.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,16 @@ CONTEXT_FIT = CONTEXT_LIMIT - CONTEXT_PROMPT
 
 
 class FaultServer:
-    def __init__(self, plan: dict[str, list[str]] | None = None, *, retry_after: float = 1,
-                 slow_seconds: float = 2.0, latency: float = 0.0, model: str = "fault-model",
-                 answer: Callable[[str], str] | None = None):
+    def __init__(
+        self,
+        plan: dict[str, list[str]] | None = None,
+        *,
+        retry_after: float = 1,
+        slow_seconds: float = 2.0,
+        latency: float = 0.0,
+        model: str = "fault-model",
+        answer: Callable[[str], str] | None = None,
+    ):
         self.plan = {prompt: list(faults) for prompt, faults in (plan or {}).items()}
         self.answer = answer or answer_for
         self.retry_after, self.slow_seconds, self.latency, self.model = retry_after, slow_seconds, latency, model
@@ -52,7 +60,7 @@ class FaultServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_port}/v1"
 
-    def start(self) -> "FaultServer":
+    def start(self) -> FaultServer:
         self.thread.start()
         return self
 
@@ -60,7 +68,7 @@ class FaultServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "FaultServer":
+    def __enter__(self) -> FaultServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -141,8 +149,14 @@ def _handler(server: FaultServer):
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeout): nothing to do
 
-        def _error(self, status: int, message: str, code: str | None = None, kind: str = "invalid_request_error",
-                   headers: dict | None = None) -> None:
+        def _error(
+            self,
+            status: int,
+            message: str,
+            code: str | None = None,
+            kind: str = "invalid_request_error",
+            headers: dict | None = None,
+        ) -> None:
             body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
             self._send(status, json.dumps(body).encode(), headers)
 
@@ -154,8 +168,13 @@ def _handler(server: FaultServer):
             auth = self.headers.get("Authorization")
             fault = server.next_fault(prompt, max_tokens, auth)
             if fault == "429":
-                return self._error(429, "Rate limit reached, slow down", "rate_limit_exceeded", "requests",
-                                   {"Retry-After": f"{server.retry_after:g}"})
+                return self._error(
+                    429,
+                    "Rate limit reached, slow down",
+                    "rate_limit_exceeded",
+                    "requests",
+                    {"Retry-After": f"{server.retry_after:g}"},
+                )
             if fault == "500":
                 return self._error(500, "The server had an error while processing your request.", None, "server_error")
             if fault == "malformed":
@@ -165,27 +184,45 @@ def _handler(server: FaultServer):
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return None
             if fault == "context" and (max_tokens or 0) > CONTEXT_FIT:
-                return self._error(400, (
-                    f"This model's maximum context length is {CONTEXT_LIMIT} tokens. However, you requested "
-                    f"{CONTEXT_PROMPT + max_tokens} tokens ({CONTEXT_PROMPT} in the messages, {max_tokens} in "
-                    "the completion). Please reduce the length of the messages or completion."),
-                    "context_length_exceeded")
+                return self._error(
+                    400,
+                    (
+                        f"This model's maximum context length is {CONTEXT_LIMIT} tokens. However, you requested "
+                        f"{CONTEXT_PROMPT + max_tokens} tokens ({CONTEXT_PROMPT} in the messages, {max_tokens} in "
+                        "the completion). Please reduce the length of the messages or completion."
+                    ),
+                    "context_length_exceeded",
+                )
             if fault == "bad":
                 return self._error(400, "Invalid value for 'messages'.", "invalid_value")
             if fault == "auth":
                 key = (auth or "").removeprefix("Bearer ")
-                return self._error(401, f"Incorrect API key provided: {key}. You can find your API key at "
-                                        "https://platform.openai.com/account/api-keys.", "invalid_api_key")
+                return self._error(
+                    401,
+                    f"Incorrect API key provided: {key}. You can find your API key at "
+                    "https://platform.openai.com/account/api-keys.",
+                    "invalid_api_key",
+                )
             time.sleep(server.slow_seconds if fault == "slow" else server.latency)
             answer = server.answer(prompt)
             prompt_tokens, completion_tokens = usage_for(messages, answer)
             body = {
-                "id": "chatcmpl-fault", "object": "chat.completion", "created": int(time.time()),
+                "id": "chatcmpl-fault",
+                "object": "chat.completion",
+                "created": int(time.time()),
                 "model": server.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
-                             "finish_reason": "length" if fault == "length" else "stop"}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                          "total_tokens": prompt_tokens + completion_tokens},
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer},
+                        "finish_reason": "length" if fault == "length" else "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
             }
             self._send(200, json.dumps(body).encode())
             with server.lock:

@@ -1,5 +1,6 @@
 """app.py's pages rendered by Streamlit's own test harness against a real database (the
 browser tests in test_browser.py drive the real server in Chromium)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,12 @@ def _app_on(curator, monkeypatch, lines: str) -> AppTest:
 
 
 def test_overview_shows_the_database(curator, monkeypatch):
-    app = _app_on(curator, monkeypatch, '{"prompt": "One?", "response": "1", "source": "a"}\n'
-                                        '{"prompt": "Two?", "response": "2", "source": "b"}\n{"prompt": "Three?"}\n')
+    app = _app_on(
+        curator,
+        monkeypatch,
+        '{"prompt": "One?", "response": "1", "source": "a"}\n'
+        '{"prompt": "Two?", "response": "2", "source": "b"}\n{"prompt": "Three?"}\n',
+    )
     assert not app.exception
     assert "No map yet" in app.info[0].value  # the Map page says how to make one
     app.switch_page("ui/jobs_page.py").run()
@@ -40,9 +45,13 @@ def test_no_database_says_how_to_make_one(tmp_path, monkeypatch):
 
 
 def test_jobs_page_starts_a_job_in_a_child_process_and_shows_its_end(curator, monkeypatch):
-    app = _app_on(curator, monkeypatch, '{"prompt": "Tell me a joke about cats.", "response": "I\'m sorry, but as an '
-                                        'AI language model I cannot do that."}\n'
-                                        '{"prompt": "Capital of France?", "response": "Paris."}\n')
+    app = _app_on(
+        curator,
+        monkeypatch,
+        '{"prompt": "Tell me a joke about cats.", "response": "I\'m sorry, but as an '
+        'AI language model I cannot do that."}\n'
+        '{"prompt": "Capital of France?", "response": "Paris."}\n',
+    )
     app.switch_page("ui/jobs_page.py").run()
     app.selectbox[0].select("signals")
     app.button[0].click().run()  # the form's Start button

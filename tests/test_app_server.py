@@ -1,6 +1,7 @@
 """`curator app` as a newcomer starts it: on a fresh machine with no Streamlit config, in the
 background, with the default --browser. It must start headless (Streamlit's first-run e-mail
 prompt used to wait on stdin and the port never answered) and serve the map's data routes."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """The blob report on real data: mixed with 2,000 Alpaca pairs, the real P3 templates and
 FastChat's repeated identity questions must rank worst (tests/dedup_data.py builds the set)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,12 +8,10 @@ import pytest
 
 from curator import blobs
 from tests import dedup_data
-from tests.dedup_data import template  # noqa: F401 (a fixture)
 from tests.conftest import Curator, needs_data, query
+from tests.dedup_data import template  # noqa: F401 (a fixture)
 
 BLOB_SOURCES = {f"p3/{t}" for t in dedup_data.P3_TEMPLATES} | {dedup_data.IDENTITY}
-
-
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +30,8 @@ def is_blob_cluster(entry: dict) -> bool:
 def test_p3_templates_and_identity_questions_rank_worst(ranked):
     _, entries = ranked
     sources = [e for e in entries if e["kind"] == "source"]
-    assert {e["name"] for e in sources[:len(BLOB_SOURCES)]} == BLOB_SOURCES
-    assert {e["name"] for e in sources[len(BLOB_SOURCES):]} == {"alpaca", "planted"}
+    assert {e["name"] for e in sources[: len(BLOB_SOURCES)]} == BLOB_SOURCES
+    assert {e["name"] for e in sources[len(BLOB_SOURCES) :]} == {"alpaca", "planted"}
     alpaca = next(e for e in sources if e["name"] == "alpaca")
     assert alpaca["score"] < min(e["score"] for e in sources if e["name"] in BLOB_SOURCES) / 2
 
@@ -56,8 +55,11 @@ def test_reasons_say_why(ranked):
     assert any(r.endswith("% short") for r in by_name["p3/ag_news_classify"]["reasons"])
     assert any("responses repeat" in r for r in by_name["p3/wiki_qa_Is_This_True_"]["reasons"])
     identity = [e for e in entries if e["kind"] == "cluster" and dedup_data.IDENTITY in e["top_sources"]]
-    assert any(r.startswith("mean similarity 0.9") or r.startswith("mean similarity 1.0")
-               for e in identity for r in e["reasons"])
+    assert any(
+        r.startswith("mean similarity 0.9") or r.startswith("mean similarity 1.0")
+        for e in identity
+        for r in e["reasons"]
+    )
     assert any("of prompts share" in r for e in entries for r in e["reasons"])
 
 
@@ -70,8 +72,16 @@ def test_json_shape_and_order(ranked):
         assert isinstance(e["id"] if e["kind"] == "cluster" else e["name"], int if e["kind"] == "cluster" else str)
         assert isinstance(e["label"], str) and isinstance(e["size"], int) and e["size"] > 0
         assert 0 <= e["score"] <= 1 and all(isinstance(r, str) for r in e["reasons"])
-        assert set(e["metrics"]) >= {"mean_similarity", "length_spread", "response_distinct_ngrams",
-                                     "prompt_distinct_ngrams", "short", "refusal", "truncated", "malformed"}
+        assert set(e["metrics"]) >= {
+            "mean_similarity",
+            "length_spread",
+            "response_distinct_ngrams",
+            "prompt_distinct_ngrams",
+            "short",
+            "refusal",
+            "truncated",
+            "malformed",
+        }
     live = query(db, "SELECT count(*) FROM pairs WHERE deleted_op IS NULL")[0][0]
     assert sum(e["size"] for e in entries if e["kind"] == "source") == live
     noise = query(db, "SELECT count(*) FROM pairs_view WHERE cluster = -1")[0][0]
@@ -98,6 +108,8 @@ def test_measures_on_known_texts():
     assert blobs.mean_similarity(vectors[:1]) is None
     assert blobs.distinct_ngram_ratio(["Positive", "Positive", "Negative", "Positive"]) == 0.5
     assert blobs.distinct_ngram_ratio(["a b", "c d"]) == 1.0
-    assert blobs.common_phrase(["Did the reviewer enjoy the film?", "did the reviewer enjoy it",
-                                "Was it good?"]) == ("did the reviewer enjoy", pytest.approx(2 / 3))
+    assert blobs.common_phrase(["Did the reviewer enjoy the film?", "did the reviewer enjoy it", "Was it good?"]) == (
+        "did the reviewer enjoy",
+        pytest.approx(2 / 3),
+    )
     assert blobs.quartile_spread(1, 1) == 0 and blobs.quartile_spread(10, 30) == 0.5

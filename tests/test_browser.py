@@ -4,6 +4,7 @@ Screenshots of every step are kept in test-artifacts/browser/ (git-ignored) for 
 look at. Chromium is Debian's (`make test` installs it with apt when missing); Playwright only
 drives it, `playwright install` is never needed.
 """
+
 from __future__ import annotations
 
 import re
@@ -12,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from bench.app import (draw_lasso, map_frame, map_report, plot_box, selected_count, settle, start_app,
-                       stop_app)
+from bench.app import draw_lasso, map_frame, map_report, plot_box, selected_count, settle, start_app, stop_app
 from jobs import operations
 from tests.conftest import ROOT, query, run_console
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason="needs Debian's chromium (`make test` installs it with apt)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (`make test` installs it with apt)"
+)
 # A rough pentagon over the middle of the map, in fractions of its half side.
-PENTAGON = [(-.5, -.4), (.4, -.5), (.5, .2), (0, .5), (-.4, .3), (-.5, -.4)]
+PENTAGON = [(-0.5, -0.4), (0.4, -0.5), (0.5, 0.2), (0, 0.5), (-0.4, 0.3), (-0.5, -0.4)]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_map_draws_every_point_with_labels_that_never_collide(page, app_db):
     labels = {label for (label,) in query(app_db, "SELECT label FROM clusters")}
     assert len(report["labelsShown"]) >= 5 and set(report["labelsShown"]) <= labels
     boxes = report["labelBoxes"]
-    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
     # The positions came once, as one binary blob named by its digest.
     assert len(report["fetched"]) == len(set(report["fetched"]))
     _shot(page, "1-map")
@@ -120,7 +121,7 @@ def test_hover_shows_the_start_of_the_pair(page, app_db):
     page.mouse.move(*_point_on_page(frame, map_report(frame)["n"] // 2))
     frame.wait_for_function("window.curatorMap.hover !== null", timeout=20_000)
     hover = map_report(frame)["hover"]
-    (prompt, source), = query(app_db, "SELECT prompt, source FROM pairs WHERE id = ?", [int(hover["id"])])
+    ((prompt, source),) = query(app_db, "SELECT prompt, source FROM pairs WHERE id = ?", [int(hover["id"])])
     tooltip = frame.locator("#tooltip")
     assert tooltip.is_visible()
     assert prompt[:40] in tooltip.inner_text() and source in tooltip.inner_text()
@@ -163,7 +164,7 @@ def test_lasso_selects_exactly_deletes_and_undo_restores(page, app_db):
 
 def test_box_selects_the_same_way(page, app_db):
     frame = map_frame(page)
-    draw_lasso(page, frame, [(-.3, -.3), (.3, .3)], shape="box")
+    draw_lasso(page, frame, [(-0.3, -0.3), (0.3, 0.3)], shape="box")
     page.mouse.up()
     settle(page)
     count = selected_count(page)
@@ -180,10 +181,11 @@ def test_click_opens_the_pair(page, app_db):
     page.get_by_text("1 pair selected").wait_for()
     label = page.get_by_text(re.compile(r"pair \d+, clicked on map")).first.inner_text()
     pair_id = int(re.search(r"pair (\d+), clicked", label).group(1))
-    (prompt,), = query(app_db, "SELECT prompt FROM pairs WHERE id = ?", [pair_id])
+    ((prompt,),) = query(app_db, "SELECT prompt FROM pairs WHERE id = ?", [pair_id])
     # The page draws the panel in steps as the rerun's elements arrive: wait for the pair's text
     # (one suite run read the text area while it was still empty).
     from playwright.sync_api import expect
+
     expect(page.locator("textarea[aria-label='prompt']")).to_have_value(prompt, timeout=20_000)
     page.get_by_role("button", name="Clear selection").click()
     settle(page)
@@ -197,10 +199,13 @@ def test_colour_change_sends_codes_not_positions(page, app_db):
     frame.wait_for_function("window.curatorMap.colorBy === 'topic'")
     settle(page)
     report = map_report(frame)
-    new = report["fetched"][len(fetched):]
+    new = report["fetched"][len(fetched) :]
     assert len(new) == 1  # one uint8 code per point; the positions stay where they were
-    biggest = query(app_db, """SELECT c.label FROM clusters c JOIN maps m ON m.id = c.map_id AND m.is_default
-                               WHERE c.level = 'fine' ORDER BY c.size DESC, c.id LIMIT 1""")[0][0]
+    biggest = query(
+        app_db,
+        """SELECT c.label FROM clusters c JOIN maps m ON m.id = c.map_id AND m.is_default
+                               WHERE c.level = 'fine' ORDER BY c.size DESC, c.id LIMIT 1""",
+    )[0][0]
     assert biggest in frame.locator("#legend").inner_text()
     _shot(page, "4b-topic-colours")
     page.get_by_label("Colour by").click()
@@ -214,8 +219,9 @@ def test_keyword_search_highlights_hits(page, app_db, app_url):
     page.goto(app_url + "/search_page")
     (prompt,) = query(app_db, "SELECT prompt FROM pairs ORDER BY id LIMIT 1")[0]
     word = max(re.findall(r"[A-Za-z]+", prompt), key=len)  # a word the data surely holds
-    expected = query(app_db, "SELECT count(*) FROM pairs WHERE prompt ILIKE ? OR response ILIKE ?",
-                     [f"%{word}%", f"%{word}%"])[0][0]
+    expected = query(
+        app_db, "SELECT count(*) FROM pairs WHERE prompt ILIKE ? OR response ILIKE ?", [f"%{word}%", f"%{word}%"]
+    )[0][0]
     assert expected > 0
     page.get_by_label("Text").fill(word)
     page.get_by_label("Text").press("Enter")  # Streamlit commits a text input on Enter (or blur)
@@ -225,6 +231,8 @@ def test_keyword_search_highlights_hits(page, app_db, app_url):
     assert selected_count(page) == expected
     map_frame(page).wait_for_function(f"window.curatorMap.selectedCount === {expected}")
     _shot(page, "5-search")
+
+
 def test_export_writes_a_file(page, app_db, app_url, tmp_path):
     page.goto(app_url + "/export_page")
     out = tmp_path / "export"
@@ -243,8 +251,9 @@ def test_export_writes_a_file(page, app_db, app_url, tmp_path):
 
 
 def test_without_webgl_the_page_says_so(app_url, playwright_driver):
-    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                args=["--no-sandbox", "--disable-webgl", "--disable-3d-apis"])
+    browser = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-webgl", "--disable-3d-apis"]
+    )
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     page.goto(app_url)
     page.get_by_text("The map needs WebGL").first.wait_for(timeout=60_000)

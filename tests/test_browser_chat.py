@@ -2,6 +2,7 @@
 prompt side by side. Uses test_browser.py's server and page fixtures over a folder holding no
 database, only models (the page needs none); screenshots go to test-artifacts/browser/.
 """
+
 from __future__ import annotations
 
 import re
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from curator import llm_server
 from bench.app import settle
+from curator import llm_server
 from tests.test_browser import _shot, app_url, page, playwright_driver, pytestmark  # noqa: F401 (fixtures)
 
 

@@ -4,6 +4,7 @@ The LoRA adapter is a real llama.cpp LoRA GGUF written here with small random we
 prove the adapter is loaded and applied at run time. Trained adapters come from `curator
 quantize --adapter-only` and are tested there.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,8 +48,12 @@ def adapter(tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
     for layer in range(30):
         # lora_a is (rank, in), lora_b (out, rank), as PEFT stores them; SmolLM2's hidden size is 576.
-        writer.add_tensor(f"blk.{layer}.attn_q.weight.lora_a", (rng.standard_normal((4, 576)) * 0.05).astype(np.float32))
-        writer.add_tensor(f"blk.{layer}.attn_q.weight.lora_b", (rng.standard_normal((576, 4)) * 0.05).astype(np.float32))
+        writer.add_tensor(
+            f"blk.{layer}.attn_q.weight.lora_a", (rng.standard_normal((4, 576)) * 0.05).astype(np.float32)
+        )
+        writer.add_tensor(
+            f"blk.{layer}.attn_q.weight.lora_b", (rng.standard_normal((576, 4)) * 0.05).astype(np.float32)
+        )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -81,8 +86,12 @@ def test_compare_labels_both_answers_and_the_adapter_changes_one(curator, base, 
 def test_interactive_chat_remembers_the_conversation_until_reset(curator, greedy_answer):
     # Asked after another turn, the prompt gets another answer (the turn is in the context);
     # after /reset, the one-shot answer again.
-    result = curator.runner.invoke(cli, ["chat", *GREEDY], catch_exceptions=False,
-                                   input=f"My name is Ada and I live in Rome.\n{PROMPT}\n/reset\n{PROMPT}\n")
+    result = curator.runner.invoke(
+        cli,
+        ["chat", *GREEDY],
+        catch_exceptions=False,
+        input=f"My name is Ada and I live in Rome.\n{PROMPT}\n/reset\n{PROMPT}\n",
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.endswith(greedy_answer + "\n") and result.stdout.count(greedy_answer) == 1
     assert "(conversation forgotten)" in result.stderr and result.stderr.count(" tokens/s") == 3
@@ -124,9 +133,21 @@ def _first_line(process: subprocess.Popen, timeout: float) -> str:
 def test_serve_answers_the_openai_client_on_loopback_and_stops_on_sigterm(tmp_path, greedy_answer):
     log = tmp_path / "serve.log"
     with open(log, "wb") as err:
-        process = subprocess.Popen([str(Path(sys.executable).with_name("curator")), "serve", "--port", "0",
-                                    "--parallel", "2", "--context", "1024"],
-                                   stdout=subprocess.PIPE, stderr=err, text=True)
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("curator")),
+                "serve",
+                "--port",
+                "0",
+                "--parallel",
+                "2",
+                "--context",
+                "1024",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
     try:
         line = _first_line(process, timeout=120)
         url = re.search(r" at (http://\S+/v1) ", line)
@@ -137,11 +158,17 @@ def test_serve_answers_the_openai_client_on_loopback_and_stops_on_sigterm(tmp_pa
 
         client = openai.OpenAI(base_url=url.group(1), api_key="unused", max_retries=0)
         assert [m.id for m in client.models.list().data] == [llm_server.BUNDLED_MODEL_NAME]
-        request = {"model": llm_server.BUNDLED_MODEL_NAME, "messages": [{"role": "user", "content": PROMPT}],
-                   **chat.Sampling(temperature=0, max_tokens=32).request()}
+        request = {
+            "model": llm_server.BUNDLED_MODEL_NAME,
+            "messages": [{"role": "user", "content": PROMPT}],
+            **chat.Sampling(temperature=0, max_tokens=32).request(),
+        }
         whole = client.chat.completions.create(**request).choices[0].message.content
-        pieces = [chunk.choices[0].delta.content for chunk in client.chat.completions.create(**request, stream=True)
-                  if chunk.choices and chunk.choices[0].delta.content]
+        pieces = [
+            chunk.choices[0].delta.content
+            for chunk in client.chat.completions.create(**request, stream=True)
+            if chunk.choices and chunk.choices[0].delta.content
+        ]
         assert len(pieces) > 1 and "".join(pieces) == whole == greedy_answer  # the same model, template, sampling
     finally:
         process.send_signal(signal.SIGTERM)

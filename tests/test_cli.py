@@ -1,4 +1,5 @@
 """The command-line entry point: every command reachable, heavy libraries loaded only when used."""
+
 from __future__ import annotations
 
 import importlib
@@ -19,8 +20,7 @@ def test_lazy_command_table_matches_the_modules():
 def test_help_lists_every_command(curator):
     result = curator("--help")
     assert result.exit_code == 0
-    for name in [*main.LAZY_COMMANDS, "ingest", "stats", "rejects", "jobs", "sql", "demo", "embed", "map",
-                 "clusters"]:
+    for name in [*main.LAZY_COMMANDS, "ingest", "stats", "rejects", "jobs", "sql", "demo", "embed", "map", "clusters"]:
         assert f"  {name} " in result.output, name
 
 
@@ -34,7 +34,14 @@ def test_start_up_loads_no_model_or_api_library():
     # What `curator ingest` / `stats` / `sql` pay on every start: not the map's, training's or
     # the API client's libraries (they took 1.8 s of a 2.3 s start).
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, cli.main; print(sorted(m for m in ('torch', 'openai', 'sklearn', "
-                               "'umap', 'hdbscan', 'jobs.map', 'jobs.demo', 'streamlit') if m in sys.modules))"],
-        capture_output=True, text=True, check=True).stdout.strip()
+        [
+            sys.executable,
+            "-c",
+            "import sys, cli.main; print(sorted(m for m in ('torch', 'openai', 'sklearn', "
+            "'umap', 'hdbscan', 'jobs.map', 'jobs.demo', 'streamlit') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert loaded == "[]"

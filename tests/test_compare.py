@@ -5,6 +5,7 @@ One tiny comparison (160 short Alpaca pairs and 60 P3 sentiment pairs; version `
 without the P3 ones; 2 LoRA steps at 128 tokens; 4 examples scored per set) is run once for
 the module; every test reads it or reruns it.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,20 +26,37 @@ from tests.test_train import short_alpaca, write_jsonl
 pytestmark = needs_data
 
 STEPS = 2
-P3_FILE = "rotten_tomatoes_Reviewer_Enjoyment.jsonl"   # short review -> "They loved it"
+P3_FILE = "rotten_tomatoes_Reviewer_Enjoyment.jsonl"  # short review -> "They loved it"
 
 
 def p3_pairs(n: int) -> list[dict]:
     """n real P3 sentiment pairs, the literal <|endoftext|> their completions end in removed."""
     lines = (DATA / "t0_train_50k_data_per_template" / P3_FILE).read_text().splitlines()
     records = (json.loads(line) for line in lines)
-    return [{"prompt": r["prompt"], "response": r["completion"].removesuffix("<|endoftext|>").strip(),
-             "source": "p3"} for r in records if len(r["prompt"]) < 300][:n]
+    return [
+        {"prompt": r["prompt"], "response": r["completion"].removesuffix("<|endoftext|>").strip(), "source": "p3"}
+        for r in records
+        if len(r["prompt"]) < 300
+    ][:n]
 
 
 def compare_args(out: Path) -> list:
-    return ["compare", "@all", "curated", "--steps", STEPS, "--same-size", "--eval-limit", 4, "--max-length", 128,
-            "--eval-set", DATA / "user_oriented_instructions.jsonl", "--out", out]
+    return [
+        "compare",
+        "@all",
+        "curated",
+        "--steps",
+        STEPS,
+        "--same-size",
+        "--eval-limit",
+        4,
+        "--max-length",
+        128,
+        "--eval-set",
+        DATA / "user_oriented_instructions.jsonl",
+        "--out",
+        out,
+    ]
 
 
 def lines_of(path: Path) -> list[dict]:
@@ -90,8 +108,10 @@ def test_the_held_out_split_and_the_same_size_control(compared):
 
 def test_three_runs_of_one_recipe_and_the_table(compared):
     curator, out, printed = compared
-    configs = {key: json.loads((out / "runs" / key / "train_config.json").read_text())
-               for key in (plan.A, plan.B, plan.A_SAME_SIZE)}
+    configs = {
+        key: json.loads((out / "runs" / key / "train_config.json").read_text())
+        for key in (plan.A, plan.B, plan.A_SAME_SIZE)
+    }
     assert len(configs) == 3
     for config in configs.values():
         assert config["max_steps"] == STEPS and config["seed"] == 42 and config["max_length"] == 128
@@ -108,7 +128,10 @@ def test_three_runs_of_one_recipe_and_the_table(compared):
         assert row["eval_ppl"] > 1 and row["heldout_ppl"] > 1
         assert row["heldout_gain"] == pytest.approx(1 - row["heldout_ppl"] / rows[0]["heldout_ppl"])
     assert {(t["x"], t["y"]) for t in printed["tests"]} == {
-        ("curated", "@all"), ("curated", "@all (same size as curated)"), ("@all (same size as curated)", "@all")}
+        ("curated", "@all"),
+        ("curated", "@all (same size as curated)"),
+        ("@all (same size as curated)", "@all"),
+    }
     assert all(t["low"] <= t["ratio"] <= t["high"] and t["examples"] == 4 for t in printed["tests"])
 
     result = json.loads((out / "compare.json").read_text())
@@ -129,7 +152,7 @@ def test_all_is_kept_as_a_version_and_remade_when_pairs_change(compared):
         finally:
             con.close()
 
-    assert snapshot("@all")["id"] == listed["@all"]["id"]     # the same pairs: the same version
+    assert snapshot("@all")["id"] == listed["@all"]["id"]  # the same pairs: the same version
     live = snapshot("@live")
     assert live["pairs"] == 160
     curator("restore", "--source", "p3")
@@ -143,11 +166,27 @@ def test_a_reserved_name_taken_by_hand_is_refused(curator, tmp_path):
     write_jsonl(tmp_path / "two.jsonl", short_alpaca(2))
     curator("ingest", tmp_path / "two.jsonl")
     curator("version", "create", "@all")
-    refused = curator("compare", "@all", "@all", "--eval-set", DATA / "user_oriented_instructions.jsonl",
-                      "--out", tmp_path / "out", ok=False)
+    refused = curator(
+        "compare",
+        "@all",
+        "@all",
+        "--eval-set",
+        DATA / "user_oriented_instructions.jsonl",
+        "--out",
+        tmp_path / "out",
+        ok=False,
+    )
     assert refused.exit_code == 1 and "made by hand" in refused.output
-    unknown = curator("compare", "@live", "v9", "--eval-set", DATA / "user_oriented_instructions.jsonl",
-                      "--out", tmp_path / "out", ok=False)
+    unknown = curator(
+        "compare",
+        "@live",
+        "v9",
+        "--eval-set",
+        DATA / "user_oriented_instructions.jsonl",
+        "--out",
+        tmp_path / "out",
+        ok=False,
+    )
     assert "no version 'v9'" in unknown.output
 
 
@@ -173,9 +212,14 @@ def test_a_lost_run_is_trained_again_and_only_what_depends_on_it(compared):
     before = train_jobs(curator.db)
     rerun = curator.json(*compare_args(out))
     assert train_jobs(curator.db) == before + 2
-    assert ran(rerun) == {"train curated", "train @all (same size as curated)",
-                   "eval curated on Self-Instruct", "eval curated on held-out",
-                   "eval @all (same size as curated) on Self-Instruct", "eval @all (same size as curated) on held-out"}
+    assert ran(rerun) == {
+        "train curated",
+        "train @all (same size as curated)",
+        "eval curated on Self-Instruct",
+        "eval curated on held-out",
+        "eval @all (same size as curated) on Self-Instruct",
+        "eval @all (same size as curated) on held-out",
+    }
     rows = rerun["rows"]
     assert [r["eval_ppl"] for r in rows] == pytest.approx([r["eval_ppl"] for r in printed["rows"]], rel=1e-4)
 

@@ -5,6 +5,7 @@ pairs, 66 refusals labelled by reading, tests/labelled_refusals.py), their respo
 embedded with the bundled model (~30 s). The concept is fitted on 20 of the refusals against
 random other pairs; the other 46 are held out.
 """
+
 from __future__ import annotations
 
 import random
@@ -31,8 +32,9 @@ def labelled(tmp_path_factory):
     refusals = sorted(key[(m, i)] for m in MODELS for i in REFUSALS.get(m, []))
     hard_negatives = sorted(key[(m, i)] for m in MODELS for i in NOT_REFUSALS.get(m, []))
     train = sorted(random.Random(0).sample(refusals, 20))
-    report = curator.json("concept", "create", "refusal_like", "--positive", ",".join(map(str, train)),
-                          "--field", "opening")
+    report = curator.json(
+        "concept", "create", "refusal_like", "--positive", ",".join(map(str, train)), "--field", "opening"
+    )
     return curator, report, train, [r for r in refusals if r not in train], hard_negatives
 
 
@@ -58,11 +60,25 @@ def test_list_replace_and_delete(labelled):
     listed = curator.json("concept", "list")
     assert [(c["name"], c["field"], c["positives"]) for c in listed] == [("refusal_like", "opening", 20)]
     # Explicit negatives, selected by SQL, and a second concept: two columns side by side.
-    second = curator.json("concept", "create", "not_llama", "--positive", "source <> 'llama-2-7b-chat-hf'",
-                          "--negative", "source = 'llama-2-7b-chat-hf'", "--field", "opening")
+    second = curator.json(
+        "concept",
+        "create",
+        "not_llama",
+        "--positive",
+        "source <> 'llama-2-7b-chat-hf'",
+        "--negative",
+        "source = 'llama-2-7b-chat-hf'",
+        "--field",
+        "opening",
+    )
     assert (second["positives"], second["negatives"], second["random_negatives"]) == (1610, 805, False)
-    assert query(curator.db, "SELECT count(*) FROM pairs_view WHERE concept_not_llama IS NOT NULL "
-                             "AND concept_refusal_like IS NOT NULL")[0][0] == 2415
+    assert (
+        query(
+            curator.db,
+            "SELECT count(*) FROM pairs_view WHERE concept_not_llama IS NOT NULL AND concept_refusal_like IS NOT NULL",
+        )[0][0]
+        == 2415
+    )
     curator("concept", "delete", "not_llama")
     columns = [row[0] for row in query(curator.db, "DESCRIBE pairs_view")]
     assert "concept_refusal_like" in columns and "concept_not_llama" not in columns

@@ -1,5 +1,6 @@
 """Duplicates on real data: Alpaca, P3 templates and FastChat's identity questions, with
 near-duplicates and conflicting answers planted from real Alpaca records (tests/dedup_data.py)."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,8 @@ import storage
 from curator import duplicates as dedup
 from storage import embeddings as vector_rows
 from tests import dedup_data
-from tests.dedup_data import template  # noqa: F401 (a fixture)
 from tests.conftest import Curator, needs_data, query
-
-
+from tests.dedup_data import template  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +35,13 @@ def twins(template) -> dict[str, list[tuple[int, int]]]:
     try:
         found: dict[str, list[tuple[int, int]]] = {}
         for row in dedup_data.planted_rows():
-            original = con.execute("SELECT id FROM pairs WHERE source = 'alpaca' AND prompt = ?",
-                                   [row["of"]]).fetchone()
-            twin = con.execute("SELECT id FROM pairs WHERE source = 'planted' AND prompt = ? AND response = ?",
-                               [row["prompt"], row["response"]]).fetchone()
+            original = con.execute(
+                "SELECT id FROM pairs WHERE source = 'alpaca' AND prompt = ?", [row["of"]]
+            ).fetchone()
+            twin = con.execute(
+                "SELECT id FROM pairs WHERE source = 'planted' AND prompt = ? AND response = ?",
+                [row["prompt"], row["response"]],
+            ).fetchone()
             found.setdefault(row["kind"], []).append((original[0], twin[0]))
         return found
     finally:
@@ -72,10 +74,19 @@ def test_whitespace_and_case_edits_are_exact_duplicates(deduped, twins):
         assert rows[twin][0] == group and kind == "exact" == rows[twin][1]
         assert keep != rows[twin][2]  # exactly one of the two is kept
     # Every exact set really is one normalized text; the identity set's repeats are found.
-    assert query(db, "SELECT count(*) FROM (SELECT dup_group FROM pairs_view p JOIN pairs USING (id) "
-                     "WHERE dup_kind = 'exact' GROUP BY dup_group HAVING count(DISTINCT pair_hash) > 1)")[0][0] == 0
-    identity_groups = query(db, "SELECT dup_group, count(*) FROM pairs_view WHERE source = 'dummy_conversation' "
-                                "AND dup_kind = 'exact' GROUP BY 1 ORDER BY 2 DESC")
+    assert (
+        query(
+            db,
+            "SELECT count(*) FROM (SELECT dup_group FROM pairs_view p JOIN pairs USING (id) "
+            "WHERE dup_kind = 'exact' GROUP BY dup_group HAVING count(DISTINCT pair_hash) > 1)",
+        )[0][0]
+        == 0
+    )
+    identity_groups = query(
+        db,
+        "SELECT dup_group, count(*) FROM pairs_view WHERE source = 'dummy_conversation' "
+        "AND dup_kind = 'exact' GROUP BY 1 ORDER BY 2 DESC",
+    )
     assert identity_groups[0][1] >= 150  # "Have a nice day!" -> "You too!", repeated
 
 
@@ -104,8 +115,11 @@ def test_lower_threshold_finds_every_paraphrase_and_every_set_respects_it(mapped
         assert rows[original][0] == rows[twin][0] is not None and rows[original][2] and not rows[twin][2]
     # Each member of a semantic set has a partner in it whose prompt is the same or at cosine >= 0.9.
     members: dict[int, list[tuple[int, int]]] = {}
-    for pair_id, group, prompt_hash in query(mapped, "SELECT p.id, v.dup_group, p.prompt_hash FROM pairs p "
-                                                     "JOIN pairs_view v USING (id) WHERE v.dup_kind = 'semantic'"):
+    for pair_id, group, prompt_hash in query(
+        mapped,
+        "SELECT p.id, v.dup_group, p.prompt_hash FROM pairs p "
+        "JOIN pairs_view v USING (id) WHERE v.dup_kind = 'semantic'",
+    ):
         members.setdefault(group, []).append((pair_id, prompt_hash))
     con = storage.connect_read_only(mapped)
     try:
@@ -169,8 +183,20 @@ def test_deleted_pairs_take_no_part(mapped, curator, twins):
 @needs_data
 def test_json_and_table_output(deduped, mapped, curator):
     _, report = deduped
-    for key in ("job_id", "run_id", "map", "field", "pairs", "exact_groups", "semantic_groups",
-                "pairs_in_groups", "not_kept", "conflicts", "params", "largest_groups"):
+    for key in (
+        "job_id",
+        "run_id",
+        "map",
+        "field",
+        "pairs",
+        "exact_groups",
+        "semantic_groups",
+        "pairs_in_groups",
+        "not_kept",
+        "conflicts",
+        "params",
+        "largest_groups",
+    ):
         assert key in report
     assert report["map"] == "prompt" and report["field"] == "prompt" and report["without_vectors"] == 0
     assert report["not_kept"] == report["pairs_in_groups"] - report["exact_groups"] - report["semantic_groups"]
@@ -189,25 +215,31 @@ def test_response_vectors_of_the_same_model_judge_the_answers(tmp_path, curator,
     records = dedup_data.alpaca_records()
     planted = dedup_data.planted_rows()
     originals = {row["of"] for row in planted}
-    rows = [{"prompt": dedup_data.prompt_of(r), "response": r["output"], "source": "alpaca"}
-            for r in records[:dedup_data.ALPACA] if dedup_data.prompt_of(r) in originals]
-    rows += [{"prompt": dedup_data.prompt_of(r), "response": r["output"], "source": "alpaca"}
-             for r in records[3000:3150]]
+    rows = [
+        {"prompt": dedup_data.prompt_of(r), "response": r["output"], "source": "alpaca"}
+        for r in records[: dedup_data.ALPACA]
+        if dedup_data.prompt_of(r) in originals
+    ]
+    rows += [
+        {"prompt": dedup_data.prompt_of(r), "response": r["output"], "source": "alpaca"} for r in records[3000:3150]
+    ]
     rows += [{k: row[k] for k in ("prompt", "response", "source")} for row in planted]
     source = tmp_path / "small.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     curator("ingest", source)
     curator("map", "--fast")
     curator("embed", "--fast", "--field", "response")
-    report = curator.json("duplicates", "--text-threshold", "1", "--text-diverge-below", "0.01",
-                          "--diverge-below", "0.6")
+    report = curator.json(
+        "duplicates", "--text-threshold", "1", "--text-diverge-below", "0.01", "--diverge-below", "0.6"
+    )
     by_prompt = {}
     for pair_id, prompt, group, conflict in query(db, "SELECT id, prompt, dup_group, conflict FROM pairs_view"):
         by_prompt.setdefault(prompt, []).append((pair_id, group, conflict))
     paraphrases = [row for row in planted if row["kind"] == "paraphrase"]
     group_of = {prompt: members[0][1] for prompt, members in by_prompt.items()}
-    together = sum(group_of[row["of"]] is not None and group_of[row["of"]] == group_of[row["prompt"]]
-                   for row in paraphrases)
+    together = sum(
+        group_of[row["of"]] is not None and group_of[row["of"]] == group_of[row["prompt"]] for row in paraphrases
+    )
     assert together >= 8  # cut answers keep a response cosine >= 0.95 (their word Jaccard is < 1)
     conflicts = [row for row in planted if row["kind"] == "conflict"]
     assert all(all(c for _, _, c in by_prompt[row["prompt"]]) for row in conflicts)
@@ -220,8 +252,9 @@ def test_signals_are_computed_first_when_missing(mapped, curator):
     con.execute("DELETE FROM signals")
     con.close()
     curator("duplicates")
-    assert query(mapped, "SELECT count(*) FROM pairs p WHERE NOT EXISTS "
-                         "(SELECT 1 FROM signals s WHERE s.pair_id = p.id)") == [(0,)]
+    assert query(
+        mapped, "SELECT count(*) FROM pairs p WHERE NOT EXISTS (SELECT 1 FROM signals s WHERE s.pair_id = p.id)"
+    ) == [(0,)]
     assert query(mapped, "SELECT status FROM jobs WHERE kind = 'signals' ORDER BY id DESC LIMIT 1") == [("done",)]
 
 
@@ -236,6 +269,7 @@ def test_no_map_is_a_clear_error(tmp_path):
 
 
 # --- the search itself ------------------------------------------------------------------------
+
 
 @needs_data
 def test_partitioned_search_agrees_with_the_exact_one_on_real_vectors(template, monkeypatch):
@@ -259,9 +293,13 @@ def test_partitioned_search_agrees_with_the_exact_one_on_real_vectors(template, 
 
 def test_keep_prefers_fewer_problems_then_more_words_then_smaller_id():
     groups = np.array([0, 0, 0, 1, 1, 2, 2, -1])
-    penalty = dedup.quality_penalty({
-        "refusal": np.array([1, 0, 0, 0, 0, 0, 0, 0]), "short": np.array([0, 1, 0, 0, 0, 0, 0, 0]),
-        "truncated": np.array([0, 0, 1, 0, 0, 0, 0, 0])})
+    penalty = dedup.quality_penalty(
+        {
+            "refusal": np.array([1, 0, 0, 0, 0, 0, 0, 0]),
+            "short": np.array([0, 1, 0, 0, 0, 0, 0, 0]),
+            "truncated": np.array([0, 0, 1, 0, 0, 0, 0, 0]),
+        }
+    )
     words = np.array([500, 3, 80, 10, 40, 7, 7, 99])
     ids = np.array([1, 2, 3, 9, 8, 5, 4, 6])
     keep = dedup.keep_members(groups, penalty, words, ids)

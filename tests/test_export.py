@@ -7,6 +7,7 @@ the identity conversations are real multi-turn ShareGPT records) copied with its
 planted pairs placed on the map; then `curator signals` and `curator duplicates` as a user
 would run them.
 """
+
 from __future__ import annotations
 
 import collections
@@ -32,6 +33,7 @@ PLANTED_ANSWER = "Here is a careful answer to that request."
 
 # --- the planted pairs -------------------------------------------------------------------------
 
+
 def _please(prompt: str) -> str:
     return "Please " + prompt[0].lower() + prompt[1:]
 
@@ -54,12 +56,17 @@ def planted_rows(code_prompts: list[str]) -> dict[str, list[dict]]:
     return {
         "planted-eval-exact": rows([evals[10], evals[90], evals[50].upper().replace(" ", "  ")]),
         "planted-eval-near": rows([_please(evals[40]), _last_word_changed(evals[120]), _please(evals[160])]),
-        "planted-eval-control": rows([evals[200][:70] + " Write a Python function that reverses a linked list "
-                                      "and explain its complexity in detail."]),
-        "planted-dup": [{"prompt": p.upper().replace(" ", "  "), "response": f"Twin answer {i}."}
-                        for i, p in enumerate(code_prompts[:10])]
-                       + [{"prompt": _please(p), "response": f"Paraphrase answer {i}."}
-                          for i, p in enumerate(code_prompts[10:])],
+        "planted-eval-control": rows(
+            [
+                evals[200][:70] + " Write a Python function that reverses a linked list "
+                "and explain its complexity in detail."
+            ]
+        ),
+        "planted-dup": [
+            {"prompt": p.upper().replace(" ", "  "), "response": f"Twin answer {i}."}
+            for i, p in enumerate(code_prompts[:10])
+        ]
+        + [{"prompt": _please(p), "response": f"Paraphrase answer {i}."} for i, p in enumerate(code_prompts[10:])],
     }
 
 
@@ -74,14 +81,16 @@ def write_planted(folder: Path, code_prompts: list[str]) -> Path:
 
 # --- fixtures ----------------------------------------------------------------------------------
 
+
 def copy_world(source: Path, db: Path) -> Path:
     """A private copy of a database together with its vectors (this copy may embed more)."""
     shutil.copyfile(source, db)
     shutil.copytree(f"{source}.vectors", f"{db}.vectors")
     con = storage.connect(db)
     try:
-        con.execute("UPDATE embedding_sets SET directory = replace(directory, ?, ?)",
-                    [f"{source}.vectors", f"{db}.vectors"])
+        con.execute(
+            "UPDATE embedding_sets SET directory = replace(directory, ?, ?)", [f"{source}.vectors", f"{db}.vectors"]
+        )
     finally:
         con.close()
     return db
@@ -94,11 +103,18 @@ def world(tmp_path_factory) -> Path:
     template = curation_data.mapped_template(tmp_path_factory)
     folder = tmp_path_factory.mktemp("export-world")
     db = copy_world(template, folder / "world.duckdb")
-    code_prompts = [r[0] for r in query(db, "SELECT prompt FROM pairs WHERE source = ? AND length(prompt) > 40 "
-                                            "AND messages IS NULL ORDER BY id LIMIT 20", [curation_data.CODE])]
+    code_prompts = [
+        r[0]
+        for r in query(
+            db,
+            "SELECT prompt FROM pairs WHERE source = ? AND length(prompt) > 40 "
+            "AND messages IS NULL ORDER BY id LIMIT 20",
+            [curation_data.CODE],
+        )
+    ]
     run = Curator(db)
     run("ingest", write_planted(folder, code_prompts))
-    run("map")          # places the new pairs: every pair has a stored prompt vector and a cluster
+    run("map")  # places the new pairs: every pair has a stored prompt vector and a cluster
     run("signals")
     run("duplicates")
     return db
@@ -136,6 +152,7 @@ def key(pair_or_row) -> tuple[str, str]:
 
 # --- formats -----------------------------------------------------------------------------------
 
+
 @needs_data
 @pytest.mark.parametrize("fmt", shapes.FORMATS)
 def test_every_format_is_the_reference_record_and_reads_back_as_the_same_pairs(world, tmp_path, fmt):
@@ -151,8 +168,10 @@ def test_every_format_is_the_reference_record_and_reads_back_as_the_same_pairs(w
         by_key[key(row)].append(row)
     for record in records:
         # Several rows can share a prompt and answer (the identity conversations' "Goodbye").
-        candidates = [shapes.render_record(fmt, r[1], r[2], r[3], json.loads(r[4]) if r[4] else None)
-                      for r in by_key[key(formats.record_pairs(record, fmt)[0])]]
+        candidates = [
+            shapes.render_record(fmt, r[1], r[2], r[3], json.loads(r[4]) if r[4] else None)
+            for r in by_key[key(formats.record_pairs(record, fmt)[0])]
+        ]
         assert record in candidates
         assert list(record) == list(shapes.SHAPES[fmt])
 
@@ -164,8 +183,9 @@ def test_every_format_is_the_reference_record_and_reads_back_as_the_same_pairs(w
 
     def comparable(rows, with_source):
         return collections.Counter(
-            (r[1], r[2], json.dumps(json.loads(r[4])) if (r[4] and whole) else None)
-            + ((r[3],) if with_source else ()) for r in rows)
+            (r[1], r[2], json.dumps(json.loads(r[4])) if (r[4] and whole) else None) + ((r[3],) if with_source else ())
+            for r in rows
+        )
 
     with_source = fmt == "gpt4all"
     assert comparable(kept_rows(again), with_source) == comparable(rows, with_source)
@@ -175,6 +195,7 @@ def test_every_format_is_the_reference_record_and_reads_back_as_the_same_pairs(w
 
 
 # --- reproducibility, versions, deletes --------------------------------------------------------
+
 
 @needs_data
 def test_same_version_and_seed_give_byte_identical_files(world, tmp_path):
@@ -187,10 +208,10 @@ def test_same_version_and_seed_give_byte_identical_files(world, tmp_path):
     other = export(world, tmp_path / "c", "--format", "openai", "--eval-set", EVAL_FILE, "--seed", "8")
     a_lines = (tmp_path / "a" / "train.jsonl").read_bytes().splitlines()
     c_lines = (tmp_path / "c" / "train.jsonl").read_bytes().splitlines()
-    assert a_lines != c_lines                                      # another order and split...
+    assert a_lines != c_lines  # another order and split...
     all_a = sorted(a_lines + (tmp_path / "a" / "val.jsonl").read_bytes().splitlines())
     all_c = sorted(c_lines + (tmp_path / "c" / "val.jsonl").read_bytes().splitlines())
-    assert all_a == all_c                                          # ...of the same records
+    assert all_a == all_c  # ...of the same records
     assert other["seed"] == 8
 
 
@@ -198,7 +219,7 @@ def test_same_version_and_seed_give_byte_identical_files(world, tmp_path):
 def test_version_export_is_exactly_the_version_and_deleted_pairs_stay_out(private, tmp_path):
     run = Curator(private)
     run("version", "create", "v1")
-    before = (tmp_path / "before")
+    before = tmp_path / "before"
     export(private, before, "--version", "v1", "--no-eval-check")
     run("delete", "--source", "planted-dup", "--reason", "near-duplicates")
 
@@ -207,8 +228,11 @@ def test_version_export_is_exactly_the_version_and_deleted_pairs_stay_out(privat
     manifest = export(private, after, "--version", "v1", "--no-eval-check")
     for name in ("train.jsonl", "val.jsonl", "manifest.json"):
         assert (before / name).read_bytes() == (after / name).read_bytes(), name
-    version_rows = query(private, "SELECT p.id, p.prompt, p.response FROM version_pairs v JOIN versions n "
-                                  "ON n.id = v.version_id AND n.name = 'v1' JOIN pairs p ON p.id = v.pair_id")
+    version_rows = query(
+        private,
+        "SELECT p.id, p.prompt, p.response FROM version_pairs v JOIN versions n "
+        "ON n.id = v.version_id AND n.name = 'v1' JOIN pairs p ON p.id = v.pair_id",
+    )
     pairs = exported(after, "train.jsonl", "gpt4all") + exported(after, "val.jsonl", "gpt4all")
     assert collections.Counter(map(key, pairs)) == collections.Counter(key(r) for r in version_rows)
     assert manifest["version"] == "v1" and manifest["operations_log"]["operations"] == 0
@@ -228,25 +252,37 @@ def test_version_export_is_exactly_the_version_and_deleted_pairs_stay_out(privat
 
 # --- the split ---------------------------------------------------------------------------------
 
+
 @needs_data
 def test_split_never_puts_near_duplicates_on_both_sides(world, tmp_path):
     out = tmp_path / "out"
     manifest = export(world, out, "--val-fraction", "0.3", "--no-eval-check")
-    rows = query(world, "SELECT p.prompt, p.response, p.prompt_hash, v.dup_group FROM pairs p "
-                        "JOIN pairs_view v USING (id) WHERE NOT v.deleted")
+    rows = query(
+        world,
+        "SELECT p.prompt, p.response, p.prompt_hash, v.dup_group FROM pairs p "
+        "JOIN pairs_view v USING (id) WHERE NOT v.deleted",
+    )
     groups_of = collections.defaultdict(set)
     for prompt, response, prompt_hash, dup_group in rows:
         groups_of[(prompt, response)] |= {("prompt", prompt_hash)} | ({("dup", dup_group)} if dup_group else set())
-    sides = {name: set().union(*(groups_of[key(p)] for p in exported(out, name, "gpt4all")))
-             for name in ("train.jsonl", "val.jsonl")}
+    sides = {
+        name: set().union(*(groups_of[key(p)] for p in exported(out, name, "gpt4all")))
+        for name in ("train.jsonl", "val.jsonl")
+    }
     assert not sides["train.jsonl"] & sides["val.jsonl"]
 
     # The check means something: many groups with several members, planted ones among them.
-    assert query(world, "SELECT count(*) FROM (SELECT prompt_hash FROM pairs GROUP BY 1 HAVING count(*) > 1)")[0][0] > 20
+    assert (
+        query(world, "SELECT count(*) FROM (SELECT prompt_hash FROM pairs GROUP BY 1 HAVING count(*) > 1)")[0][0] > 20
+    )
     semantic = query(world, "SELECT count(DISTINCT dup_group) FROM pairs_view WHERE dup_kind = 'semantic'")[0][0]
     assert semantic > 5
-    planted_twins = query(world, "SELECT count(*) FROM pairs a JOIN pairs b ON a.prompt_hash = b.prompt_hash "
-                                 "AND a.source = 'planted-dup' AND b.source = ?", [curation_data.CODE])[0][0]
+    planted_twins = query(
+        world,
+        "SELECT count(*) FROM pairs a JOIN pairs b ON a.prompt_hash = b.prompt_hash "
+        "AND a.source = 'planted-dup' AND b.source = ?",
+        [curation_data.CODE],
+    )[0][0]
     assert planted_twins == 10
     assert manifest["split"]["grouped_by"] == "normalized prompt and duplicate group"
     assert 0.2 < manifest["pairs"]["val"] / manifest["pairs"]["exported"] < 0.35  # whole groups only
@@ -258,10 +294,15 @@ def test_split_is_stratified_by_cluster(world, tmp_path):
     manifest = export(world, tmp_path / "out", "--val-fraction", str(fraction), "--no-eval-check")
     assert manifest["split"]["stratified_by"] == "cluster (map prompt)"
     # Clusters made of small groups can be split in proportion; one big group cannot be split.
-    largest_group = dict(query(world, """
+    largest_group = dict(
+        query(
+            world,
+            """
         SELECT cluster, max(n) FROM (SELECT v.cluster, p.prompt_hash, count(*) AS n
                                      FROM pairs p JOIN pairs_view v USING (id)
-                                     WHERE NOT v.deleted GROUP BY ALL) GROUP BY ALL"""))
+                                     WHERE NOT v.deleted GROUP BY ALL) GROUP BY ALL""",
+        )
+    )
     checked = 0
     for cluster, counts in manifest["counts"]["by_cluster"].items():
         size = counts["train"] + counts["val"]
@@ -272,11 +313,15 @@ def test_split_is_stratified_by_cluster(world, tmp_path):
     # Overall: the share, less the prompts repeated so often in their cluster that they cannot
     # go to validation without outgrowing the cluster's share (the identity set's "Goodbye").
     total = manifest["pairs"]["exported"]
-    unsplittable = query(world, """
+    unsplittable = query(
+        world,
+        """
         WITH g AS (SELECT v.cluster, p.prompt_hash, count(*) AS n FROM pairs p JOIN pairs_view v USING (id)
                    WHERE NOT v.deleted GROUP BY ALL),
              c AS (SELECT cluster, sum(n) AS size FROM g GROUP BY ALL)
-        SELECT coalesce(sum(n), 0) FROM g JOIN c USING (cluster) WHERE n > ? * size""", [fraction])[0][0]
+        SELECT coalesce(sum(n), 0) FROM g JOIN c USING (cluster) WHERE n > ? * size""",
+        [fraction],
+    )[0][0]
     assert unsplittable < total / 2
     assert fraction * (total - unsplittable) - 0.02 * total <= manifest["pairs"]["val"] <= (fraction + 0.02) * total
 
@@ -302,6 +347,7 @@ def test_groups_are_linked_transitively_and_the_split_keeps_them_whole():
 
 
 # --- the evaluation-set check ------------------------------------------------------------------
+
 
 def planted_ids(db: Path, source: str) -> set[int]:
     return {r[0] for r in query(db, "SELECT id FROM pairs WHERE source = ?", [source])}
@@ -329,8 +375,11 @@ def test_eval_prompts_are_removed_and_reported_using_stored_vectors(world, tmp_p
     manifest = json.loads((out / "manifest.json").read_text())
     check = manifest["eval_check"]
     assert check["checked"] and check["set"] == {
-        "name": EVAL_FILE.name, "found": "--eval-set", "prompts": 252,
-        "sha256": hashlib.sha256(EVAL_FILE.read_bytes()).hexdigest()}
+        "name": EVAL_FILE.name,
+        "found": "--eval-set",
+        "prompts": 252,
+        "sha256": hashlib.sha256(EVAL_FILE.read_bytes()).hexdigest(),
+    }
     assert check["compared"]["stored_vectors"] == manifest["pairs"]["selected"]
     assert check["compared"]["without_vectors"] == 0
     assert manifest["pairs"]["removed_by_eval_check"] == 6
@@ -343,7 +392,7 @@ def test_eval_check_without_vectors_embeds_only_first_pass_candidates(tmp_path, 
     db = tmp_path / "plain.duckdb"
     run = Curator(db)
     run("ingest", DATA / "alpaca_5000.json", write_planted(tmp_path, []))
-    monkeypatch.setenv("CURATOR_EVAL_SET", str(EVAL_FILE))     # the default set, from the environment
+    monkeypatch.setenv("CURATOR_EVAL_SET", str(EVAL_FILE))  # the default set, from the environment
     out = tmp_path / "out"
     result = run("export", out, "--format", "alpaca")
     assert "have no stored prompt vector" in result.output
@@ -357,7 +406,8 @@ def test_eval_check_without_vectors_embeds_only_first_pass_candidates(tmp_path, 
 
 @needs_data
 def test_default_set_is_never_fetched_unasked_and_self_instruct_is_fetched_once_checked_and_cached(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     # The download path runs against file:// addresses: never the network.
     monkeypatch.delenv("CURATOR_EVAL_SET", raising=False)
     monkeypatch.setenv("CURATOR_CACHE", str(tmp_path / "cache"))
@@ -393,12 +443,15 @@ def test_eval_prompts_are_read_from_text_and_jsonl_files(tmp_path):
     text.write_text("First prompt\n\n  Second prompt  \nFirst prompt\n")
     assert evalset.read_prompts(text) == ["First prompt", "Second prompt"]
     records = tmp_path / "prompts.jsonl"
-    records.write_text('{"prompt": "Say hi"}\n{"instruction": "Add", "input": "2 + 2"}\n'
-                       '{"instruction": "Sum up", "input": "<noinput>"}\n{"other": 1}\n')
+    records.write_text(
+        '{"prompt": "Say hi"}\n{"instruction": "Add", "input": "2 + 2"}\n'
+        '{"instruction": "Sum up", "input": "<noinput>"}\n{"other": 1}\n'
+    )
     assert evalset.read_prompts(records) == ["Say hi", "Add\n\n2 + 2", "Sum up"]
 
 
 # --- the manifest ------------------------------------------------------------------------------
+
 
 @needs_data
 def test_manifest_records_what_the_export_is(private, tmp_path):
@@ -406,11 +459,14 @@ def test_manifest_records_what_the_export_is(private, tmp_path):
     manifest = export(private, out, "--format", "sharegpt", "--val-fraction", "0.05", "--no-eval-check")
     assert manifest["tool_version"] == curator.__version__
     assert (manifest["format"], manifest["seed"], manifest["val_fraction"], manifest["version"]) == (
-        "sharegpt", 42, 0.05, None)
+        "sharegpt",
+        42,
+        0.05,
+        None,
+    )
     for name, info in manifest["files"].items():
         data = (out / name).read_bytes()
-        assert info == {"records": data.count(b"\n"), "bytes": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest()}
+        assert info == {"records": data.count(b"\n"), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     assert set(manifest["files"]) == {"train.jsonl", "val.jsonl"}
     for by in ("by_source", "by_cluster"):
         assert sum(c["train"] for c in manifest["counts"][by].values()) == manifest["pairs"]["train"]
@@ -419,8 +475,7 @@ def test_manifest_records_what_the_export_is(private, tmp_path):
     latest_signals = query(private, "SELECT id, params FROM signal_runs ORDER BY id DESC LIMIT 1")[0]
     assert manifest["signals"] == {"run": latest_signals[0], "params": json.loads(latest_signals[1])}
     assert manifest["duplicates"]["run"] == query(private, "SELECT max(id) FROM duplicate_runs")[0][0]
-    assert manifest["operations_log"] == {"operations": 0, "up_to": None,
-                                          "sha256": hashlib.sha256(b"").hexdigest()}
+    assert manifest["operations_log"] == {"operations": 0, "up_to": None, "sha256": hashlib.sha256(b"").hexdigest()}
 
     # A tag changes the log (and its hash), not the records; no validation file when F = 0.
     Curator(private)("tag", "reviewed", "--source", curation_data.CODE)

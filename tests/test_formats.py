@@ -12,7 +12,7 @@ import copy
 import gzip
 import json
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -20,16 +20,14 @@ import pytest
 from curator.formats import FORMATS, Pair, RecordError, detect_format, record_pairs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_data = pytest.mark.skipif(
-    not DATA.exists(), reason="needs ../shared/data (the project's shared real datasets)"
-)
+needs_data = pytest.mark.skipif(not DATA.exists(), reason="needs ../shared/data (the project's shared real datasets)")
 
 T0_FILE = "t0_train_50k_data_per_template/adversarial_qa_dbert_based_on.jsonl"
 HH_FILE = "hh-rlhf_harmless-base/test.jsonl.gz"
 SG90K_FILE = "sg_90k_part1_html_cleaned_lang_first_sampled_sorted.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> tuple:
     path = DATA / name
     if name.endswith(".json"):
@@ -179,9 +177,7 @@ def test_oasst2_filtered_counts():
     # 432 trees hold prompter messages only; 1 tree's root is deleted; the other 118 trees
     # give 522 paths, 320 of them with more than one prompter message.
     assert len(pairs) == 522
-    assert reasons == Counter(
-        {"conversation has no assistant answer": 432, "root message is deleted": 1}
-    )
+    assert reasons == Counter({"conversation has no assistant answer": 432, "root message is deleted": 1})
     assert sum(pair.messages is not None for pair in pairs) == 320
 
 
@@ -234,10 +230,28 @@ def test_alpaca_eval_results_counts():
 
 # Every raw `input` in alpaca_5000.json that means "no input" (found by reading the file).
 ALPACA_NO_INPUT_SPELLINGS = {
-    "", '"<noinput>"', "(No input)", "< noinput >", "<No Input>", "<No input>", "<Noinput>.",
-    "<ninput>", "<no input>", "N/A", "No Input", "No input", "No input needed.",
-    "No input required", "No input required.", "No input.", "Noinput", "None", "[noinput]",
-    "\\<noinput\\>", "noinput", "{\\noinput}",
+    "",
+    '"<noinput>"',
+    "(No input)",
+    "< noinput >",
+    "<No Input>",
+    "<No input>",
+    "<Noinput>.",
+    "<ninput>",
+    "<no input>",
+    "N/A",
+    "No Input",
+    "No input",
+    "No input needed.",
+    "No input required",
+    "No input required.",
+    "No input.",
+    "Noinput",
+    "None",
+    "[noinput]",
+    "\\<noinput\\>",
+    "noinput",
+    "{\\noinput}",
 }
 
 

@@ -1,4 +1,5 @@
 """`curator ingest` end to end on real files: formats, containers, rejects, re-ingest, stats."""
+
 from __future__ import annotations
 
 import csv
@@ -14,7 +15,6 @@ import zstandard
 
 import storage
 from tests.conftest import DATA, needs_data, query
-
 
 # (file under ../shared/data, format detected, pairs, rejects). Pair counts follow each
 # format's rule (tests/test_formats.py checks the rules record by record); rejects are:
@@ -52,13 +52,18 @@ def test_openai_messages_and_multi_turn_rule(curator, tmp_path):
     roles = {"human": "user", "gpt": "assistant"}
     records = json.loads((DATA / "dummy_conversation.json").read_text())
     path = tmp_path / "chats.jsonl.zst"
-    lines = b"".join(orjson.dumps({"messages": [{"role": roles[t["from"]], "content": t["value"]}
-                                                for t in r["conversations"]]}) + b"\n" for r in records)
+    lines = b"".join(
+        orjson.dumps({"messages": [{"role": roles[t["from"]], "content": t["value"]} for t in r["conversations"]]})
+        + b"\n"
+        for r in records
+    )
     path.write_bytes(zstandard.ZstdCompressor().compress(lines))
     assert "format openai" in curator("ingest", path).stdout
     assert curator.json("stats")["pairs"] == 500
     # identity_0: Who are you? / I am Vicuna... / Have a nice day! / You too!
-    prompt, response, messages = query(curator.db, "SELECT prompt, response, messages FROM pairs_view WHERE line = 1")[0]
+    prompt, response, messages = query(curator.db, "SELECT prompt, response, messages FROM pairs_view WHERE line = 1")[
+        0
+    ]
     assert (prompt, response) == ("Have a nice day!", "You too!")
     assert [m["role"] for m in json.loads(messages)] == ["user", "assistant", "user", "assistant"]
 
@@ -83,8 +88,10 @@ def test_dolly_csv_and_source_precedence(curator, tmp_path):
 @needs_data
 def test_record_source_field_is_used(curator, tmp_path):
     path = tmp_path / "mixed.jsonl"
-    path.write_text('{"prompt": "Name a colour.", "response": "Blue.", "source": "unified_chip2"}\n'
-                    '{"prompt": "Name a fruit.", "response": "Apple."}\n')
+    path.write_text(
+        '{"prompt": "Name a colour.", "response": "Blue.", "source": "unified_chip2"}\n'
+        '{"prompt": "Name a fruit.", "response": "Apple."}\n'
+    )
     curator("ingest", path)
     assert curator.json("stats")["sources"] == {"unified_chip2": 1, "mixed": 1}
 
@@ -109,26 +116,26 @@ def test_containers_and_compression_give_the_same_pairs(curator, tmp_path):
     assert len({tuple(h) for h in hashes.values()}) == 1
     # The two empty outputs are rejected in each, at the right record / physical line.
     lines = query(curator.db, "SELECT file, list(line ORDER BY line) FROM rejects GROUP BY file ORDER BY file")
-    by_file = {f.rsplit("/", 1)[1]: l for f, l in lines}
+    by_file = {f.rsplit("/", 1)[1]: numbers for f, numbers in lines}
     assert by_file["a.json"] == by_file["a.jsonl.zst"] == by_file["a.parquet"] == [2336, 4659]
     # CSV lines are physical: the header is line 1 and some fields span several lines.
     assert len(by_file["a.csv.gz"]) == 2 and by_file["a.csv.gz"][0] > 2336
 
 
 BAD_LINES = [
-    b'{"prompt": "Hello there", "response": "Hi!"}',                       # 1 ok
-    b'{"prompt": "broken", ',                                             # 2 invalid JSON
-    b'"just a string"',                                                   # 3 not an object
-    b'{"prompt": "Hello"}',                                               # 4 missing response
-    b'{"prompt": 5, "response": "five"}',                                 # 5 not a string
-    b'{"prompt": "Hello", "response": "   "}',                            # 6 empty
-    b'{"prompt": "caf\xe9 au lait", "response": "ok"}',                   # 7 invalid UTF-8
-    b'{"prompt": "big", "response": "' + b"x" * 3000 + b'"}',            # 8 too large
+    b'{"prompt": "Hello there", "response": "Hi!"}',  # 1 ok
+    b'{"prompt": "broken", ',  # 2 invalid JSON
+    b'"just a string"',  # 3 not an object
+    b'{"prompt": "Hello"}',  # 4 missing response
+    b'{"prompt": 5, "response": "five"}',  # 5 not a string
+    b'{"prompt": "Hello", "response": "   "}',  # 6 empty
+    b'{"prompt": "caf\xe9 au lait", "response": "ok"}',  # 7 invalid UTF-8
+    b'{"prompt": "big", "response": "' + b"x" * 3000 + b'"}',  # 8 too large
     b'{"prompt": {"value": "From a dict"}, "response": {"description": "Described"}}',  # 9 ok
-    b'{"prompt": {"x": 1}, "response": "ok"}',                            # 10 dict without value
-    b'{"prompt": "?", "response": "A question mark."}',                   # 11 one character
-    b'',                                                                  # 12 blank: no record
-    b'{"prompt": "Last line", "response": "without a newline"}',          # 13 ok
+    b'{"prompt": {"x": 1}, "response": "ok"}',  # 10 dict without value
+    b'{"prompt": "?", "response": "A question mark."}',  # 11 one character
+    b"",  # 12 blank: no record
+    b'{"prompt": "Last line", "response": "without a newline"}',  # 13 ok
 ]
 
 
@@ -140,9 +147,14 @@ def test_every_reject_reason_with_file_and_line(curator, tmp_path):
     assert "9 record(s) rejected" in out.stderr
     rejects = {r["line"]: r for r in curator.json("rejects")}
     expected = {
-        2: "invalid JSON", 3: "not a JSON object", 4: "missing field 'response'",
-        5: "field 'prompt' is a number, not a string", 6: "field 'response' is empty",
-        7: "invalid UTF-8", 8: "over the 2,000-byte limit", 10: "without 'value' or 'description'",
+        2: "invalid JSON",
+        3: "not a JSON object",
+        4: "missing field 'response'",
+        5: "field 'prompt' is a number, not a string",
+        6: "field 'response' is empty",
+        7: "invalid UTF-8",
+        8: "over the 2,000-byte limit",
+        10: "without 'value' or 'description'",
         11: "single character",
     }
     assert sorted(rejects) == sorted(expected)
@@ -152,8 +164,7 @@ def test_every_reject_reason_with_file_and_line(curator, tmp_path):
     assert rejects[7]["raw"] == '{"prompt": "caf\ufffd au lait", "response": "ok"}'
     assert len(rejects[8]["raw"]) == 3000 + len('{"prompt": "big", "response": ""}')
     kept = query(curator.db, "SELECT line, prompt, response FROM pairs_view ORDER BY line")
-    assert kept == [(1, "Hello there", "Hi!"), (9, "From a dict", "Described"),
-                    (13, "Last line", "without a newline")]
+    assert kept == [(1, "Hello there", "Hi!"), (9, "From a dict", "Described"), (13, "Last line", "without a newline")]
 
 
 def test_raw_text_is_cut_at_64_kib(curator, tmp_path):
@@ -170,10 +181,18 @@ def test_real_malformed_lines(curator):
     five lines that are not valid JSON."""
     out = curator("ingest", *sorted((DATA / "instructionwild_v2").glob("*.jsonl")), ok=False)
     assert out.exit_code != 0 and "no pairs were accepted" in out.output
-    invalid = [(r["file"].rsplit("/", 1)[1], r["line"]) for r in curator.json("rejects")
-               if r["reason"].startswith("invalid JSON")]
-    assert invalid == [("user_2.jsonl", 134), ("user_2.jsonl", 168), ("user_3.jsonl", 10),
-                       ("user_3.jsonl", 121), ("user_3.jsonl", 122)]
+    invalid = [
+        (r["file"].rsplit("/", 1)[1], r["line"])
+        for r in curator.json("rejects")
+        if r["reason"].startswith("invalid JSON")
+    ]
+    assert invalid == [
+        ("user_2.jsonl", 134),
+        ("user_2.jsonl", 168),
+        ("user_3.jsonl", 10),
+        ("user_3.jsonl", 121),
+        ("user_3.jsonl", 122),
+    ]
     assert curator.json("stats")["rejects"] == 873 + 5
 
 
@@ -226,13 +245,22 @@ def test_stats_jobs_and_views(curator, tmp_path):
     path = tmp_path / "x.jsonl"
     path.write_text('{"prompt": "One?", "response": "1"}\n{"prompt": "Two?", "response": "2"}\n')
     curator("ingest", path, "--source", "numbers")
-    assert curator.json("stats") == {"pairs": 2, "deleted": 0, "rejects": 0, "exact_duplicates": 0,
-                                     "files": 1, "files_unfinished": 0, "sources": {"numbers": 2}}
+    assert curator.json("stats") == {
+        "pairs": 2,
+        "deleted": 0,
+        "rejects": 0,
+        "exact_duplicates": 0,
+        "files": 1,
+        "files_unfinished": 0,
+        "sources": {"numbers": 2},
+    }
     (job,) = curator.json("jobs")
     assert job["kind"] == "ingest" and job["status"] == "done" and job["counts"]["pairs"] == 2
     rows = curator.json("sql", "SELECT id, prompt, response, source, deleted FROM pairs_view ORDER BY prompt")
     assert [(r["prompt"], r["response"], r["source"], r["deleted"]) for r in rows] == [
-        ("One?", "1", "numbers", False), ("Two?", "2", "numbers", False)]
+        ("One?", "1", "numbers", False),
+        ("Two?", "2", "numbers", False),
+    ]
     assert len({r["id"] for r in rows}) == 2
 
 
@@ -241,8 +269,24 @@ def test_normalize_text_gives_the_released_results(curator, db):
     # Migration 6 replaced normalize_text with a form that skips the regex where it cannot
     # match; every stored hash depends on it staying the same function.
     curator("ingest", DATA / "alpaca_5000.json", DATA / "hh-rlhf_harmless-base/test.jsonl.gz")
-    edge = ["a  b", "a\nb", "A\t\tB", "x \n y", "no runs here", "Ab  ", "a\x0bb", "a \x0cb", "tab\tonly",
-            "cr\ronly", "  lead", "trail  ", "É  Ñ", "a\u00a0 b", "a \u3000b", ""]
+    edge = [
+        "a  b",
+        "a\nb",
+        "A\t\tB",
+        "x \n y",
+        "no runs here",
+        "Ab  ",
+        "a\x0bb",
+        "a \x0cb",
+        "tab\tonly",
+        "cr\ronly",
+        "  lead",
+        "trail  ",
+        "É  Ñ",
+        "a\u00a0 b",
+        "a \u3000b",
+        "",
+    ]
     con = storage.connect(db)
     try:
         con.execute("CREATE TEMP TABLE edge AS SELECT unnest($e) AS t", {"e": edge})
@@ -250,7 +294,8 @@ def test_normalize_text_gives_the_released_results(curator, db):
             r"""SELECT count(*) FILTER (WHERE normalize_text(t) IS DISTINCT FROM
                        lower(regexp_replace(t, '[\t\n\v\f\r]\s*| \s+', ' ', 'g'))), count(*)
                 FROM (SELECT prompt AS t FROM pairs UNION ALL SELECT response FROM pairs
-                      UNION ALL SELECT t FROM edge)""").fetchone()
+                      UNION ALL SELECT t FROM edge)"""
+        ).fetchone()
     finally:
         con.close()
     assert checked == 2 * 7306 + len(edge)

@@ -6,6 +6,7 @@ The fault server (tests/fault_server.py) answers judge-formatted verdicts throug
 hook, keyed by the pair whose rubric it was sent, misbehaves on cue and counts every request,
 which is how exactly-once is checked through retries and kill -9.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,14 +75,34 @@ def _asked(server: FaultServer, verdicts: Verdicts) -> dict[int, int]:
 
 
 def _judge_args(server: FaultServer, *more: str) -> list[str]:
-    return ["quality", "judge", "--model", "fault-model", "--base-url", server.base_url, "--timeout", "0.5",
-            "--max-tries", "3", "--backoff", "0.05", "--concurrency", "4", *more]
+    return [
+        "quality",
+        "judge",
+        "--model",
+        "fault-model",
+        "--base-url",
+        server.base_url,
+        "--timeout",
+        "0.5",
+        "--max-tries",
+        "3",
+        "--backoff",
+        "0.05",
+        "--concurrency",
+        "4",
+        *more,
+    ]
 
 
 def _scores(db) -> dict[int, tuple]:
-    return {row[0]: row[1:] for row in query(
-        db, "SELECT pair_id, status, attempts, score, reason, error, prompt_tokens, completion_tokens "
-            "FROM judge_scores ORDER BY pair_id")}
+    return {
+        row[0]: row[1:]
+        for row in query(
+            db,
+            "SELECT pair_id, status, attempts, score, reason, error, prompt_tokens, completion_tokens "
+            "FROM judge_scores ORDER BY pair_id",
+        )
+    }
 
 
 # --- a real server: the bundled SmolLM2 ----------------------------------------------------
@@ -98,18 +119,32 @@ def _report(curator, *args: str) -> dict:
 def test_real_server_rates_real_alpaca_pairs_and_a_rerun_asks_nothing_scored(curator, db, tmp_path):
     pairs = _ingest(curator, tmp_path, _alpaca(6, short=True))
     with llm_server.start(n_parallel=3, context=1024) as server:
-        args = ["quality", "judge", "--model", server.model, "--base-url", server.base_url, "--max-tokens", "24",
-                "--max-tries", "2", "--backoff", "0", "--concurrency", "3"]
+        args = [
+            "quality",
+            "judge",
+            "--model",
+            server.model,
+            "--base-url",
+            server.base_url,
+            "--max-tokens",
+            "24",
+            "--max-tries",
+            "2",
+            "--backoff",
+            "0",
+            "--concurrency",
+            "3",
+        ]
         first = _report(curator, *args)
         state = _scores(db)
         done = {i for i, s in state.items() if s[0] == "done"}
         assert set(state) == {p.pair_id for p in pairs} and first["pending"] == 0
         assert (first["judged"], first["failed"]) == (len(done), len(pairs) - len(done))
-        for status, attempts, score, reason, error, prompt_tokens, completion_tokens in state.values():
+        for status, attempts, score, _reason, error, prompt_tokens, completion_tokens in state.values():
             if status == "done":  # a score on the scale, whatever the small model made of the rubric
                 assert 1 <= score <= 5 and error is None and 1 <= attempts <= 2
                 assert prompt_tokens > 0 and 0 < completion_tokens <= 24 * attempts
-            else:                 # or a recorded reason after both tries
+            else:  # or a recorded reason after both tries
                 assert status == "failed" and score is None and attempts == 2 and "malformed answer" in error
         assert first["histogram"] == {str(s): sum(state[i][2] == s for i in done) for s in range(1, 6)}
 
@@ -122,7 +157,8 @@ def test_real_server_rates_real_alpaca_pairs_and_a_rerun_asks_nothing_scored(cur
     assert shown == [(p.pair_id, after[p.pair_id][2], after[p.pair_id][3]) for p in pairs]
     cost = curator.json("cost")
     assert [(m["model"], m["task"], m["local"], m["cost"]) for m in cost["models"]] == [
-        ("SmolLM2-135M-Instruct", "judge", True, 0.0)]
+        ("SmolLM2-135M-Instruct", "judge", True, 0.0)
+    ]
 
 
 # --- faults --------------------------------------------------------------------------------
@@ -141,8 +177,16 @@ def test_faults_are_retried_and_every_pair_gets_exactly_one_score(curator, db, t
     with FaultServer(plan, retry_after=1, slow_seconds=1.5, answer=verdicts) as server:
         report = curator.json(*_judge_args(server))
         asked = _asked(server, verdicts)
-        assert asked == {**{i: 1 for i in ids[:-1]}, ids[0]: 2, ids[1]: 3, ids[2]: 2, ids[3]: 2, ids[4]: 2,
-                         always_500: 3, bad: 1}
+        assert asked == {
+            **{i: 1 for i in ids[:-1]},
+            ids[0]: 2,
+            ids[1]: 3,
+            ids[2]: 2,
+            ids[3]: 2,
+            ids[4]: 2,
+            always_500: 3,
+            bad: 1,
+        }
         assert (report["pairs"], report["judged"], report["failed"], report["pending"]) == (13, 11, 2, 0)
         assert report["errors"] == 1 + 2 + 1 + 1 + 1 + 3 + 1
         state = _scores(db)
@@ -150,8 +194,7 @@ def test_faults_are_retried_and_every_pair_gets_exactly_one_score(curator, db, t
         assert state[always_500][:3] == ("failed", 3, None) and "HTTP 500" in state[always_500][4]
         assert state[bad][:2] == ("failed", 1) and "HTTP 400" in state[bad][4]
         for i in set(ids[:-1]) - {always_500, bad}:
-            assert state[i][0] == "done" and state[i][2:5] == (
-                Verdicts.score(i), f"pair {i} reads as expected.", None)
+            assert state[i][0] == "done" and state[i][2:5] == (Verdicts.score(i), f"pair {i} reads as expected.", None)
         histogram = {str(s): sum(Verdicts.score(i) == s for i in state if state[i][0] == "done") for s in range(1, 6)}
         assert report["histogram"] == histogram
 
@@ -170,8 +213,14 @@ def test_an_unreadable_verdict_is_retried_then_failed_with_its_reason_and_its_to
     pairs = _ingest(curator, tmp_path, _alpaca(5))
     ids = [p.pair_id for p in pairs]
     garbled, off_scale, once = ids[0], ids[1], ids[2]
-    verdicts = Verdicts(pairs, {garbled: ["I think this answer is quite good."] * 9,
-                                off_scale: ["Score: 8/10\nReason: solid."] * 9, once: ["Score: excellent"]})
+    verdicts = Verdicts(
+        pairs,
+        {
+            garbled: ["I think this answer is quite good."] * 9,
+            off_scale: ["Score: 8/10\nReason: solid."] * 9,
+            once: ["Score: excellent"],
+        },
+    )
     with FaultServer(answer=verdicts) as server:
         report = curator.json(*_judge_args(server))
         asked = _asked(server, verdicts)
@@ -187,14 +236,25 @@ def test_an_unreadable_verdict_is_retried_then_failed_with_its_reason_and_its_to
     def tokens(pair_id: int, verdict: str, times: int = 1) -> tuple[int, int]:
         prompt_tokens, completion_tokens = usage_for([{"content": verdicts.message(pair_id)}], verdict)
         return prompt_tokens * times, completion_tokens * times
-    spent = [tokens(garbled, "I think this answer is quite good.", 3), tokens(off_scale, "Score: 8/10\nReason: solid.", 3),
-             tokens(once, "Score: excellent"), *(tokens(i, Verdicts.usual(i)) for i in (once, ids[3], ids[4]))]
+
+    spent = [
+        tokens(garbled, "I think this answer is quite good.", 3),
+        tokens(off_scale, "Score: 8/10\nReason: solid.", 3),
+        tokens(once, "Score: excellent"),
+        *(tokens(i, Verdicts.usual(i)) for i in (once, ids[3], ids[4])),
+    ]
     expected = (sum(t[0] for t in spent), sum(t[1] for t in spent))
     assert (report["prompt_tokens"], report["completion_tokens"]) == expected
     assert state[garbled][5:] == spent[0]
     cost = curator.json("cost")
     (row,) = cost["models"]
-    assert (row["model"], row["task"], row["local"], row["answers"], row["cost"]) == ("fault-model", "judge", True, 3, 0.0)
+    assert (row["model"], row["task"], row["local"], row["answers"], row["cost"]) == (
+        "fault-model",
+        "judge",
+        True,
+        3,
+        0.0,
+    )
     assert (cost["prompt_tokens"], cost["completion_tokens"]) == expected
 
     # As if it had gone to a paid API: without a price its cost is unknown; with one, priced.
@@ -212,8 +272,7 @@ def test_kill_9_mid_run_then_rerun_scores_every_pair_once_and_asks_nothing_store
     pairs = _ingest(curator, tmp_path, _alpaca(200))
     verdicts = Verdicts(pairs)
     with FaultServer(latency=0.03, answer=verdicts) as server:
-        command = [os.path.join(os.path.dirname(sys.executable), "curator"), "--db", str(db),
-                   *_judge_args(server)]
+        command = [os.path.join(os.path.dirname(sys.executable), "curator"), "--db", str(db), *_judge_args(server)]
         server.kill_9_after(60, command, tmp_path / "killed-run.out")
         first = _asked(server, verdicts)
         stored = {i for (i,) in query(db, "SELECT pair_id FROM judge_scores WHERE status = 'done'")}
@@ -228,7 +287,8 @@ def test_kill_9_mid_run_then_rerun_scores_every_pair_once_and_asks_nothing_store
     assert set(second) == {p.pair_id for p in pairs} - stored
     assert json.loads(again.stdout)["already"] == len(stored)
     assert query(db, "SELECT count(*), count(DISTINCT pair_id), min(status), max(status) FROM judge_scores") == [
-        (200, 200, "done", "done")]
+        (200, 200, "done", "done")
+    ]
     assert query(db, "SELECT count(*) FROM pairs_view WHERE judge_score = 1 + id % 5") == [(200,)]
     assert [j["status"] for j in curator.json("jobs")][:2] == ["done", "interrupted"]
 
@@ -243,8 +303,14 @@ def test_verdicts_are_read_through_markdown_and_rejected_off_the_scale():
     assert read("## Score: 3/5\n\nReason:\nPartly right.\nMore.") == judging.Verdict(3, "Partly right.")
     assert read("2\nThe answer misses the point.") == judging.Verdict(2, "The answer misses the point.")  # AlpaGasus
     assert read("Scores vary by task.\nRating = 1 out of 5") == judging.Verdict(1, None)
-    for text, why in [("Score: 8/10", "1-5 scale"), ("Score: 3.5", "whole number"), ("Score: 0", "outside 1-5"),
-                      ("Score: five", "not a number"), ("Looks fine to me.", "no 'Score: N' line"), ("", "no")]:
+    for text, why in [
+        ("Score: 8/10", "1-5 scale"),
+        ("Score: 3.5", "whole number"),
+        ("Score: 0", "outside 1-5"),
+        ("Score: five", "not a number"),
+        ("Looks fine to me.", "no 'Score: N' line"),
+        ("", "no"),
+    ]:
         with pytest.raises(MalformedAnswer, match=why):
             read(text)
 
@@ -272,6 +338,7 @@ def test_a_custom_rubric_file_and_bad_options(curator, db, tmp_path):
     assert sorted(sent) == sorted(f"Rate 1-5.\n<<{p.prompt}>>\n<<{p.response}>>\nScore:" for p in pairs)
     assert json.loads(query(db, "SELECT params FROM quality_runs")[0][0])["rubric"] == rubric.read_text()
     rubric.write_text("no placeholders")
-    refused = curator("quality", "judge", "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--rubric", rubric,
-                      ok=False)
+    refused = curator(
+        "quality", "judge", "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--rubric", rubric, ok=False
+    )
     assert refused.exit_code != 0 and "must contain {prompt} and {response}" in refused.output

@@ -1,4 +1,5 @@
 """Embedding and maps on real data: Alpaca mixed with P3 templates, as GPT4All's data was."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,14 @@ import pytest
 import storage
 from tests.conftest import DATA, needs_data, query, run_console
 
-P3_TEMPLATES = ["imdb_Reviewer_Enjoyment", "imdb_Sentiment_with_choices_", "rotten_tomatoes_Movie_Expressed_Sentiment",
-                "quarel_choose_between", "social_i_qa_Generate_answer", "wiki_qa_Is_This_True_"]
+P3_TEMPLATES = [
+    "imdb_Reviewer_Enjoyment",
+    "imdb_Sentiment_with_choices_",
+    "rotten_tomatoes_Movie_Expressed_Sentiment",
+    "quarel_choose_between",
+    "social_i_qa_Generate_answer",
+    "wiki_qa_Is_This_True_",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +33,19 @@ def mixed_files(tmp_path_factory):
     """1,500 real Alpaca pairs and the real P3 templates (source = template), as GPT4All files."""
     folder = tmp_path_factory.mktemp("mixed")
     alpaca = [r for r in json.loads((DATA / "alpaca_5000.json").read_text()) if r["output"]][:1500]
-    (folder / "alpaca.jsonl").write_bytes(b"".join(orjson.dumps(
-        {"prompt": r["instruction"] + (f"\n\n{r['input']}" if r["input"] else ""), "response": r["output"],
-         "source": "alpaca"}) + b"\n" for r in alpaca))
+    (folder / "alpaca.jsonl").write_bytes(
+        b"".join(
+            orjson.dumps(
+                {
+                    "prompt": r["instruction"] + (f"\n\n{r['input']}" if r["input"] else ""),
+                    "response": r["output"],
+                    "source": "alpaca",
+                }
+            )
+            + b"\n"
+            for r in alpaca
+        )
+    )
     lines = []
     for name in P3_TEMPLATES:
         for line in (DATA / "t0_train_50k_data_per_template" / f"{name}.jsonl").read_text().splitlines()[:120]:
@@ -36,8 +53,12 @@ def mixed_files(tmp_path_factory):
             lines.append(orjson.dumps({"prompt": r["prompt"], "response": r["completion"], "source": f"p3/{name}"}))
     (folder / "p3.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     late = [r for r in json.loads((DATA / "alpaca_5000.json").read_text()) if r["output"]][4000:4100]
-    (folder / "late.jsonl").write_bytes(b"".join(orjson.dumps(
-        {"prompt": r["instruction"], "response": r["output"], "source": "alpaca-late"}) + b"\n" for r in late))
+    (folder / "late.jsonl").write_bytes(
+        b"".join(
+            orjson.dumps({"prompt": r["instruction"], "response": r["output"], "source": "alpaca-late"}) + b"\n"
+            for r in late
+        )
+    )
     return folder
 
 
@@ -61,7 +82,9 @@ def test_p3_forms_clusters_of_its_own(mapped):
     for cluster, source in rows:
         by_cluster.setdefault(cluster, Counter())["p3" if source.startswith("p3/") else "alpaca"] += 1
     # Source purity: the share of points whose cluster's majority kind is their own kind.
-    purity = sum(c.most_common(1)[0][1] for c in by_cluster.values()) / sum(sum(c.values()) for c in by_cluster.values())
+    purity = sum(c.most_common(1)[0][1] for c in by_cluster.values()) / sum(
+        sum(c.values()) for c in by_cluster.values()
+    )
     assert purity >= 0.95, purity
     p3_points = sum(c["p3"] for c in by_cluster.values())
     in_p3_clusters = sum(c["p3"] for c in by_cluster.values() if c["p3"] > c["alpaca"])
@@ -86,8 +109,10 @@ def test_topic_labels_are_words(mapped):
         assert c["size"] == sum(c["top_sources"].values()) or len(c["top_sources"]) == 5
     movie = [c for c in fine if any(w in c["label"] for w in ("movie", "film", "review"))]
     assert movie and all(next(iter(c["top_sources"])).startswith("p3/") for c in movie)
-    assert sum(c["size"] for c in fine) + sum(c["size"] for c in clusters if c["level"] == "fine" and c["id"] == -1) \
+    assert (
+        sum(c["size"] for c in fine) + sum(c["size"] for c in clusters if c["level"] == "fine" and c["id"] == -1)
         == query(db, "SELECT count(*) FROM pairs")[0][0]
+    )
 
 
 @needs_data
@@ -120,8 +145,12 @@ def test_new_pairs_are_placed_without_moving_old_ones(mapped, mixed_files, tmp_p
     assert len(late) == 100 and all(x is not None and y is not None for x, y, _, _ in late)
     # New Alpaca pairs land in Alpaca territory, not in the P3 blob.
     clusters = {c for _, _, c, _ in late if c >= 0}
-    p3_clusters = {c for (c,) in query(copy, "SELECT cluster FROM pairs_view WHERE source LIKE 'p3/%' GROUP BY 1 "
-                                            "HAVING count(*) > 20")}
+    p3_clusters = {
+        c
+        for (c,) in query(
+            copy, "SELECT cluster FROM pairs_view WHERE source LIKE 'p3/%' GROUP BY 1 HAVING count(*) > 20"
+        )
+    }
     assert len(clusters & p3_clusters) <= 1
     assert query(copy, "SELECT fitted, placed FROM maps")[0] == (len(before), 100)
 
@@ -130,8 +159,14 @@ def test_new_pairs_are_placed_without_moving_old_ones(mapped, mixed_files, tmp_p
 def test_embed_resumes_after_kill_9(mixed_files, tmp_path):
     db = tmp_path / "embed.duckdb"
     assert run_console("--db", db, "ingest", mixed_files / "alpaca.jsonl").returncode == 0
-    command = [str(os.path.join(os.path.dirname(sys.executable), "curator")), "--db", str(db), "embed",
-               "--commit-every", "200"]
+    command = [
+        str(os.path.join(os.path.dirname(sys.executable), "curator")),
+        "--db",
+        str(db),
+        "embed",
+        "--commit-every",
+        "200",
+    ]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     shards = tmp_path / "embed.duckdb.vectors" / "set-1"
     deadline = time.monotonic() + 120
@@ -178,8 +213,9 @@ def test_onnx_path_gives_sentence_transformers_vectors():
     prompts.append("word " * 400)  # longer than the model's 256 tokens: truncated the same way
     onnx = embedding.load_encoder()
     assert onnx.backend == "onnx"
-    torch_path = embedding.TorchEncoder(onnx.name, embedding._sentence_transformer(
-        str(embedding.bundled_model_path()), "cpu"))
+    torch_path = embedding.TorchEncoder(
+        onnx.name, embedding._sentence_transformer(str(embedding.bundled_model_path()), "cpu")
+    )
     assert np.abs(onnx.encode(prompts) - torch_path.encode(prompts)).max() < 1e-5
 
 
@@ -197,8 +233,11 @@ def small_map(mixed_files, tmp_path_factory):
     """A few large clusters (300 Alpaca pairs, 2 P3 templates): each one is a request to the model."""
     folder = tmp_path_factory.mktemp("small")
     alpaca = (mixed_files / "alpaca.jsonl").read_text().splitlines()[:300]
-    p3 = [line for line in (mixed_files / "p3.jsonl").read_text().splitlines()
-          if any(f'"p3/{name}"' in line for name in P3_TEMPLATES[:2])]
+    p3 = [
+        line
+        for line in (mixed_files / "p3.jsonl").read_text().splitlines()
+        if any(f'"p3/{name}"' in line for name in P3_TEMPLATES[:2])
+    ]
     (folder / "small.jsonl").write_text("\n".join(alpaca + p3) + "\n")
     db = folder / "small.duckdb"
     assert run_console("--db", db, "ingest", folder / "small.jsonl").returncode == 0
@@ -213,10 +252,23 @@ def test_label_model_names_clusters_through_a_real_server(small_map, llm, tmp_pa
     copy = tmp_path / "labelled.duckdb"
     copy.write_bytes(db.read_bytes())
     (tmp_path / "labelled.duckdb.vectors").symlink_to(f"{db}.vectors")
-    terms = {c["id"]: c["label"] for c in json.loads(run_console("--db", db, "clusters", "--json").stdout)
-             if c["level"] == "fine" and c["id"] >= 0}
-    result = run_console("--db", copy, "map", "--rebuild", "--min-cluster-size", "25",
-                         "--label-model", llm.model, "--base-url", llm.base_url)
+    terms = {
+        c["id"]: c["label"]
+        for c in json.loads(run_console("--db", db, "clusters", "--json").stdout)
+        if c["level"] == "fine" and c["id"] >= 0
+    }
+    result = run_console(
+        "--db",
+        copy,
+        "map",
+        "--rebuild",
+        "--min-cluster-size",
+        "25",
+        "--label-model",
+        llm.model,
+        "--base-url",
+        llm.base_url,
+    )
     assert result.returncode == 0, result.stderr
     clusters = json.loads(run_console("--db", copy, "clusters", "--json").stdout)
     named = {c["id"]: c["label"] for c in clusters if c["level"] == "fine" and c["id"] >= 0}
@@ -227,8 +279,9 @@ def test_label_model_names_clusters_through_a_real_server(small_map, llm, tmp_pa
     (params,) = query(copy, "SELECT params FROM maps")[0]
     assert json.loads(params)["label_model"] == llm.model
     # Coarse labels stay c-TF-IDF terms: the model names only the fine clusters.
-    assert all(" · " in c["label"] or c["label"].startswith("“") for c in clusters
-               if c["level"] == "coarse" and c["id"] >= 0)
+    assert all(
+        " · " in c["label"] or c["label"].startswith("“") for c in clusters if c["level"] == "coarse" and c["id"] >= 0
+    )
 
 
 @needs_data
@@ -240,10 +293,22 @@ def test_label_model_that_never_answers_fails_the_job_with_its_error(small_map, 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = run_console("--db", copy, "map", "--rebuild", "--min-cluster-size", "25", "--label-model", "any",
-                         "--base-url", f"http://127.0.0.1:{port}/v1")
+    result = run_console(
+        "--db",
+        copy,
+        "map",
+        "--rebuild",
+        "--min-cluster-size",
+        "25",
+        "--label-model",
+        "any",
+        "--base-url",
+        f"http://127.0.0.1:{port}/v1",
+    )
     assert result.returncode != 0
     assert "--label-model any: every request failed" in result.stderr and "Connection" in result.stderr
     # The failed rebuild left the earlier map in place.
-    assert query(copy, "SELECT count(*) FROM pairs_view WHERE cluster IS NOT NULL")[0][0] == \
-        query(db, "SELECT count(*) FROM pairs_view WHERE cluster IS NOT NULL")[0][0]
+    assert (
+        query(copy, "SELECT count(*) FROM pairs_view WHERE cluster IS NOT NULL")[0][0]
+        == query(db, "SELECT count(*) FROM pairs_view WHERE cluster IS NOT NULL")[0][0]
+    )

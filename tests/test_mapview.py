@@ -1,5 +1,6 @@
 """What the map sends the browser (ui.map_component) and how points get their colours and
 labels (ui.mapview), without a browser: the browser tests drive the same code for real."""
+
 from __future__ import annotations
 
 import base64
@@ -39,7 +40,7 @@ def test_blob_store_names_bytes_by_content_and_drops_the_oldest():
 
 
 def _bits(reference: str) -> np.ndarray:
-    data = (base64.b64decode(reference[4:]) if reference.startswith("b64:") else map_component.BLOBS.get(reference))
+    data = base64.b64decode(reference[4:]) if reference.startswith("b64:") else map_component.BLOBS.get(reference)
     return np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
 
 
@@ -58,8 +59,9 @@ def test_bitmask_sets_bit_i_for_point_i_inline_when_small():
 
 def test_categories_keep_the_largest_values_and_call_the_rest_other():
     sources = [f"s{i}" for i in range(20) for _ in range(20 - i)]
-    frame = pd.DataFrame({"source": pd.Categorical(sources), "refusal": [True, False, None] * 70,
-                          "dup_group": [1, None] * 105})
+    frame = pd.DataFrame(
+        {"source": pd.Categorical(sources), "refusal": [True, False, None] * 70, "dup_group": [1, None] * 105}
+    )
     cats = mapview.categories(frame, "source")
     legend = mapview.legend(cats)
     assert [name for name, _, _ in legend] == [f"s{i}" for i in range(mapview.MAX_LEGEND)] + ["other"]
@@ -80,14 +82,25 @@ def test_colour_codes_index_the_legend():
 
 
 def test_labels_sit_at_cluster_medians_fine_and_coarse():
-    frame = pd.DataFrame({"id": range(7), "x": [0, 1, 2, 10, 11, 12, 50.0], "y": [0, 0, 0, 5, 5, 5, 9.0],
-                          "cluster": [0, 0, 0, 1, 1, 1, -1]})
-    clusters = [{"level": "fine", "id": 0, "parent": 0, "label": "cats · dogs"},
-                {"level": "fine", "id": 1, "parent": 0, "label": "birds"},
-                {"level": "coarse", "id": 0, "parent": None, "label": "animals"}]
-    labels = {(l["level"], l["text"]): (l["x"], l["y"], l["size"]) for l in mapview.labels(frame, clusters)}
-    assert labels == {("fine", "cats · dogs"): (1.0, 0.0, 3), ("fine", "birds"): (11.0, 5.0, 3),
-                      ("coarse", "animals"): (6.0, 2.5, 6)}
+    frame = pd.DataFrame(
+        {
+            "id": range(7),
+            "x": [0, 1, 2, 10, 11, 12, 50.0],
+            "y": [0, 0, 0, 5, 5, 5, 9.0],
+            "cluster": [0, 0, 0, 1, 1, 1, -1],
+        }
+    )
+    clusters = [
+        {"level": "fine", "id": 0, "parent": 0, "label": "cats · dogs"},
+        {"level": "fine", "id": 1, "parent": 0, "label": "birds"},
+        {"level": "coarse", "id": 0, "parent": None, "label": "animals"},
+    ]
+    labels = {(lb["level"], lb["text"]): (lb["x"], lb["y"], lb["size"]) for lb in mapview.labels(frame, clusters)}
+    assert labels == {
+        ("fine", "cats · dogs"): (1.0, 0.0, 3),
+        ("fine", "birds"): (11.0, 5.0, 3),
+        ("coarse", "animals"): (6.0, 2.5, 6),
+    }
 
 
 def test_operations_marks_join_the_cached_points(monkeypatch):
@@ -104,7 +117,6 @@ def test_operations_marks_join_the_cached_points(monkeypatch):
     assert "deleted" not in points.columns  # the cached points are left as they were
     legend = {name: count for name, _, count in mapview.legend(mapview.categories(frame, "tag"))}
     assert legend == {state.UNTAGGED: 8, "a": 1, "b": 1}
-
 
 
 def test_a_degenerate_lasso_is_refused_with_the_reason():

@@ -1,5 +1,6 @@
 """Curation operations on real data: every selector, tag/untag, soft delete/restore, undo, the
 log, the --where guard, and replay onto a fresh ingest of the same files."""
+
 from __future__ import annotations
 
 import json
@@ -37,18 +38,32 @@ def count(db, sql: str, params: list | None = None) -> int:
 
 # --- pure parts -----------------------------------------------------------------------------------
 
+
 def test_selector_takes_exactly_one_kind():
     assert Selector(source="a").kind == "source"
-    for bad in ({}, {"source": "a", "tag": "b"}, {"similar_to": "hi"}, {"source": "a", "top": 3},
-                {"source": "a", "map": "prompt"}, {"polygon": [[0, 0], [1, 1]]}, {"cluster": "3"},
-                {"where": "  "}, {"polygon": [[0, 0], [1, "x"], [2, 2]]}, {"tag": 3}, {"lasso": []}):
+    for bad in (
+        {},
+        {"source": "a", "tag": "b"},
+        {"similar_to": "hi"},
+        {"source": "a", "top": 3},
+        {"source": "a", "map": "prompt"},
+        {"polygon": [[0, 0], [1, 1]]},
+        {"cluster": "3"},
+        {"where": "  "},
+        {"polygon": [[0, 0], [1, "x"], [2, 2]]},
+        {"tag": 3},
+        {"lasso": []},
+    ):
         with pytest.raises(ValueError):
             Selector.from_dict(bad)
     selector = Selector.from_dict({"ids": list(range(100, 0, -1))})
     assert selector.ids[0] == 1 and len(selector.ids) == 100
     assert selector.describe()["ids"]["count"] == 100  # long lists are logged as count + digest
-    assert Selector.from_dict({"cluster": 4, "map": "prompt"}).describe() == {"cluster": 4, "map": "prompt",
-                                                                              "level": "fine"}
+    assert Selector.from_dict({"cluster": 4, "map": "prompt"}).describe() == {
+        "cluster": 4,
+        "map": "prompt",
+        "level": "fine",
+    }
 
 
 def test_parse_id_list_reads_lines_and_json():
@@ -87,16 +102,22 @@ def test_top_k_is_best_first():
 
 # --- selectors on a real mapped database -------------------------------------------------------
 
+
 @needs_data
 def test_where_selects_and_tags_show_in_pairs_view(mapped, curator):
     identity = curator.json("tag", "identity", "--where", f"source = '{IDENTITY}'")
     assert identity["count"] == 500 and identity["selector"] == {"where": f"source = '{IDENTITY}'"}
     even = curator.json("tag", "even", "--where", "id % 2 = 0")
     assert even["count"] == count(mapped, "SELECT count(*) FROM pairs WHERE id % 2 = 0")
-    assert count(mapped, f"SELECT count(*) FROM pairs_view WHERE source = '{IDENTITY}' AND id % 2 = 0 "
-                         "AND tags = ['even', 'identity']") > 100
-    assert count(mapped, f"SELECT count(*) FROM pairs_view WHERE id % 2 = 1 AND source = '{CODE}' "
-                         "AND tags = []") > 400
+    assert (
+        count(
+            mapped,
+            f"SELECT count(*) FROM pairs_view WHERE source = '{IDENTITY}' AND id % 2 = 0 "
+            "AND tags = ['even', 'identity']",
+        )
+        > 100
+    )
+    assert count(mapped, f"SELECT count(*) FROM pairs_view WHERE id % 2 = 1 AND source = '{CODE}' AND tags = []") > 400
     # Tagging again changes nothing; --tag selects by tag; untag, then undo puts the rows back.
     assert curator.json("tag", "identity", "--source", IDENTITY)["count"] == 0
     assert curator.json("delete", "--tag", "identity", "--dry-run")["would_change"] == 500
@@ -112,10 +133,17 @@ def test_where_selects_and_tags_show_in_pairs_view(mapped, curator):
 @needs_data
 def test_where_guard_rejects_writes_and_chained_statements(mapped, curator):
     pairs_before = count(mapped, "SELECT count(*) FROM pairs")
-    for bad in ("true; DELETE FROM pairs", "1=1; DROP TABLE pairs", "true) UNION SELECT 1 --",
-                "id IN (DELETE FROM pairs RETURNING id)", "nextval('operation_id_seq') > 0",
-                "true ORDER BY id LIMIT 1", "source, id", "no_such_column",
-                "id IN (SELECT id FROM read_csv('/etc/passwd'))"):
+    for bad in (
+        "true; DELETE FROM pairs",
+        "1=1; DROP TABLE pairs",
+        "true) UNION SELECT 1 --",
+        "id IN (DELETE FROM pairs RETURNING id)",
+        "nextval('operation_id_seq') > 0",
+        "true ORDER BY id LIMIT 1",
+        "source, id",
+        "no_such_column",
+        "id IN (SELECT id FROM read_csv('/etc/passwd'))",
+    ):
         result = curator("delete", "--where", bad, ok=False)
         assert result.exit_code != 0 and "Traceback" not in result.output, bad
         assert "--where" in result.output, (bad, result.output)
@@ -134,11 +162,15 @@ def test_cluster_selector_fine_and_coarse(mapped, curator):
     deleted = curator.json("delete", "--cluster", fine["id"], "--reason", "biggest blob")
     assert deleted["count"] == fine["size"] and deleted["reason"] == "biggest blob"
     assert {r[0] for r in query(mapped, "SELECT id FROM pairs_view WHERE deleted")} == {
-        r[0] for r in query(mapped, "SELECT pair_id FROM map_points WHERE cluster = ?", [fine["id"]])}
+        r[0] for r in query(mapped, "SELECT pair_id FROM map_points WHERE cluster = ?", [fine["id"]])
+    }
     coarse = max((c for c in clusters if c["level"] == "coarse" and c["id"] != -1), key=lambda c: c["size"])
     tagged = curator.json("tag", "coarse", "--cluster", coarse["id"], "--level", "coarse", "--map", "prompt")
-    assert tagged["count"] == coarse["size"] == sum(c["size"] for c in clusters
-                                                    if c["level"] == "fine" and c["parent"] == coarse["id"])
+    assert (
+        tagged["count"]
+        == coarse["size"]
+        == sum(c["size"] for c in clusters if c["level"] == "fine" and c["parent"] == coarse["id"])
+    )
     result = curator("delete", "--cluster", 9999, ok=False)
     assert "no fine cluster 9999" in result.output
     assert "no map 'nope'" in curator("delete", "--cluster", 1, "--map", "nope", ok=False).output
@@ -151,8 +183,9 @@ def test_polygon_selector_matches_the_lasso_exactly(mapped, curator):
     centre, spread = np.median(xy, axis=0), xy.std(axis=0)
     angles = np.linspace(0, 2 * np.pi, 40, endpoint=False)
     radii = 1 + 0.4 * np.sin(3 * angles)  # three lobes: concave
-    lasso = np.column_stack([centre[0] + spread[0] * radii * np.cos(angles),
-                             centre[1] + spread[1] * radii * np.sin(angles)])
+    lasso = np.column_stack(
+        [centre[0] + spread[0] * radii * np.cos(angles), centre[1] + spread[1] * radii * np.sin(angles)]
+    )
     expected = set(ids[MplPath(lasso).contains_points(xy.astype(np.float64))].tolist())
     assert 100 < len(expected) < len(ids)
     # The web app's selection equals the command's, and the delete changes exactly those pairs.
@@ -170,8 +203,9 @@ def test_polygon_selector_matches_the_lasso_exactly(mapped, curator):
 def test_similar_to_finds_the_identity_questions(mapped, curator):
     tagged = curator.json("tag", "about-me", "--similar-to", "Are you trained by OpenAI?", "--top", 25)
     assert tagged["count"] == 25
-    sources = dict(query(mapped, "SELECT source, count(*) FROM pairs_view WHERE list_contains(tags, 'about-me') "
-                                 "GROUP BY 1"))
+    sources = dict(
+        query(mapped, "SELECT source, count(*) FROM pairs_view WHERE list_contains(tags, 'about-me') GROUP BY 1")
+    )
     assert sources.get(IDENTITY, 0) >= 23, sources
     best = operations.select(mapped, {"similar_to": "Are you trained by OpenAI?", "top": 3})
     prompts = [r[0] for r in query(mapped, "SELECT prompt FROM pairs WHERE id = ?", [int(best[0])])]
@@ -196,6 +230,7 @@ def test_source_and_ids_selectors(mapped, curator, tmp_path):
 
 # --- delete, restore, undo, log ------------------------------------------------------------------
 
+
 @needs_data
 def test_delete_restore_undo_round_trip_and_log(mapped, curator):
     total = count(mapped, "SELECT count(*) FROM pairs")
@@ -209,8 +244,14 @@ def test_delete_restore_undo_round_trip_and_log(mapped, curator):
     restored = curator.json("restore", "--where", "id % 10 = 0")
     back = count(mapped, f"SELECT count(*) FROM pairs WHERE source = '{IDENTITY}' AND id % 10 = 0")
     assert restored["count"] == tenth + back
-    assert count(mapped, "SELECT count(*) FROM operation_pairs WHERE op_id = ? AND previous = ?",
-                 [restored["id"], first["id"]]) == back
+    assert (
+        count(
+            mapped,
+            "SELECT count(*) FROM operation_pairs WHERE op_id = ? AND previous = ?",
+            [restored["id"], first["id"]],
+        )
+        == back
+    )
 
     # The first delete shares pairs with the standing restore: undo is refused until it goes.
     refused = curator("undo", first["id"], ok=False)
@@ -228,9 +269,13 @@ def test_delete_restore_undo_round_trip_and_log(mapped, curator):
 
     log = curator.json("log")
     assert [(o["kind"], o["count"], o["undoes"], o["undone_by"] is not None) for o in log] == [
-        ("delete", 500, None, True), ("delete", tenth, None, True), ("restore", tenth + back, None, True),
-        ("undo", tenth + back, restored["id"], False), ("undo", 500, first["id"], False),
-        ("undo", tenth, second["id"], False)]
+        ("delete", 500, None, True),
+        ("delete", tenth, None, True),
+        ("restore", tenth + back, None, True),
+        ("undo", tenth + back, restored["id"], False),
+        ("undo", 500, first["id"], False),
+        ("undo", tenth, second["id"], False),
+    ]
     assert log[0]["reason"] == "identity blob" and log[0]["selector"] == {"source": IDENTITY}
     assert {"id", "time", "kind", "selector", "tag", "reason", "count", "undoes", "undone_by"} <= set(log[0])
     text = curator("log").output
@@ -252,14 +297,17 @@ def test_dry_run_changes_nothing(mapped, curator):
 
 # --- replay -------------------------------------------------------------------------------------
 
+
 @needs_data
 def test_delete_undo_replay_gives_the_same_kept_set(mapped, curator, tmp_path, tmp_path_factory):
     curator("delete", "--source", IDENTITY, "--reason", "identity")
     curator("tag", "third", "--where", "id % 3 = 0")
     short = curator.json("delete", "--where", "length(prompt) < 40", "--reason", "short prompts")
     curator("undo", short["id"])
-    code_cluster = max((c for c in curator.json("clusters") if c["level"] == "fine" and c["id"] != -1
-                        and CODE in c["top_sources"]), key=lambda c: c["size"])
+    code_cluster = max(
+        (c for c in curator.json("clusters") if c["level"] == "fine" and c["id"] != -1 and CODE in c["top_sources"]),
+        key=lambda c: c["size"],
+    )
     curator("delete", "--cluster", code_cluster["id"])
     curator("restore", "--where", "id % 7 = 0")
     curator("untag", "third", "--where", "id % 2 = 0")
@@ -275,10 +323,12 @@ def test_delete_undo_replay_gives_the_same_kept_set(mapped, curator, tmp_path, t
     steps = other.json("replay", exported)
     assert [s["logged"] for s in steps] == [s["changed"] for s in steps]
     assert kept(fresh) == kept(mapped) and 0 < len(kept(fresh)) < count(mapped, "SELECT count(*) FROM pairs")
-    assert query(fresh, "SELECT pair_id, tag FROM tags ORDER BY ALL") == \
-        query(mapped, "SELECT pair_id, tag FROM tags ORDER BY ALL")
-    assert [(o["kind"], o["count"]) for o in other.json("log")] == \
-        [(o["kind"], o["count"]) for o in curator.json("log")]
+    assert query(fresh, "SELECT pair_id, tag FROM tags ORDER BY ALL") == query(
+        mapped, "SELECT pair_id, tag FROM tags ORDER BY ALL"
+    )
+    assert [(o["kind"], o["count"]) for o in other.json("log")] == [
+        (o["kind"], o["count"]) for o in curator.json("log")
+    ]
 
     # A database that lacks some of the pairs refuses the whole log and changes nothing.
     partial = tmp_path / "partial.duckdb"

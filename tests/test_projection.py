@@ -2,6 +2,7 @@
 384-d unit sphere, sentence-embedding-like: components are nearly orthogonal, and within one
 component points vary along a few directions (sub-topics) plus isotropic noise, so that
 neighbours within a component are meaningful, as they are for real texts."""
+
 from __future__ import annotations
 
 import pickle
@@ -17,9 +18,9 @@ from curator import projection
 from curator.projection import MapParams
 
 DIM = 384
-SIZES = (420, 330, 260, 200, 170, 120)   # unequal components, 1,500 points
-WITHIN = 0.4      # spread along each component's own 2 directions
-NOISE = 0.02      # per-dimension isotropic noise
+SIZES = (420, 330, 260, 200, 170, 120)  # unequal components, 1,500 points
+WITHIN = 0.4  # spread along each component's own 2 directions
+NOISE = 0.02  # per-dimension isotropic noise
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -28,7 +29,7 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 
 _rng = np.random.default_rng(0)
 CENTRES = unit_rows(_rng.standard_normal((len(SIZES), DIM)))
-DIRECTIONS = np.stack([unit_rows(_rng.standard_normal((2, DIM))) for _ in SIZES])   # (k, 2, DIM)
+DIRECTIONS = np.stack([unit_rows(_rng.standard_normal((2, DIM))) for _ in SIZES])  # (k, 2, DIM)
 
 
 def draw(component: np.ndarray, seed: int) -> np.ndarray:
@@ -67,11 +68,11 @@ def fitted_pca(mixture):
 
 
 def majority_cluster(labels: np.ndarray, component: np.ndarray) -> dict[int, int]:
-    return {int(c): int(np.bincount(labels[(component == c) & (labels >= 0)]).argmax())
-            for c in np.unique(component)}
+    return {int(c): int(np.bincount(labels[(component == c) & (labels >= 0)]).argmax()) for c in np.unique(component)}
 
 
 # --- fit, reproducibility, clusters -------------------------------------------------------------
+
 
 def test_shapes_and_dtypes(mixture, fitted):
     vectors, _ = mixture
@@ -134,6 +135,7 @@ def test_three_points_make_a_map_and_two_do_not():
 
 # --- placing later points -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("which", ["fitted", "fitted_pca"])
 def test_placing_copies_of_fitted_vectors_lands_near_their_fitted_positions(mixture, which, request):
     vectors, _ = mixture
@@ -160,7 +162,7 @@ def test_placed_coordinates_are_the_callers_own(mixture, fitted):
     vectors, _ = mixture
     fitted_projection, coords, _ = fitted
     embedding_before = fitted_projection.umap.embedding_.copy()
-    placed = projection.place(fitted_projection, vectors)   # umap answers these from its fit
+    placed = projection.place(fitted_projection, vectors)  # umap answers these from its fit
     assert np.array_equal(placed, coords)
     assert not np.shares_memory(coords, fitted_projection.umap.embedding_)
     placed += 100.0
@@ -198,6 +200,7 @@ def test_fit_sample_fits_on_a_sample_and_places_the_rest(mixture):
 
 # --- noise, nearest cluster, coarse clusters ----------------------------------------------------
 
+
 def test_nearest_cluster_is_the_nearest_fitted_points_label_noise_included():
     fitted_coords = np.array([[0.0, 0.0], [10.0, 0.0], [5.0, 5.0]])
     fitted_labels = np.array([0, 1, -1])
@@ -211,7 +214,7 @@ def test_assign_noise_gives_each_noise_point_its_nearest_cluster():
     labels = np.array([0, 0, 1, 1, -1, -1], dtype=np.int32)
     assigned = projection.assign_noise(coords, labels)
     assert assigned.tolist() == [0, 0, 1, 1, 0, 1]
-    assert labels.tolist() == [0, 0, 1, 1, -1, -1]   # the caller's labels are left as they were
+    assert labels.tolist() == [0, 0, 1, 1, -1, -1]  # the caller's labels are left as they were
     all_noise = np.full(3, -1, dtype=np.int32)
     assert projection.assign_noise(coords[:3], all_noise).tolist() == [-1, -1, -1]
 
@@ -219,7 +222,7 @@ def test_assign_noise_gives_each_noise_point_its_nearest_cluster():
 def test_assign_noise_on_a_map_leaves_no_noise(fitted):
     _, coords, labels = fitted
     noisy = labels.copy()
-    noisy[::50] = -1     # some noise even if HDBSCAN found none
+    noisy[::50] = -1  # some noise even if HDBSCAN found none
     assigned = projection.assign_noise(coords, noisy)
     assert (assigned >= 0).all()
     assert np.array_equal(assigned[noisy >= 0], noisy[noisy >= 0])
@@ -260,9 +263,12 @@ def test_coarse_clusters_of_noise_only():
 
 # --- module hygiene -----------------------------------------------------------------------------
 
+
 def test_importing_the_module_does_not_load_umap_hdbscan_or_numba():
-    code = ("import sys, curator.projection; "
-            "print(sorted(m for m in ('umap', 'hdbscan', 'numba', 'sklearn') if m in sys.modules))")
+    code = (
+        "import sys, curator.projection; "
+        "print(sorted(m for m in ('umap', 'hdbscan', 'numba', 'sklearn') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

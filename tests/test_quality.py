@@ -4,6 +4,7 @@
 (adversarial_qa "based on": the answer is a span copied from the prompt's context), scored with
 the bundled SmolLM2 at --max-length 256 in two jobs (--limit, then the rest).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ def _response_tokens(encoded: training.Encoded) -> list[int]:
 def test_both_encodings_score_the_same_response_text_tokens(tokenizer):
     template = training.chat_template(tokenizer, "model")
     response = "the Treatise Concerning the Principles of Human Knowledge<|endoftext|>"
-    given, alone = quality.encode_pair("Who wrote what?\nContext: " + "Berkeley wrote. " * 20, response,
-                                       tokenizer, template, 512)
+    given, alone = quality.encode_pair(
+        "Who wrote what?\nContext: " + "Berkeley wrote. " * 20, response, tokenizer, template, 512
+    )
     assert _response_tokens(given) == _response_tokens(alone)
     special = set(tokenizer.all_special_ids)
     assert _response_tokens(given) and not special & set(_response_tokens(given))
@@ -49,6 +51,7 @@ def test_both_encodings_score_the_same_response_text_tokens(tokenizer):
 def scored(tmp_path_factory):
     """A database of 40 Alpaca + 40 P3 pairs, IFD-scored in two jobs."""
     from tests.conftest import Curator
+
     folder = tmp_path_factory.mktemp("ifd")
     alpaca = folder / "alpaca.json"
     alpaca.write_text(json.dumps(json.loads((DATA / "alpaca_5000.json").read_text())[:40]))
@@ -82,8 +85,10 @@ def test_ifd_is_the_ratio_of_the_stored_losses_and_lower_for_the_extractive_temp
     rows = query(db, "SELECT source, ifd, loss_given_prompt, loss_alone FROM pairs_view WHERE ifd IS NOT NULL")
     assert len(rows) == 80 - unscorable
     assert all(abs(ifd - given / alone) < 1e-9 and given > 0 and alone > 0 for _, ifd, given, alone in rows)
-    mean = {source: sum(r[1] for r in rows if r[0] == source) / sum(r[0] == source for r in rows)
-            for source in ("alpaca", "p3_qa")}
+    mean = {
+        source: sum(r[1] for r in rows if r[0] == source) / sum(r[0] == source for r in rows)
+        for source in ("alpaca", "p3_qa")
+    }
     # The answer is a span of the prompt's context: the prompt predicts it far better than
     # Alpaca's prompts predict their varied answers (measured 0.50 vs 0.70 on 60/150 pairs).
     assert mean["p3_qa"] < mean["alpaca"] - 0.1, mean
@@ -93,12 +98,17 @@ def test_ifd_is_the_ratio_of_the_stored_losses_and_lower_for_the_extractive_temp
 
 def test_a_gguf_file_scores_through_llama_cpp_as_a_run_of_its_own(scored):
     from tests.conftest import Curator
+
     db, first = scored[0], scored[1]
     gguf = str(chat_tokens.bundled_gguf())
     report = Curator(db).json("quality", "ifd", "--model", gguf, "--limit", 4, "--max-length", 256)
     assert report["run_id"] != first["run_id"] and report["scored"] == 4 and report["model"] == gguf
-    rows = query(db, "SELECT g.ifd, t.ifd FROM pair_ifd g JOIN pair_ifd t USING (pair_id) "
-                     "WHERE g.run_id = ? AND t.run_id = ? AND g.ifd IS NOT NULL", [report["run_id"], first["run_id"]])
+    rows = query(
+        db,
+        "SELECT g.ifd, t.ifd FROM pair_ifd g JOIN pair_ifd t USING (pair_id) "
+        "WHERE g.run_id = ? AND t.run_id = ? AND g.ifd IS NOT NULL",
+        [report["run_id"], first["run_id"]],
+    )
     # The Q4_1 file and the dequantized float32 model are the same network, near enough.
     assert rows and all(abs(q - f) < 0.15 for q, f in rows), rows
     # pairs_view shows the latest run: the file's four pairs.

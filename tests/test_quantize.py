@@ -8,6 +8,7 @@ tokens in all): on a few hundred tokens, file-to-file differences of ~1% are noi
 the same Q8_0 file read -0.02% and +1.05% against f16 on two sets of short answers), while the
 bars are 0.5%. Their perplexity falls by ~8%.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,17 +26,20 @@ from tests.test_train import write_jsonl
 FILES = {
     "f16": ["--type", "f16"],
     "q8_0": ["--type", "q8_0"],
-    "q4_1": ["--type", "q4_1"],                      # the best 4-bit file: the bundled base's own grid
-    "q4_1-plain": ["--type", "q4_1", "--plain"],     # the naive merge-then-quantize file
-    "q4_0-plain": ["--type", "q4_0", "--plain"],     # the naive Q4_0 file: reported, no bar
+    "q4_1": ["--type", "q4_1"],  # the best 4-bit file: the bundled base's own grid
+    "q4_1-plain": ["--type", "q4_1", "--plain"],  # the naive merge-then-quantize file
+    "q4_0-plain": ["--type", "q4_0", "--plain"],  # the naive Q4_0 file: reported, no bar
     "adapter": ["--adapter-only"],
 }
 
 
 def alpaca_split() -> tuple[list[dict], list[dict]]:
     """96 short Alpaca pairs to train on; 16 others, with answers of 250+ characters, to measure."""
-    records = [r for r in json.loads((DATA / "alpaca_5000.json").read_text())
-               if r["output"].strip() and r["output"] != "<nooutput>"]
+    records = [
+        r
+        for r in json.loads((DATA / "alpaca_5000.json").read_text())
+        if r["output"].strip() and r["output"] != "<nooutput>"
+    ]
     size = [len(r["instruction"]) + len(r["input"]) + len(r["output"]) for r in records]
     train = [r for r, n in zip(records, size) if n < 400][:96]
     val = [r for r, n in zip(records[2000:], size[2000:]) if len(r["output"]) >= 250 and n < 600][:16]
@@ -53,9 +57,18 @@ def run(tmp_path_factory) -> dict:
     write_jsonl(export / "train.jsonl", train)
     write_jsonl(export / "val.jsonl", val)
     out = root / "run"
-    report = training.train(training.TrainConfig(
-        data=str(export), out=str(out), max_steps=12, batch_size=8, max_length=192, lr=3e-3, template="chatml",
-        eval_every=12))
+    report = training.train(
+        training.TrainConfig(
+            data=str(export),
+            out=str(out),
+            max_steps=12,
+            batch_size=8,
+            max_length=192,
+            lr=3e-3,
+            template="chatml",
+            eval_every=12,
+        )
+    )
     curator = Curator(root / "quantize.duckdb")
     results = {}
     for name, args in FILES.items():
@@ -72,6 +85,7 @@ def entry(run, name: str) -> dict:
 def val_encoded(run, n: int) -> list[training.Encoded]:
     """The run's first n validation examples, tokenized as quantize measured them."""
     from transformers import AutoTokenizer
+
     examples, template, max_length = evaluation.run_val_set(run["out"])
     tokenizer = AutoTokenizer.from_pretrained(run["out"])
     return training.encode_all(examples[:n], tokenizer, training.chat_template(tokenizer, template), max_length)[0]
@@ -111,7 +125,7 @@ def test_f16_file_matches_torch(run):
         with torch.no_grad():
             expected = tuned.model(torch.tensor([example.input_ids])).logits[0].numpy()
         got = gguf.logits_at(example.input_ids, list(range(len(example.input_ids))))
-        assert np.abs(got - expected).max() < 0.15   # logits of magnitude ~10; measured max 0.05
+        assert np.abs(got - expected).max() < 0.15  # logits of magnitude ~10; measured max 0.05
         assert (got.argmax(1) == expected.argmax(1)).all()
 
 
@@ -121,10 +135,16 @@ def test_file_carries_the_base_tokenizer_template_and_layout(run):
 
     base = GGUFReader(chat_tokens.bundled_gguf())
     written = GGUFReader(run["files"]["q4_1"]["path"])
-    for key in ("tokenizer.chat_template", "tokenizer.ggml.tokens", "tokenizer.ggml.merges",
-                "tokenizer.ggml.eos_token_id", "llama.attention.head_count_kv", "llama.rope.freq_base"):
+    for key in (
+        "tokenizer.chat_template",
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.merges",
+        "tokenizer.ggml.eos_token_id",
+        "llama.attention.head_count_kv",
+        "llama.rope.freq_base",
+    ):
         assert written.fields[key].contents() == base.fields[key].contents(), key
-    assert written.fields["general.file_type"].contents() == 3   # llama.cpp's MOSTLY_Q4_1
+    assert written.fields["general.file_type"].contents() == 3  # llama.cpp's MOSTLY_Q4_1
     assert [t.name for t in written.tensors] == [t.name for t in base.tensors]
     # Untouched tensors are the base's Q4_1 blocks, byte for byte; tuned ones are Q8_0;
     # embeddings stay at the base's Q8_0.
@@ -196,7 +216,7 @@ def test_reports_and_jobs_are_recorded(run):
         assert report[f"{name}.gguf"] == result["entry"]
         assert result["entry"]["size_bytes"] == result["path"].stat().st_size
     rows = query(run["db"], "SELECT status FROM jobs WHERE kind = 'quantize' ORDER BY id")
-    assert [status for status, in rows] == ["done"] * len(FILES)
+    assert [status for (status,) in rows] == ["done"] * len(FILES)
 
 
 # --- eval ----------------------------------------------------------------------------------
@@ -218,9 +238,20 @@ def test_self_instruct_tasks_give_one_example_per_answered_instance():
 def test_eval_engines_agree_and_tuning_shows(run, tmp_path):
     curator = Curator(tmp_path / "eval.duckdb")
     bundled, plot = chat_tokens.bundled_gguf(), tmp_path / "hist.png"
-    rows = curator.json("eval", bundled, training.BUNDLED_BASE, run["out"],
-                        "--data", DATA / "user_oriented_instructions.jsonl", "--limit", 6, "--max-length", 256,
-                        "--plot", plot)
+    rows = curator.json(
+        "eval",
+        bundled,
+        training.BUNDLED_BASE,
+        run["out"],
+        "--data",
+        DATA / "user_oriented_instructions.jsonl",
+        "--limit",
+        6,
+        "--max-length",
+        256,
+        "--plot",
+        plot,
+    )
     assert [r["model"] for r in rows] == [str(bundled), training.BUNDLED_BASE, str(run["out"])]
     gguf, torch_base, tuned = rows
     assert gguf["engine"] == "llama.cpp" and torch_base["engine"].startswith("torch")
@@ -236,8 +267,17 @@ def test_eval_engines_agree_and_tuning_shows(run, tmp_path):
 def test_eval_of_base_gguf_with_lora_is_the_quantize_figure(run, tmp_path):
     # Same file, adapter, examples, template and length as quantize measured: the same number.
     rows = Curator(tmp_path / "eval.duckdb").json(
-        "eval", chat_tokens.bundled_gguf(), "--lora", run["files"]["adapter"]["path"], "--data", run["export"],
-        "--template", "chatml", "--max-length", 192)
+        "eval",
+        chat_tokens.bundled_gguf(),
+        "--lora",
+        run["files"]["adapter"]["path"],
+        "--data",
+        run["export"],
+        "--template",
+        "chatml",
+        "--max-length",
+        192,
+    )
     assert rows[0]["model"].endswith("+ " + str(run["files"]["adapter"]["path"]))
     assert rows[0]["n"] == 16
     assert rows[0]["ppl_tokens"] == pytest.approx(entry(run, "adapter")["ppl_file"], rel=1e-4)

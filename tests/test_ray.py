@@ -5,6 +5,7 @@ placing points and the duplicate search on the workers give the local results ex
 
 Needs the `ray` extra (`pip install -e .[ray]`); the module is skipped without it.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,6 +35,7 @@ def _alpaca(folder: Path, n: int) -> Path:
 def _vectors(db: Path) -> tuple[np.ndarray, np.ndarray]:
     import storage
     from storage import embeddings as vector_rows
+
     con = storage.connect_read_only(db)
     try:
         return vector_rows.load_vectors(con, 1)
@@ -54,6 +56,7 @@ def local_vectors(tmp_path_factory):
 def cluster():
     """A local Ray instance (127.0.0.1, this machine's CPUs) with 2 workers, for in-process tests."""
     from jobs.ray_pool import RayCluster
+
     pool = RayCluster(workers=2)
     yield pool
     pool.close()
@@ -69,8 +72,17 @@ def test_a_killed_driver_resumes_with_the_local_jobs_vectors(tmp_path, local_vec
     db = tmp_path / "ray.duckdb"
     Curator(db)("ingest", _alpaca(tmp_path, 400))
     shards = Path(f"{db}.vectors") / "set-1"
-    command = [str(Path(sys.executable).with_name("curator")), "--db", str(db), "embed", "--ray", "--workers", "2",
-               "--commit-every", "40"]
+    command = [
+        str(Path(sys.executable).with_name("curator")),
+        "--db",
+        str(db),
+        "embed",
+        "--ray",
+        "--workers",
+        "2",
+        "--commit-every",
+        "40",
+    ]
     # Its own session: the kill takes the driver and the local Ray instance it started.
     child = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
@@ -107,6 +119,7 @@ def test_a_killed_worker_is_restarted_and_nothing_is_lost(cluster):
 def fast_vectors() -> np.ndarray:
     """Real prompts, each also with a near-copy (case and a word changed), as unit fast vectors."""
     from curator import embedding
+
     prompts = [r["instruction"] for r in json.loads((DATA / "alpaca_5000.json").read_text())[:1500]]
     texts = prompts + [p.lower().replace(" the ", " a ", 1) for p in prompts[:500]]
     return embedding.load_encoder(fast=True).encode(texts)
@@ -114,15 +127,20 @@ def fast_vectors() -> np.ndarray:
 
 def test_workers_the_cluster_cannot_start_are_a_clear_error(cluster, monkeypatch):
     from jobs import ray_pool
+
     monkeypatch.setattr(ray_pool, "START_TIMEOUT", 5)
-    with pytest.raises(ValueError, match=r"only 0 of 2 Ray workers .* started in 5 s: the cluster has 0 of \d+ CPUs "
-                                         r"free; ask for fewer --workers"):
+    with pytest.raises(
+        ValueError,
+        match=r"only 0 of 2 Ray workers .* started in 5 s: the cluster has 0 of \d+ CPUs "
+        r"free; ask for fewer --workers",
+    ):
         ray_pool.RayCluster(workers=2)  # the module's cluster holds every CPU
     assert len(cluster.worker_pids()) == 2  # and keeps working
 
 
 def test_points_placed_on_the_workers_land_where_local_placing_puts_them(cluster, fast_vectors, monkeypatch):
     from curator import projection
+
     fitted, _ = projection.fit_projection(fast_vectors[:300], projection.MapParams())
     monkeypatch.setattr(projection, "PLACE_CHUNK", 150)  # 12 chunks over the 2 workers
     rest = fast_vectors[300:]
@@ -135,7 +153,8 @@ def test_points_placed_on_the_workers_land_where_local_placing_puts_them(cluster
 
 def test_the_duplicate_search_on_the_workers_finds_the_local_edges(cluster, fast_vectors, monkeypatch):
     from curator import duplicates
-    monkeypatch.setattr(duplicates, "EXACT_MAX", 300)   # k-means cells on this small set
+
+    monkeypatch.setattr(duplicates, "EXACT_MAX", 300)  # k-means cells on this small set
     monkeypatch.setattr(duplicates, "SEARCH_BATCH", 400)  # and several batches of them
     local = duplicates.near_pairs(fast_vectors, 0.9, 16)
     distributed = duplicates.near_pairs(fast_vectors, 0.9, 16, mapper=cluster.map)
@@ -154,10 +173,19 @@ def test_map_and_duplicates_with_ray_equal_the_local_commands(tmp_path):
     # (exact duplicate sets).
     records = json.loads(source.read_text())
     copies = tmp_path / "copies.jsonl"
-    copies.write_text("".join(json.dumps(row) + "\n" for row in [
-        *({"prompt": r["instruction"], "response": f"Another answer {i}."} for i, r in enumerate(records[:40])),
-        *({"prompt": r["instruction"].upper(), "response": r["output"].upper()} for r in records[100:120]
-          if not r["input"])]))
+    copies.write_text(
+        "".join(
+            json.dumps(row) + "\n"
+            for row in [
+                *({"prompt": r["instruction"], "response": f"Another answer {i}."} for i, r in enumerate(records[:40])),
+                *(
+                    {"prompt": r["instruction"].upper(), "response": r["output"].upper()}
+                    for r in records[100:120]
+                    if not r["input"]
+                ),
+            ]
+        )
+    )
     results = {}
     for name, extra in (("local", ()), ("ray", ("--ray", "--workers", "2"))):
         curator = Curator(tmp_path / f"{name}.duckdb")
@@ -165,14 +193,19 @@ def test_map_and_duplicates_with_ray_equal_the_local_commands(tmp_path):
         curator("ingest", copies)
         for command in (["map", "--fit-sample", "200"], ["duplicates"]):
             if extra:
-                result = subprocess.run([str(Path(sys.executable).with_name("curator")), "--db", str(curator.db),
-                                         *command, *extra], capture_output=True, text=True, timeout=600)
+                result = subprocess.run(
+                    [str(Path(sys.executable).with_name("curator")), "--db", str(curator.db), *command, *extra],
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
                 assert result.returncode == 0, result.stderr
             else:
                 curator(*command)
         results[name] = (
             query(curator.db, "SELECT pair_id, x, y, cluster, placed FROM map_points ORDER BY pair_id"),
-            query(curator.db, "SELECT pair_id, dup_group, dup_keep, conflict FROM duplicates ORDER BY pair_id"))
+            query(curator.db, "SELECT pair_id, dup_group, dup_keep, conflict FROM duplicates ORDER BY pair_id"),
+        )
     points, sets = results["ray"]
     assert points == results["local"][0] and len(points) == query(curator.db, "SELECT count(*) FROM pairs")[0][0]
     assert sets == results["local"][1]

@@ -1,4 +1,5 @@
 """curator.readers: every container streamed, resumed and kept honest about lines."""
+
 from __future__ import annotations
 
 import csv
@@ -53,8 +54,17 @@ def write(path, records=RECORDS):
     path.write_bytes(data)
 
 
-NAMES = ["r.jsonl", "r.jsonl.gz", "r.jsonl.zst", "r.json", "r.json.gz", "r.csv", "r.csv.zst",
-         "r.parquet", "r.parquet.gz"]
+NAMES = [
+    "r.jsonl",
+    "r.jsonl.gz",
+    "r.jsonl.zst",
+    "r.json",
+    "r.json.gz",
+    "r.csv",
+    "r.csv.zst",
+    "r.parquet",
+    "r.parquet.gz",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -67,7 +77,7 @@ def test_each_container_reads_every_record_and_resumes(tmp_path, name, monkeypat
     # Resume after the batch that ended at record 21 (checkpoint = that batch's line/offset).
     checkpoint = next(b for b in readers.read_batches(path, batch_records=7) if b.line >= 21)
     rest_lines, rest, _, _ = read_all(path, start_line=checkpoint.line, start_offset=checkpoint.offset)
-    assert rest == RECORDS[len(RECORDS) - len(rest):] and len(rest) == len(RECORDS) - 21
+    assert rest == RECORDS[len(RECORDS) - len(rest) :] and len(rest) == len(RECORDS) - 21
     assert rest_lines == lines[21:]
 
 
@@ -103,7 +113,7 @@ def test_json_array_invalid_utf8_rejects_only_that_record(tmp_path):
     path.write_bytes(b'[{"p": "ok"}, {"p": "caf\xe9"}, {"p": "fine"}]')
     lines, values, errors, _ = read_all(path)
     assert values == [{"p": "ok"}, {"p": "fine"}] and lines == [1, 3]
-    assert [(l, r) for l, r, _ in errors] == [(2, "invalid UTF-8 in the record")]
+    assert [(line, r) for line, r, _ in errors] == [(2, "invalid UTF-8 in the record")]
 
 
 def test_unsupported_names_are_refused(tmp_path):

@@ -1,4 +1,5 @@
 """Crash safety and the database's guard rails: kill -9 resume, the write lock, read-only SQL."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,12 @@ def _unique_rows(n: int) -> bytes:
     out = bytearray()
     for i in range(n):
         r = base[i % len(base)]
-        out += orjson.dumps({"prompt": f"{r['instruction']} (variant {i})", "response": r["output"] or "-",
-                             "source": "alpaca"}) + b"\n"
+        out += (
+            orjson.dumps(
+                {"prompt": f"{r['instruction']} (variant {i})", "response": r["output"] or "-", "source": "alpaca"}
+            )
+            + b"\n"
+        )
     return bytes(out)
 
 
@@ -41,8 +46,15 @@ def test_kill_9_then_rerun_ingests_every_row_exactly_once(tmp_path):
     data.write_bytes(_unique_rows(rows))
     db = tmp_path / "crash.duckdb"
     wal = tmp_path / "crash.duckdb.wal"
-    command = [str(os.path.join(os.path.dirname(sys.executable), "curator")), "--db", str(db),
-               "ingest", str(data), "--batch-size", "500"]
+    command = [
+        str(os.path.join(os.path.dirname(sys.executable), "curator")),
+        "--db",
+        str(db),
+        "ingest",
+        str(data),
+        "--batch-size",
+        "500",
+    ]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     # Kill once some batches are committed (the WAL grows with each commit), long before the end.
@@ -69,12 +81,20 @@ def test_kill_9_then_rerun_ingests_every_row_exactly_once(tmp_path):
 
 def test_a_held_database_is_reported_not_a_traceback(tmp_path):
     db = tmp_path / "held.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time, storage
         con = storage.connect({str(db)!r})
         print("ready", flush=True)
         time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "ready"
         data = tmp_path / "x.jsonl"
@@ -93,9 +113,14 @@ def test_sql_is_read_only(curator, tmp_path):
     path.write_text('{"prompt": "Hi there", "response": "Hello"}\n')
     curator("ingest", path)
     assert curator.json("sql", "SELECT count(*) AS n FROM pairs_view") == [{"n": 1}]
-    for statement in ("DELETE FROM pairs", "DROP VIEW pairs_view", "UPDATE pairs SET prompt = 'x'",
-                      f"COPY pairs TO '{tmp_path / 'out.csv'}'", f"ATTACH '{tmp_path / 'other.db'}' AS o",
-                      "SET enable_external_access = true"):
+    for statement in (
+        "DELETE FROM pairs",
+        "DROP VIEW pairs_view",
+        "UPDATE pairs SET prompt = 'x'",
+        f"COPY pairs TO '{tmp_path / 'out.csv'}'",
+        f"ATTACH '{tmp_path / 'other.db'}' AS o",
+        "SET enable_external_access = true",
+    ):
         result = curator("sql", statement, ok=False)
         assert result.exit_code != 0, statement
         assert "Error" in result.output
@@ -131,13 +156,21 @@ def test_a_writer_waits_out_a_short_read(tmp_path):
     data = tmp_path / "x.jsonl"
     data.write_text('{"prompt": "Hi there", "response": "Hello"}\n')
     assert run_console("--db", db, "ingest", data).returncode == 0
-    reader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import time, storage
         con = storage.connect_read_only({str(db)!r})
         print("ready", flush=True)
         time.sleep(1.5)
         con.close()
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert reader.stdout.readline().strip() == "ready"
         result = run_console("--db", db, "signals")

@@ -1,4 +1,5 @@
 """jobs.runner: the job row's life cycle and the background prefetch."""
+
 from __future__ import annotations
 
 import threading
@@ -63,6 +64,13 @@ def test_a_failing_job_is_recorded_with_its_error(tmp_path):
             raise RuntimeError("disk full")
     (row,) = job_rows.listing(con)
     assert (row["kind"], row["status"], row["error"], row["counts"]) == (
-        "demo-kind", "failed", "RuntimeError: disk full", {"done": 3})
+        "demo-kind",
+        "failed",
+        "RuntimeError: disk full",
+        {"done": 3},
+    )
     # The open transaction was rolled back, not committed.
-    assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'half_written'").fetchone()[0] == 0
+    assert (
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'half_written'").fetchone()[0]
+        == 0
+    )

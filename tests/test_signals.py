@@ -6,6 +6,7 @@ counts an answer that declines (wholly or before a partial answer), disclaims be
 ("As an AI language model, I ..."; GPT4All's v1.1 removed these), or moralises instead of
 answering; sympathy ("I'm sorry to hear that"), corrections and stories are not refusals.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -23,26 +24,47 @@ from tests.labelled_refusals import HH_OTHERS, HH_REFUSALS, NOT_REFUSALS, REFUSA
 pytestmark = needs_data
 
 EVAL = DATA / "alpaca_eval_results"
-MODELS = ("guanaco-7b", "falcon-7b-instruct", "gpt4", "llama-2-7b-chat-hf", "vicuna-7b", "baize-v2-7b",
-          "text_davinci_003", "gpt4_gamed")
-T0_TEMPLATES = ("adversarial_qa_dbert_based_on", "paws_labeled_final_context_question",
-                "commonsense_qa_question_to_answer_index")
+MODELS = (
+    "guanaco-7b",
+    "falcon-7b-instruct",
+    "gpt4",
+    "llama-2-7b-chat-hf",
+    "vicuna-7b",
+    "baize-v2-7b",
+    "text_davinci_003",
+    "gpt4_gamed",
+)
+T0_TEMPLATES = (
+    "adversarial_qa_dbert_based_on",
+    "paws_labeled_final_context_question",
+    "commonsense_qa_question_to_answer_index",
+)
 
 MALFORMED = {  # (model or file, index): reason
-    ("alpaca_5000", 1275): "placeholder", ("alpaca_5000", 4361): "placeholder",
-    ("alpaca_5000", 2710): "merged_turns", ("alpaca_5000", 2930): "merged_turns",
-    ("alpaca_5000", 3493): "merged_turns", ("alpaca_5000", 4052): "merged_turns",
-    ("guanaco-7b", 487): "merged_turns", ("guanaco-7b", 510): "merged_turns", ("guanaco-7b", 676): "merged_turns",
-    ("baize-v2-7b", 495): "repetition", ("falcon-7b-instruct", 603): "repetition",
-    ("guanaco-7b", 714): "repetition", ("guanaco-7b", 620): "repetition",
-    ("text_davinci_003", 366): "empty", ("text_davinci_003", 371): "echo",
+    ("alpaca_5000", 1275): "placeholder",
+    ("alpaca_5000", 4361): "placeholder",
+    ("alpaca_5000", 2710): "merged_turns",
+    ("alpaca_5000", 2930): "merged_turns",
+    ("alpaca_5000", 3493): "merged_turns",
+    ("alpaca_5000", 4052): "merged_turns",
+    ("guanaco-7b", 487): "merged_turns",
+    ("guanaco-7b", 510): "merged_turns",
+    ("guanaco-7b", 676): "merged_turns",
+    ("baize-v2-7b", 495): "repetition",
+    ("falcon-7b-instruct", 603): "repetition",
+    ("guanaco-7b", 714): "repetition",
+    ("guanaco-7b", 620): "repetition",
+    ("text_davinci_003", 366): "empty",
+    ("text_davinci_003", 371): "echo",
     ("gpt4_gamed", 689): "unbalanced_fence",
 }
 # Balanced code fences, markdown tables, a repeated chorus, "8. Output of a machine" in a
 # list, recipes with "Instructions:", hashtags, "undefined" as a real answer.
-NOT_MALFORMED = ([("gpt4", i) for i in (252, 290, 300, 313, 320, 324, 343, 347, 209, 301, 492, 504, 595, 284, 451)]
-                 + [("text_davinci_003", 130), ("text_davinci_003", 259)]
-                 + [("alpaca_5000", i) for i in (4541, 185, 1088, 3790, 3923, 98, 167)])
+NOT_MALFORMED = (
+    [("gpt4", i) for i in (252, 290, 300, 313, 320, 324, 343, 347, 209, 301, 492, 504, 595, 284, 451)]
+    + [("text_davinci_003", 130), ("text_davinci_003", 259)]
+    + [("alpaca_5000", i) for i in (4541, 185, 1088, 3790, 3923, 98, 167)]
+)
 
 
 def _records(name: str) -> list[dict]:
@@ -58,14 +80,16 @@ def _output(name: str, index: int) -> str:
 def signal_db(tmp_path_factory):
     """Eight models' AlpacaEval outputs (incl. the 10-character gamed set), OpenAssistant
     v2 (multilingual, multi-turn) and three P3 templates, with signals computed."""
-    from cli.main import cli
     from click.testing import CliRunner
+
+    from cli.main import cli
 
     db = tmp_path_factory.mktemp("signals") / "signals.duckdb"
     runner = CliRunner()
     for model in MODELS:
-        result = runner.invoke(cli, ["--db", str(db), "ingest", str(EVAL / model / "model_outputs.json"),
-                                     "--source", model])
+        result = runner.invoke(
+            cli, ["--db", str(db), "ingest", str(EVAL / model / "model_outputs.json"), "--source", model]
+        )
         assert result.exit_code == 0, result.output
     t0 = [str(DATA / "t0_train_50k_data_per_template" / f"{name}.jsonl") for name in T0_TEMPLATES]
     result = runner.invoke(cli, ["--db", str(db), "ingest", str(DATA / "oasst2_filtered.jsonl"), *t0])
@@ -76,8 +100,11 @@ def signal_db(tmp_path_factory):
 
 def _flags(db, column: str) -> dict[tuple[str, int], object]:
     """(source, record index) -> column value, for the AlpacaEval models."""
-    rows = query(db, f"SELECT source, line, {column} FROM pairs_view WHERE source IN "
-                     f"({', '.join('?' * len(MODELS))})", list(MODELS))
+    rows = query(
+        db,
+        f"SELECT source, line, {column} FROM pairs_view WHERE source IN ({', '.join('?' * len(MODELS))})",
+        list(MODELS),
+    )
     return {(source, line - 1): value for source, line, value in rows}
 
 
@@ -94,8 +121,10 @@ def test_refusal_precision_and_recall_on_labelled_real_answers(signal_db):
     positives = [(m, i) for m, ids in REFUSALS.items() for i in ids]
     negatives = [(m, i) for m, ids in NOT_REFUSALS.items() for i in ids]
     precision, recall = _precision_recall(flags, positives, negatives)
-    print(f"\nrefusal: {len(positives)} refusals, {len(negatives)} hard negatives: "
-          f"precision {precision:.3f}, recall {recall:.3f}")
+    print(
+        f"\nrefusal: {len(positives)} refusals, {len(negatives)} hard negatives: "
+        f"precision {precision:.3f}, recall {recall:.3f}"
+    )
     assert precision >= 0.97 and recall >= 0.93
     # Whole real sets: Alpaca (text-davinci-003) holds no refusals; the GPT-4 outputs a few.
     alpaca_flags = [S.is_refusal(r["output"]) for r in _records("alpaca_5000")]
@@ -105,8 +134,10 @@ def test_refusal_precision_and_recall_on_labelled_real_answers(signal_db):
         hh = [json.loads(line)["chosen"].rsplit("\n\nAssistant:", 1)[-1].strip() for line in f]
     flags_hh = {i: S.is_refusal(hh[i]) for i in HH_REFUSALS + HH_OTHERS}
     precision, recall = _precision_recall(flags_hh, HH_REFUSALS, HH_OTHERS)
-    print(f"refusal, held out: 80 random HH answers ({len(HH_REFUSALS)} refusals): "
-          f"precision {precision:.3f}, recall {recall:.3f}")
+    print(
+        f"refusal, held out: 80 random HH answers ({len(HH_REFUSALS)} refusals): "
+        f"precision {precision:.3f}, recall {recall:.3f}"
+    )
     assert precision >= 0.95 and recall >= 0.5
     assert not S.is_refusal("I'm sorry to hear that. Losing a pet is hard; here is what helps:")
     assert S.is_refusal("I'm sorry, but I can't assist with that request.")
@@ -124,15 +155,20 @@ def test_truncated_on_the_gamed_set_and_complete_answers(signal_db):
     precision, recall = _precision_recall(flags, positives, negatives)
     negatives = [k for k in negatives if k in flags]
     false_rate = sum(bool(flags[k]) for k in negatives) / len(negatives)
-    print(f"\ntruncated: gamed 10-char cuts recall {recall:.3f}; {len(negatives)} complete answers: "
-          f"precision {precision:.3f}, false-flag rate {false_rate:.4f}")
+    print(
+        f"\ntruncated: gamed 10-char cuts recall {recall:.3f}; {len(negatives)} complete answers: "
+        f"precision {precision:.3f}, false-flag rate {false_rate:.4f}"
+    )
     # "Of course!", "Larry Page" or "Certainly!" cut at 10 characters read as finished answers,
     # so recall on this set is bounded; what is flagged must be right.
     assert precision >= 0.99 and recall >= 0.35 and false_rate <= 0.003
     # Alpaca's 5,000 complete answers and P3's one-word labels are not cut.
     assert sum(S.is_truncated(r["output"].strip(), None, 6) for r in _records("alpaca_5000")) <= 3
-    t0_flags = query(db, "SELECT count(*) FILTER (WHERE truncated), count(*) FROM pairs_view WHERE source LIKE "
-                         "'%_based_on' OR source LIKE 'paws%' OR source LIKE 'commonsense%'")[0]
+    t0_flags = query(
+        db,
+        "SELECT count(*) FILTER (WHERE truncated), count(*) FROM pairs_view WHERE source LIKE "
+        "'%_based_on' OR source LIKE 'paws%' OR source LIKE 'commonsense%'",
+    )[0]
     assert t0_flags[1] > 500 and t0_flags[0] == 0
 
 
@@ -140,7 +176,7 @@ def test_truncated_catches_real_answers_cut_at_a_token_limit():
     # GPT-4's complete answers cut at a random point, as a max_tokens limit cuts them.
     rng = random.Random(0)
     answers = [r["output"] for r in _records("gpt4") if len(r["output"]) >= 300]
-    cuts = [a[:rng.randrange(200, len(a) - 20)].rstrip() for a in answers]
+    cuts = [a[: rng.randrange(200, len(a) - 20)].rstrip() for a in answers]
     recall = sum(S.is_truncated(c, None, 6) for c in cuts) / len(cuts)
     print(f"\ntruncated: {len(cuts)} real answers cut at random points: recall {recall:.3f}")
     assert recall >= 0.7
@@ -166,16 +202,22 @@ def test_malformed_reasons_on_labelled_real_answers(signal_db):
     # GPT-4's 805 answers hold no malformed one; Alpaca's 5,000 only its known defects:
     # 2 <nooutput>, 2 <noinput>, 1 "No Output", 4 next instructions run into the answer.
     assert sum(1 for (m, _), v in reasons.items() if m == "gpt4" and v) == 0
-    alpaca = [S.malformed_reason(r["instruction"], r["output"], S.SignalParams())
-              for r in _records("alpaca_5000") if r["output"]]
+    alpaca = [
+        S.malformed_reason(r["instruction"], r["output"], S.SignalParams())
+        for r in _records("alpaca_5000")
+        if r["output"]
+    ]
     assert sorted(r for r in alpaca if r) == ["merged_turns"] * 4 + ["placeholder"] * 5
 
 
 def test_short_counts_words_in_every_script(signal_db):
     db, _ = signal_db
     # P3 answers are labels ("No<|endoftext|>"); OpenAssistant's Chinese answers are long.
-    t0 = query(db, "SELECT count(*) FILTER (WHERE short), count(*) FROM pairs_view "
-                   "WHERE source LIKE 'paws%' OR source LIKE 'commonsense%'")[0]
+    t0 = query(
+        db,
+        "SELECT count(*) FILTER (WHERE short), count(*) FROM pairs_view "
+        "WHERE source LIKE 'paws%' OR source LIKE 'commonsense%'",
+    )[0]
     assert t0[0] == t0[1] > 300
     zh = query(db, "SELECT count(*) FILTER (WHERE short), count(*), min(n_words) FROM pairs_view WHERE lang = 'zh'")[0]
     assert zh[1] >= 5 and zh[0] == 0, zh
@@ -191,8 +233,10 @@ def test_lang_on_labelled_multilingual_answers(signal_db):
     decided = [(truth, lang) for truth, lang in labelled if lang is not None]
     accuracy = sum(t == p for t, p in decided) / len(decided)
     coverage = len(decided) / len(labelled)
-    print(f"\nlang: {len(labelled)} OpenAssistant answers in {len({t for t, _ in labelled})} languages: "
-          f"accuracy {accuracy:.3f} where decided, decided for {coverage:.3f}")
+    print(
+        f"\nlang: {len(labelled)} OpenAssistant answers in {len({t for t, _ in labelled})} languages: "
+        f"accuracy {accuracy:.3f} where decided, decided for {coverage:.3f}"
+    )
     assert accuracy >= 0.95 and coverage >= 0.85
     assert language.identify(["Yes.", "```python\nprint(1)\n```"], 20, 0.5) == [None, None]
 
@@ -214,18 +258,31 @@ def test_vectorised_language_scores_equal_py3langid():
 def test_pii_on_real_and_constructed_texts(signal_db):
     db, _ = signal_db
     pii = _flags(db, "pii_kinds")
-    assert pii[("gpt4", 708)] == "phone"            # "Call us at 650-636-4884" in a real prompt
+    assert pii[("gpt4", 708)] == "phone"  # "Call us at 650-636-4884" in a real prompt
     assert sum(1 for v in pii.values() if v) <= 12  # 6,440 AlpacaEval pairs: a handful
-    real_positive = ["Sure. Email mike@robertlight.com for details.", "Call +1 917-444-6321 today.",
-                     "reach me at tana.schiewer@gmail.com", "My number is (773)957-5951"]
-    real_negative = ["server.login('you@example.com', pw)", "Write to jane@domain.com or doe@domain.com",
-                     "@app.route('/')\ndef index():", "ISBN 978-0-306-40615-7, published 2023-01-15",
-                     "git clone git@github.com:org/repo.git", "logo@2x.png", "Call 555-123-4567 (fictional)",
-                     "aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "OPENAI_API_KEY=sk-xxxxxxxxxxxxxxxxxxxxxxxx"]
+    real_positive = [
+        "Sure. Email mike@robertlight.com for details.",
+        "Call +1 917-444-6321 today.",
+        "reach me at tana.schiewer@gmail.com",
+        "My number is (773)957-5951",
+    ]
+    real_negative = [
+        "server.login('you@example.com', pw)",
+        "Write to jane@domain.com or doe@domain.com",
+        "@app.route('/')\ndef index():",
+        "ISBN 978-0-306-40615-7, published 2023-01-15",
+        "git clone git@github.com:org/repo.git",
+        "logo@2x.png",
+        "Call 555-123-4567 (fictional)",
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+        "OPENAI_API_KEY=sk-xxxxxxxxxxxxxxxxxxxxxxxx",
+    ]
     assert all(S.pii_kinds(t) for t in real_positive)
     assert not any(S.pii_kinds(t) for t in real_negative)
     assert S.pii_kinds("key AKIA2E0A8F3B244C9986 and ghp_R7tK2mQ9xL4vB8nW1cZ5pH3jD6fG0sY2aE4u") == [
-        "aws_key", "github_token"]
+        "aws_key",
+        "github_token",
+    ]
     assert S.pii_kinds("export OPENAI_API_KEY=sk-proj-4fT9xQ2LmZ8vB7nR1kW3pY6dH0sJ5gC") == ["openai_key"]
     assert S.pii_kinds("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=") == ["private_key"]
 
@@ -236,8 +293,11 @@ def test_token_counts_match_llama_cpp_under_the_chat_template(signal_db):
     db, _ = signal_db
     tokenizer = chat_tokens.load()
     reference = Llama(model_path=str(chat_tokens.bundled_gguf()), vocab_only=True, verbose=False)
-    rows = query(db, "SELECT prompt, response, messages, n_tokens FROM pairs_view "
-                     "WHERE messages IS NOT NULL OR line % 50 = 0 ORDER BY id LIMIT 400")
+    rows = query(
+        db,
+        "SELECT prompt, response, messages, n_tokens FROM pairs_view "
+        "WHERE messages IS NOT NULL OR line % 50 = 0 ORDER BY id LIMIT 400",
+    )
     multi_turn = 0
     for prompt, response, messages, n_tokens in rows:
         rendered = tokenizer.render(chat_tokens.conversation(prompt, response, messages))
@@ -247,21 +307,30 @@ def test_token_counts_match_llama_cpp_under_the_chat_template(signal_db):
             multi_turn += 1
             assert n_tokens > tokenizer.count([chat_tokens.conversation(prompt, response, None)])[0]
     assert multi_turn > 20
-    over = query(db, "SELECT count(*) FILTER (WHERE over_length <> (n_tokens > 2048)), "
-                     "count(*) FILTER (WHERE over_length) FROM pairs_view")[0]
+    over = query(
+        db,
+        "SELECT count(*) FILTER (WHERE over_length <> (n_tokens > 2048)), "
+        "count(*) FILTER (WHERE over_length) FROM pairs_view",
+    )[0]
     assert over[0] == 0 and over[1] > 0
 
 
 def test_pairs_view_columns_and_the_recorded_run(signal_db):
     db, report = signal_db
     total = query(db, "SELECT count(*) FROM pairs")[0][0]
-    nulls = query(db, "SELECT count(*) FILTER (WHERE refusal IS NULL OR short IS NULL OR truncated IS NULL "
-                      "OR malformed IS NULL OR pii IS NULL OR n_words IS NULL OR n_tokens IS NULL "
-                      "OR over_length IS NULL), count(*) FILTER (WHERE malformed <> (malformed_reason IS NOT NULL)), "
-                      "count(*) FILTER (WHERE pii <> (pii_kinds IS NOT NULL)), count(lang) FROM pairs_view")[0]
+    nulls = query(
+        db,
+        "SELECT count(*) FILTER (WHERE refusal IS NULL OR short IS NULL OR truncated IS NULL "
+        "OR malformed IS NULL OR pii IS NULL OR n_words IS NULL OR n_tokens IS NULL "
+        "OR over_length IS NULL), count(*) FILTER (WHERE malformed <> (malformed_reason IS NOT NULL)), "
+        "count(*) FILTER (WHERE pii <> (pii_kinds IS NOT NULL)), count(lang) FROM pairs_view",
+    )[0]
     assert report.computed == total and nulls[:3] == (0, 0, 0) and nulls[3] > total * 0.7
-    run = query(db, "SELECT r.params, j.kind, j.status FROM signal_runs r JOIN jobs j ON j.id = r.job_id "
-                    "WHERE r.id = ?", [report.run_id])[0]
+    run = query(
+        db,
+        "SELECT r.params, j.kind, j.status FROM signal_runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?",
+        [report.run_id],
+    )[0]
     assert json.loads(run[0]) == json.loads(S.SignalParams().to_json()) and run[1:] == ("signals", "done")
     assert report.summary["counts"]["refusal"] == query(db, "SELECT count(*) FROM pairs_view WHERE refusal")[0][0]
 
@@ -279,7 +348,7 @@ def test_rerun_is_incremental_a_new_threshold_recomputes_and_a_crash_resumes(tmp
 
     with pytest.raises(Crash):
         compute_signals(db, progress=crash_after_first_batch, batch_size=300)
-    assert query(db, "SELECT count(*) FROM signals")[0][0] == 300      # the committed batch survived
+    assert query(db, "SELECT count(*) FROM signals")[0][0] == 300  # the committed batch survived
     assert query(db, "SELECT status FROM jobs ORDER BY id DESC LIMIT 1")[0][0] == "failed"
     resumed = compute_signals(db, batch_size=300)
     assert (resumed.computed, resumed.already) == (505, 300)
@@ -303,8 +372,18 @@ def test_rerun_is_incremental_a_new_threshold_recomputes_and_a_crash_resumes(tmp
 def test_cli_prints_counts_and_thresholds(curator):
     curator("ingest", EVAL / "gpt4_gamed" / "model_outputs.json")
     out = curator("signals").output
-    for word in ("refusal", "short", "truncated", "malformed", "pii", "over_length", "thresholds: short_words=5",
-                 "max_tokens=2048", "tokenizer=SmolLM2-135M-Instruct", "lang: "):
+    for word in (
+        "refusal",
+        "short",
+        "truncated",
+        "malformed",
+        "pii",
+        "over_length",
+        "thresholds: short_words=5",
+        "max_tokens=2048",
+        "tokenizer=SmolLM2-135M-Instruct",
+        "lang: ",
+    ):
         assert word in out, word
     assert "already current" in out
     bad = curator("signals", "--tokenizer", "/nonexistent/model.gguf", ok=False)

@@ -15,17 +15,55 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from curator.topics import (LLM_LABEL_MAX_CHARS, NOISE, NOISE_LABEL, cluster_labels, cluster_terms, clean_llm_label,
-                            llm_label_messages, words)
+from curator.topics import (
+    LLM_LABEL_MAX_CHARS,
+    NOISE,
+    NOISE_LABEL,
+    clean_llm_label,
+    cluster_labels,
+    cluster_terms,
+    llm_label_messages,
+    words,
+)
 from tests.conftest import DATA, needs_data
 
 CODE, IMDB, ROLEPLAY = 0, 1, 2
 # Written here rather than imported, so that a module that stops filtering them fails.
-BOILERPLATE = {"please", "following", "given", "write", "answer", "question", "provide", "use",
-               "using", "create", "explain", "does", "just", "like"}
+BOILERPLATE = {
+    "please",
+    "following",
+    "given",
+    "write",
+    "answer",
+    "question",
+    "provide",
+    "use",
+    "using",
+    "create",
+    "explain",
+    "does",
+    "just",
+    "like",
+}
 WORD = re.compile(r"[a-z][a-z0-9]*(\+\+|#)?")
-CODE_WORDS = {"code", "function", "python", "program", "array", "string", "list", "javascript",
-              "java", "sql", "algorithm", "class", "method", "loop", "c++", "html"}
+CODE_WORDS = {
+    "code",
+    "function",
+    "python",
+    "program",
+    "array",
+    "string",
+    "list",
+    "javascript",
+    "java",
+    "sql",
+    "algorithm",
+    "class",
+    "method",
+    "loop",
+    "c++",
+    "html",
+}
 MOVIE_WORDS = {"movie", "film", "review", "reviewer", "sentiment", "films", "movies"}
 ROLEPLAY_WORDS = {"imagine", "role", "character", "pretend", "roleplay", "fictional"}
 
@@ -36,16 +74,22 @@ def _instructions(name: str) -> list[str]:
 
 def _imdb_prompts() -> list[str]:
     paths = sorted((DATA / "t0_train_50k_data_per_template").glob("imdb_*.jsonl"))
-    return [json.loads(line)["prompt"] for path in paths
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line)["prompt"]
+        for path in paths
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
 
 
 @pytest.fixture(scope="module")
 def corpus() -> tuple[list[str], np.ndarray]:
-    sources = {CODE: _instructions("code_alpaca_2k.json"),
-               IMDB: _imdb_prompts(),
-               ROLEPLAY: _instructions("roleplay-simple-deduped-roleplay-instruct.json"),
-               NOISE: _instructions("alpaca_5000.json")[:300]}
+    sources = {
+        CODE: _instructions("code_alpaca_2k.json"),
+        IMDB: _imdb_prompts(),
+        ROLEPLAY: _instructions("roleplay-simple-deduped-roleplay-instruct.json"),
+        NOISE: _instructions("alpaca_5000.json")[:300],
+    }
     texts = [text for cluster_texts in sources.values() for text in cluster_texts]
     clusters = np.array([cluster for cluster, cluster_texts in sources.items() for _ in cluster_texts])
     return texts, clusters
@@ -120,8 +164,18 @@ def test_max_features_caps_the_vocabulary_at_the_most_frequent_terms():
 
 
 def test_a_cluster_without_usable_terms_is_named_by_its_commonest_text():
-    texts = ["sorting lists in python", "python lists sorted", "", "   ", "the 123 and of", "it is",
-             "Who are you?", "who are  you?", "Who are you?", "What " + "is it " * 20]
+    texts = [
+        "sorting lists in python",
+        "python lists sorted",
+        "",
+        "   ",
+        "the 123 and of",
+        "it is",
+        "Who are you?",
+        "who are  you?",
+        "Who are you?",
+        "What " + "is it " * 20,
+    ]
     clusters = np.array([0, 0, 5, 5, 6, 6, 7, 7, 7, 8])
     assert cluster_terms(texts, clusters)[5] == []
     labels = cluster_labels(texts, clusters)
@@ -134,7 +188,10 @@ def test_a_cluster_without_usable_terms_is_named_by_its_commonest_text():
 
 def test_no_usable_terms_anywhere_still_gives_every_cluster_a_label():
     assert cluster_labels(["", "the and", "42"], np.array([0, 1, NOISE])) == {
-        NOISE: NOISE_LABEL, 0: "cluster 0", 1: "“the and”"}
+        NOISE: NOISE_LABEL,
+        0: "cluster 0",
+        1: "“the and”",
+    }
     assert cluster_labels([], np.array([], dtype=int)) == {}
 
 
@@ -186,8 +243,9 @@ def test_top_n_is_respected(corpus):
     assert five[NOISE] == two[NOISE] == []
     for cluster in (CODE, IMDB, ROLEPLAY):
         assert len(five[cluster]) == 5 and two[cluster] == five[cluster][:2]
-    assert all(len(_terms(label)) == 1 for cluster, label in cluster_labels(*corpus, top_n=1).items()
-               if cluster != NOISE)
+    assert all(
+        len(_terms(label)) == 1 for cluster, label in cluster_labels(*corpus, top_n=1).items() if cluster != NOISE
+    )
 
 
 @needs_data
@@ -207,14 +265,19 @@ def test_a_single_real_cluster_gets_a_code_label(corpus):
     assert len(_terms(label)) == 3 and CODE_WORDS & set(_terms(label)), label
 
 
-@pytest.mark.parametrize("answer, label", [
-    ("Movie reviews", "Movie reviews"),
-    ('"Cooking recipes."', "Cooking recipes"),
-    ("Topic name: Python programming", "Python programming"),
-    ("\n\n- **Gardening tips**\nThese texts are about plants.", "Gardening tips"),
-    ("1. Personal finance", "Personal finance"),
-    ("", None), (None, None), ("  \n \"\" \n", None),
-])
+@pytest.mark.parametrize(
+    "answer, label",
+    [
+        ("Movie reviews", "Movie reviews"),
+        ('"Cooking recipes."', "Cooking recipes"),
+        ("Topic name: Python programming", "Python programming"),
+        ("\n\n- **Gardening tips**\nThese texts are about plants.", "Gardening tips"),
+        ("1. Personal finance", "Personal finance"),
+        ("", None),
+        (None, None),
+        ('  \n "" \n', None),
+    ],
+)
 def test_clean_llm_label_keeps_the_name_and_drops_the_decoration(answer, label):
     assert clean_llm_label(answer) == label
 

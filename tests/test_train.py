@@ -4,6 +4,7 @@ One small run (64 real Alpaca pairs written as an export directory, 8 steps of 4
 --max-length 128) is started as a child process, killed with SIGKILL after its first
 checkpoint, and resumed; every test about outputs reads that one run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,15 +28,32 @@ from tests.conftest import DATA, needs_data, query
 pytestmark = needs_data
 
 STEPS, SAVE_EVERY = 8, 2
-RUN_ARGS = ["--max-steps", STEPS, "--batch-size", 4, "--max-length", 128, "--save-every",
-            SAVE_EVERY, "--eval-every", 4, "--template", "chatml"]
+RUN_ARGS = [
+    "--max-steps",
+    STEPS,
+    "--batch-size",
+    4,
+    "--max-length",
+    128,
+    "--save-every",
+    SAVE_EVERY,
+    "--eval-every",
+    4,
+    "--template",
+    "chatml",
+]
 
 
 def short_alpaca(n: int) -> list[dict]:
     """The first n Alpaca records with a real answer and under 300 characters in all."""
     records = json.loads((DATA / "alpaca_5000.json").read_text())
-    picked = [r for r in records if r["output"].strip() and r["output"] != "<nooutput>"
-              and len(r["instruction"]) + len(r["input"]) + len(r["output"]) < 300]
+    picked = [
+        r
+        for r in records
+        if r["output"].strip()
+        and r["output"] != "<nooutput>"
+        and len(r["instruction"]) + len(r["input"]) + len(r["output"]) < 300
+    ]
     return picked[:n]
 
 
@@ -46,6 +64,7 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
 @pytest.fixture(scope="module")
 def tokenizer():
     from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(training.bundled_base_dir())
 
 
@@ -86,8 +105,15 @@ def run(tmp_path_factory):
     steps_before_kill = len(order_log.read_text().splitlines())
     resumed = subprocess.run(args + ["--resume", "--json"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    return {"db": db, "out": out, "export": export, "base": base, "records": records,
-            "steps_before_kill": steps_before_kill, "report": json.loads(resumed.stdout)}
+    return {
+        "db": db,
+        "out": out,
+        "export": export,
+        "base": base,
+        "records": records,
+        "steps_before_kill": steps_before_kill,
+        "report": json.loads(resumed.stdout),
+    }
 
 
 # --- labels and padding --------------------------------------------------------------------
@@ -96,8 +122,9 @@ def run(tmp_path_factory):
 def test_masking_leaves_no_prompt_token_in_the_loss(tokenizer, alpaca):
     examples = alpaca[:8]
     template = training.chat_template(tokenizer, "model")
-    batch = training.collate([training.encode(e, tokenizer, template, 512) for e in examples],
-                             training.distinct_pad(tokenizer))
+    batch = training.collate(
+        [training.encode(e, tokenizer, template, 512) for e in examples], training.distinct_pad(tokenizer)
+    )
     for row, example in enumerate(examples):
         labels, ids, attention = batch.labels[row], batch.input_ids[row], batch.attention_mask[row]
         labelled = labels != training.IGNORE
@@ -117,13 +144,16 @@ def test_truncated_sequences_get_no_eos(tokenizer, alpaca):
     cut = training.encode(example, tokenizer, template, len(whole.input_ids) - 20)
     assert not whole.truncated and whole.labels[-2] == tokenizer.eos_token_id
     assert cut.truncated and tokenizer.eos_token_id not in cut.labels
-    assert cut.input_ids == whole.input_ids[:len(cut.input_ids)]
+    assert cut.input_ids == whole.input_ids[: len(cut.input_ids)]
 
 
 def test_every_assistant_turn_of_a_conversation_is_trained(tokenizer):
     # A real OpenAssistant conversation path: user, assistant, user, assistant.
-    example = next(e for e in training.read_examples(DATA / "en_100_tree.jsonl")[0]
-                   if [m["role"] for m in e.messages] == ["user", "assistant", "user", "assistant"])
+    example = next(
+        e
+        for e in training.read_examples(DATA / "en_100_tree.jsonl")[0]
+        if [m["role"] for m in e.messages] == ["user", "assistant", "user", "assistant"]
+    )
     for name in training.TEMPLATES:
         encoded = training.encode(example, tokenizer, training.chat_template(tokenizer, name), 4096)
         trained = tokenizer.decode([t for t in encoded.labels if t != training.IGNORE])
@@ -155,8 +185,10 @@ def test_length_grouping_cuts_padding(alpaca):
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     grouped = sum(max(lengths[i] for i in b) * len(b) for b in batches)
     random_order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(0)).tolist()
-    plain = sum(max(lengths[i] for i in random_order[s:s + 8]) * len(random_order[s:s + 8])
-                for s in range(0, len(lengths), 8))
+    plain = sum(
+        max(lengths[i] for i in random_order[s : s + 8]) * len(random_order[s : s + 8])
+        for s in range(0, len(lengths), 8)
+    )
     assert grouped < 0.7 * plain
     assert training.length_grouped(lengths, 8, seed=0) == batches
 
@@ -204,6 +236,7 @@ def test_validation_loss_falls_and_the_report_says_what_ran(run):
     assert (run["out"] / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The database has the run and its loss history, as the web app reads them.
     import storage
+
     con = storage.connect_read_only(run["db"])
     try:
         runs = run_rows.runs(con)

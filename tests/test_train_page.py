@@ -1,5 +1,6 @@
 """The web app's Train page on a real run (export, `curator train` in a child process, the
 report), and the map's colouring by per-pair loss."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,9 @@ def test_train_page_trains_a_version_and_shows_the_report(curator, tmp_path, mon
     assert not app.exception
     deadline = time.time() + 180
     while not any(m.label == "tokens/s" for m in app.metric):  # the report of the finished run
-        assert time.time() < deadline and not app.exception and not app.warning, \
-            [w.value for w in app.warning] + [c.value for c in app.code]  # a failed run: its log
+        assert time.time() < deadline and not app.exception and not app.warning, [w.value for w in app.warning] + [
+            c.value for c in app.code
+        ]  # a failed run: its log
         time.sleep(1)
         app.run()
     assert {m.label: m.value for m in app.metric}["steps"] == "2"
@@ -63,10 +65,20 @@ def test_train_page_trains_a_version_and_shows_the_report(curator, tmp_path, mon
 def test_loss_quintiles_hold_a_fifth_each_low_to_high():
     values = pd.Series([5.0, np.nan, 1.0, 3.0, 2.0, 4.0, np.nan, 10.0, 9.0, 8.0, 7.0, 6.0])
     labels = mapview.quintiles(values)
-    assert labels.tolist() == ["q3 (5.00 to 6.00)", "not scored", "q1 lowest (1.00 to 2.00)", "q2 (3.00 to 4.00)",
-                               "q1 lowest (1.00 to 2.00)", "q2 (3.00 to 4.00)", "not scored",
-                               "q5 highest (9.00 to 10.00)", "q5 highest (9.00 to 10.00)", "q4 (7.00 to 8.00)",
-                               "q4 (7.00 to 8.00)", "q3 (5.00 to 6.00)"]
+    assert labels.tolist() == [
+        "q3 (5.00 to 6.00)",
+        "not scored",
+        "q1 lowest (1.00 to 2.00)",
+        "q2 (3.00 to 4.00)",
+        "q1 lowest (1.00 to 2.00)",
+        "q2 (3.00 to 4.00)",
+        "not scored",
+        "q5 highest (9.00 to 10.00)",
+        "q5 highest (9.00 to 10.00)",
+        "q4 (7.00 to 8.00)",
+        "q4 (7.00 to 8.00)",
+        "q3 (5.00 to 6.00)",
+    ]
     # Equal values are still split evenly, and the legend runs low to high, "not scored" last.
     tied = mapview.quintiles(pd.Series([0.5] * 10 + [None]))
     assert tied.value_counts(sort=False).tolist() == [2, 2, 2, 2, 2, 1]

@@ -4,6 +4,7 @@ A job holds the database's write lock until it ends (DuckDB allows one writer pr
 app starts it as a child process, as a terminal would, and stays usable; pages watch the
 child's log file for progress instead of the database, which the job holds meanwhile.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,9 +53,13 @@ def start(key: str, args: list, log: Path, output: Path | None = None) -> Child:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as err, open(output or log, "a" if output is None else "w") as out:
         # The child keeps its own copies of the files.
-        process = subprocess.Popen([CURATOR, "--db", state.db_path(), *map(str, args)],
-                                   stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                   env={**os.environ, "CURATOR_PROGRESS": "1"})
+        process = subprocess.Popen(
+            [CURATOR, "--db", state.db_path(), *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env={**os.environ, "CURATOR_PROGRESS": "1"},
+        )
     child = Child([str(a) for a in args], log, process)
     children()[key] = child
     return child

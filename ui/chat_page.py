@@ -3,6 +3,7 @@ the tuned model against its base; answers streamed side by side, sampling on sli
 
 Models are found beside the database and under ./runs; any other GGUF can be typed as a path.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,10 @@ NONE = "(none)"
 @st.cache_data(ttl=30, show_spinner=False)  # a file that `curator quantize` just wrote shows up soon
 def _found(folders: tuple[str, ...]) -> dict[str, list[str]]:
     """GGUF files by kind, the newest first."""
-    return {kind: [str(p) for p in sorted(paths, key=lambda p: -p.stat().st_mtime)]
-            for kind, paths in chat.find_gguf(folders).items()}
+    return {
+        kind: [str(p) for p in sorted(paths, key=lambda p: -p.stat().st_mtime)]
+        for kind, paths in chat.find_gguf(folders).items()
+    }
 
 
 # One server per (model, adapter), shared by every browser tab; two slots, so two tabs (or a
@@ -56,10 +59,16 @@ def _name(path: str) -> str:
 
 def _pick(column, key: str, default: str) -> tuple[str, str | None]:
     """A model and an adapter chosen in `column`; paths not listed can be typed in."""
-    model = column.selectbox("Model", models, index=models.index(default), format_func=_name, key=f"{key}-model",
-                             accept_new_options=True)
-    lora = column.selectbox("Adapter", adapters, format_func=lambda a: a if a == NONE else _name(a),
-                            key=f"{key}-lora", accept_new_options=True)
+    model = column.selectbox(
+        "Model", models, index=models.index(default), format_func=_name, key=f"{key}-model", accept_new_options=True
+    )
+    lora = column.selectbox(
+        "Adapter",
+        adapters,
+        format_func=lambda a: a if a == NONE else _name(a),
+        key=f"{key}-lora",
+        accept_new_options=True,
+    )
     return model, None if lora == NONE else lora
 
 
@@ -77,7 +86,8 @@ with st.expander("Sampling"):
         top_p=c2.slider("Top p", 0.0, 1.0, default.top_p, 0.01),
         top_k=c3.slider("Top k", 0, 100, default.top_k, help="0: no limit"),
         repeat_penalty=c4.slider("Repeat penalty", 1.0, 2.0, default.repeat_penalty, 0.05),
-        max_tokens=c5.slider("Max tokens", 16, 2048, default.max_tokens, 16))
+        max_tokens=c5.slider("Max tokens", 16, 2048, default.max_tokens, 16),
+    )
 
 for model, lora in choices:
     for path in filter(None, (model, lora)):

@@ -1,4 +1,5 @@
 """Clusters page: the blob report (worst first), the cluster table, whole-cluster actions."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -24,22 +25,43 @@ with state.database():
         report = blobs.blob_report(con, state.db_path(), map_name=chosen_map.name)
     finally:
         con.close()
-st.dataframe([{"kind": r["kind"], "cluster or source": r.get("id", r.get("name")), "label": r["label"],
-               "size": r["size"], "score": round(r["score"], 3), "reasons": "; ".join(r["reasons"]),
-               "mean IFD": r["metrics"]["ifd_mean"], "mean judge score": r["metrics"]["judge_mean"]}
-              for r in report[:30]], hide_index=True)
+st.dataframe(
+    [
+        {
+            "kind": r["kind"],
+            "cluster or source": r.get("id", r.get("name")),
+            "label": r["label"],
+            "size": r["size"],
+            "score": round(r["score"], 3),
+            "reasons": "; ".join(r["reasons"]),
+            "mean IFD": r["metrics"]["ifd_mean"],
+            "mean judge score": r["metrics"]["judge_mean"],
+        }
+        for r in report[:30]
+    ],
+    hide_index=True,
+)
 
 with state.reading() as con:
     table = browse.cluster_table(con, chosen_map.id)
 st.subheader(f"Clusters of map {chosen_map.name}")
-event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row", key="cluster_table",
-                     column_config={s: st.column_config.NumberColumn(format="percent") for s in browse.SIGNAL_COLUMNS})
+event = st.dataframe(
+    table,
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="cluster_table",
+    column_config={s: st.column_config.NumberColumn(format="percent") for s in browse.SIGNAL_COLUMNS},
+)
 rows = event.selection.rows if event is not None else []
 if rows:
     cluster = int(table.iloc[rows[0]]["cluster"])
     current = state.selection()
     if current is None or current.selector != {"cluster": cluster, "map": chosen_map.name}:
-        state.select({"cluster": cluster, "map": chosen_map.name},
-                     f"cluster {cluster}: {table.iloc[rows[0]]['label']}", chosen_map.id)
+        state.select(
+            {"cluster": cluster, "map": chosen_map.name},
+            f"cluster {cluster}: {table.iloc[rows[0]]['label']}",
+            chosen_map.id,
+        )
     mapview.chart(chosen_map, state.map_frame(chosen_map.id), "topic", key="cluster_map", height=420)
 selection_panel.show()

@@ -1,12 +1,13 @@
 """Export page: pick a version, a format and a split; write the files and offer them."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
 
-from curator import export as export_formats
 import storage
+from curator import export as export_formats
 from jobs import export
 from storage import versions
 from ui import state
@@ -19,8 +20,9 @@ val_fraction = st.slider("Validation fraction", 0.0, 0.5, export.ExportOptions.v
 seed = st.number_input("Seed", value=export.ExportOptions.seed, step=1)
 directory = st.text_input("Directory", value=str(Path(state.db_path()).resolve().parent / "export"))
 if st.button("Export", type="primary"):
-    options = export.ExportOptions(format=fmt, version=None if version.startswith("(") else version,
-                                   val_fraction=val_fraction, seed=int(seed))
+    options = export.ExportOptions(
+        format=fmt, version=None if version.startswith("(") else version, val_fraction=val_fraction, seed=int(seed)
+    )
     with state.database():
         con = storage.connect(state.db_path())
         try:
@@ -28,8 +30,10 @@ if st.button("Export", type="primary"):
         finally:
             con.close()
     st.session_state["export_dir"] = directory
-    st.success(f"wrote {pairs['train']:,} training pairs and {pairs['val']:,} validation pairs to {directory}"
-               f" ({pairs.get('removed_by_eval_check') or 0:,} removed by the evaluation-set check)")
+    st.success(
+        f"wrote {pairs['train']:,} training pairs and {pairs['val']:,} validation pairs to {directory}"
+        f" ({pairs.get('removed_by_eval_check') or 0:,} removed by the evaluation-set check)"
+    )
 if "export_dir" in st.session_state:
     folder = Path(st.session_state["export_dir"])
     for name in ("train.jsonl", "val.jsonl", "manifest.json"):

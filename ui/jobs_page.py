@@ -1,5 +1,6 @@
 """Jobs page: start ingest, embed, map, signals and duplicates; watch them; the database at a
 glance, every job with its progress, rejected records."""
+
 from __future__ import annotations
 
 import time
@@ -38,8 +39,10 @@ with st.form("start_job"):
     if st.form_submit_button("Start", type="primary"):
         running = background.get("job")
         if running is not None and running.running:
-            st.warning(f"`curator {' '.join(running.args)}` is still running: one job at a time "
-                       "(DuckDB lets one process write).")
+            st.warning(
+                f"`curator {' '.join(running.args)}` is still running: one job at a time "
+                "(DuckDB lets one process write)."
+            )
         else:
             args = [kind]
             if kind == "ingest":
@@ -86,9 +89,14 @@ st.subheader("Sources")
 st.bar_chart({"pairs": stats["sources"]}, horizontal=True)
 
 st.subheader("Jobs")
-st.dataframe([{k: job[k] for k in ("id", "kind", "status", "progress", "message", "started_at", "counts", "error")}
-              for job in jobs], hide_index=True,
-             column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1)})
+st.dataframe(
+    [
+        {k: job[k] for k in ("id", "kind", "status", "progress", "message", "started_at", "counts", "error")}
+        for job in jobs
+    ],
+    hide_index=True,
+    column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1)},
+)
 if any(job["status"] == "running" for job in jobs) and st.button("Refresh"):
     st.rerun()
 

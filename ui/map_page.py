@@ -1,5 +1,6 @@
 """Map page: every point of a map coloured by any column, lasso / box / click selection over
 all pairs, filters that grey points out, and the twin prompt / response view."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,12 +9,20 @@ import streamlit as st
 from storage import browse
 from ui import mapview, selection_panel, state
 
-COLOR_CHOICES = ["source", "topic", *browse.SIGNAL_COLUMNS, "tag", "dup_group", "deleted", *browse.LOSS_COLUMNS,
-                 *browse.QUALITY_COLUMNS]
+COLOR_CHOICES = [
+    "source",
+    "topic",
+    *browse.SIGNAL_COLUMNS,
+    "tag",
+    "dup_group",
+    "deleted",
+    *browse.LOSS_COLUMNS,
+    *browse.QUALITY_COLUMNS,
+]
 COLOR_NAMES = {"loss_change": "loss_tuned - loss_base"}
 SCORE_NOTES = {
     "ifd": "Instruction-following difficulty (`curator quality ifd`): loss of the answer given its prompt over "
-           "its loss alone. Low: the prompt all but dictates the answer (templates, copied spans).",
+    "its loss alone. Low: the prompt all but dictates the answer (templates, copied spans).",
     "judge_score": "1-5 rating by an LLM judge (`curator quality judge`).",
 }
 
@@ -32,15 +41,19 @@ with st.sidebar:
     concept_columns = [c for c in frame.columns if c.startswith("concept_")]
     color_by = st.selectbox("Colour by", COLOR_CHOICES + concept_columns, format_func=lambda c: COLOR_NAMES.get(c, c))
     if color_by in browse.LOSS_COLUMNS:
-        st.caption("Per-pair loss from the latest `curator score` run (the Train page's Score button), "
-                   "in quintiles: q1 lowest. loss_tuned - loss_base below 0: what tuning learned.")
+        st.caption(
+            "Per-pair loss from the latest `curator score` run (the Train page's Score button), "
+            "in quintiles: q1 lowest. loss_tuned - loss_base below 0: what tuning learned."
+        )
     elif color_by in SCORE_NOTES:
         st.caption(SCORE_NOTES[color_by])
     elif color_by in concept_columns:
-        st.caption("Concept score (`curator concept`, or Find more like these): the classifier's probability "
-                   "that a pair belongs, in quintiles.")
+        st.caption(
+            "Concept score (`curator concept`, or Find more like these): the classifier's probability "
+            "that a pair belongs, in quintiles."
+        )
     twin = st.toggle("Twin view (prompt and response maps)", disabled=len(maps) < 2)
-    twin_name = (st.selectbox("Second map", [n for n in names if n != chosen_name]) if twin else None)
+    twin_name = st.selectbox("Second map", [n for n in names if n != chosen_name]) if twin else None
 
 with st.sidebar:
     st.divider()
@@ -71,8 +84,10 @@ def _dim(points) -> np.ndarray:
 
 
 DIM_LABEL = "filtered out or deleted" if hide_deleted else "filtered out"
-HELP = ("Drag to pan, scroll to zoom; Lasso or Box (or Shift + drag) selects every pair inside, "
-        "a click selects one pair, a double click clears. Hover a point to read its pair.")
+HELP = (
+    "Drag to pan, scroll to zoom; Lasso or Box (or Shift + drag) selects every pair inside, "
+    "a click selects one pair, a double click clears. Hover a point to read its pair."
+)
 
 shown = [(chosen_map, frame)]
 if twin_name:
@@ -89,5 +104,12 @@ selection_panel.show(snap)
 for slot, (map_row, points) in zip(slots, shown):
     with slot:
         st.subheader(f"{map_row.name} map · {len(points):,} points")
-        mapview.chart(map_row, points, color_by, key=f"map-{map_row.id}", height=640 if len(shown) == 1 else 560,
-                      dim=_dim(points), dim_label=DIM_LABEL)
+        mapview.chart(
+            map_row,
+            points,
+            color_by,
+            key=f"map-{map_row.id}",
+            height=640 if len(shown) == 1 else 560,
+            dim=_dim(points),
+            dim_label=DIM_LABEL,
+        )

@@ -5,6 +5,7 @@ The drawing happens in the browser (ui.map_component, WebGL): this module turns 
 labels, greyed and selected points) and turns the user's gestures back into selections.
 Every page that shows a map calls `chart`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,10 +15,22 @@ import streamlit as st
 from storage.browse import SIGNAL_COLUMNS, is_score
 from ui import map_component, state
 
-MAX_LEGEND = 12        # categories with a colour of their own; the rest are "other"
-FINE_LABELS = 400      # the largest fine clusters get a label (drawn when they do not collide)
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#e7969c"]
+MAX_LEGEND = 12  # categories with a colour of their own; the rest are "other"
+FINE_LABELS = 400  # the largest fine clusters get a label (drawn when they do not collide)
+PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+    "#393b79",
+    "#e7969c",
+]
 # Ordered categories (quintiles low to high, then "not scored") get a sequential scale instead.
 QUINTILES = 5
 SEQUENTIAL = ["#0d0887", "#6a00a8", "#b12a90", "#e16462", "#fca636"]
@@ -86,8 +99,9 @@ def legend(cats: pd.Series) -> list[tuple[str, str, int]]:
     counts = counts[counts > 0]
     if cats.cat.ordered:
         colors = [*SEQUENTIAL, NOT_SCORED_COLOR]
-        return [(name, colors[i], int(counts[name])) for i, name in enumerate(cats.cat.categories)
-                if counts.get(name, 0)]
+        return [
+            (name, colors[i], int(counts[name])) for i, name in enumerate(cats.cat.categories) if counts.get(name, 0)
+        ]
     named = [name for name in counts.index if name != "other"]
     out = [(name, PALETTE[i % len(PALETTE)], int(counts[name])) for i, name in enumerate(named)]
     return out + ([("other", OTHER_COLOR, int(counts["other"]))] if counts.get("other", 0) else [])
@@ -116,14 +130,22 @@ def labels(frame: pd.DataFrame, clusters: list[dict]) -> list[dict]:
     out = []
     for level, groups in (("fine", clustered["cluster"]), ("coarse", clustered["cluster"].map(parent))):
         centres = clustered.groupby(groups.to_numpy(), dropna=True).agg(
-            x=("x", "median"), y=("y", "median"), size=("id", "size"))
+            x=("x", "median"), y=("y", "median"), size=("id", "size")
+        )
         if level == "fine":
             centres = centres.nlargest(FINE_LABELS, "size")
         for cluster, row in centres.iterrows():
             info = by_key.get((level, int(cluster)))
             if info and info["label"]:
-                out.append({"x": float(row["x"]), "y": float(row["y"]), "text": info["label"],
-                            "level": level, "size": int(row["size"])})
+                out.append(
+                    {
+                        "x": float(row["x"]),
+                        "y": float(row["y"]),
+                        "text": info["label"],
+                        "level": level,
+                        "size": int(row["size"]),
+                    }
+                )
     return out
 
 
@@ -132,8 +154,16 @@ def _labels(_frame: pd.DataFrame, token: tuple, _clusters: list[dict]) -> list[d
     return labels(_frame, _clusters)
 
 
-def chart(map_row, frame: pd.DataFrame, color_by: str, *, key: str, height: int = 640,
-          dim: np.ndarray | None = None, dim_label: str = "filtered out") -> None:
+def chart(
+    map_row,
+    frame: pd.DataFrame,
+    color_by: str,
+    *,
+    key: str,
+    height: int = 640,
+    dim: np.ndarray | None = None,
+    dim_label: str = "filtered out",
+) -> None:
     """Draw `map_row` (every point of `frame`, ui.state.map_frame) with the current selection
     highlighted; a lasso, box, click or clear drawn on it becomes the selection."""
     token = frame.attrs["token"]
@@ -143,11 +173,23 @@ def chart(map_row, frame: pd.DataFrame, color_by: str, *, key: str, height: int 
     chosen = state.selection()
     selected = state.selected_mask(chosen, frame) if chosen is not None else None
     shown_labels = _labels(frame, token[:2], state.map_clusters(token))  # labels ignore operations
-    map_component.map_chart(layout, codes=codes, legend=entries, color_by=color_by, labels=shown_labels,
-                            key=key, dim=dim, dim_label=dim_label, selected=selected, height=height)
+    map_component.map_chart(
+        layout,
+        codes=codes,
+        legend=entries,
+        color_by=color_by,
+        labels=shown_labels,
+        key=key,
+        dim=dim,
+        dim_label=dim_label,
+        selected=selected,
+        height=height,
+    )
     if st.session_state.get("no_webgl"):
-        st.error("The map needs WebGL, which this browser has turned off or cannot use: turn on its "
-                 "hardware acceleration setting. The Clusters and Search pages still list the pairs.")
+        st.error(
+            "The map needs WebGL, which this browser has turned off or cannot use: turn on its "
+            "hardware acceleration setting. The Clusters and Search pages still list the pairs."
+        )
 
 
 def gesture(map_row, frame: pd.DataFrame, *, key: str) -> None:

@@ -1,4 +1,5 @@
 """Search page: keyword and semantic search; hits become the selection, highlighted on the map."""
+
 from __future__ import annotations
 
 import streamlit as st

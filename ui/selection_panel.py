@@ -1,4 +1,5 @@
 """The selection panel: exact count, breakdowns, sample, full text, and the curation actions."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ def show(snap: state.Snapshot | None = None) -> None:
         for column, (name, rows) in zip(columns, counts.items()):
             column.dataframe(pd.DataFrame(rows, columns=[name, "pairs"]), hide_index=True, height=180)
         order_col, direction_col = st.columns([3, 1])
-        order = order_col.selectbox("Sample", SAMPLE_ORDERS, key="sample_order",
-                                    format_func=lambda o: "first by id" if o == "id" else f"by {o}")
+        order = order_col.selectbox(
+            "Sample", SAMPLE_ORDERS, key="sample_order", format_func=lambda o: "first by id" if o == "id" else f"by {o}"
+        )
         highest = direction_col.toggle("highest first", value=True, disabled=order == "id", key="sample_highest")
         with state.reading() as con:
             if order == "id":
@@ -42,8 +44,11 @@ def show(snap: state.Snapshot | None = None) -> None:
             else:
                 ranked = browse.ids_by_score(con, chosen.ids, order, SAMPLE_ROWS, highest)
                 sample = browse.pairs_by_ids(con, ranked, SAMPLE_ROWS, keep_order=True)
-        _sample(sample, len(chosen.ids), "first by id" if order == "id" else
-                f"{'highest' if highest else 'lowest'} {order} first, unscored last")
+        _sample(
+            sample,
+            len(chosen.ids),
+            "first by id" if order == "id" else f"{'highest' if highest else 'lowest'} {order} first, unscored last",
+        )
         _actions(chosen)
         _find_more(chosen)
     st.button("Clear selection", on_click=state.clear_selection)
@@ -53,10 +58,12 @@ def show(snap: state.Snapshot | None = None) -> None:
 def _sample(sample: pd.DataFrame, total: int, order: str) -> None:
     st.caption(f"{len(sample):,} of {total:,}, {order}; pick a row to read it whole")
     # Ids as text: 63-bit ids lose digits as JavaScript numbers.
-    shown = sample.assign(id=sample["id"].astype(str), prompt=sample["prompt"].str.slice(0, 120),
-                          response=sample["response"].str.slice(0, 120))
-    event = st.dataframe(shown, hide_index=True, on_select="rerun", selection_mode="single-row",
-                         key="selection_sample")
+    shown = sample.assign(
+        id=sample["id"].astype(str),
+        prompt=sample["prompt"].str.slice(0, 120),
+        response=sample["response"].str.slice(0, 120),
+    )
+    event = st.dataframe(shown, hide_index=True, on_select="rerun", selection_mode="single-row", key="selection_sample")
     rows = event.selection.rows if event is not None else []
     if rows or len(sample) == 1:  # one pair (a click on the map): open it at once
         pair = sample.iloc[rows[0] if rows else 0]
@@ -85,8 +92,9 @@ def _find_more(chosen: state.Selection) -> None:
     its positives against random other pairs; every pair gets a concept_NAME score."""
     with st.expander("Find more like these (a concept)"):
         st.text_input("Concept name (lower-case letters, digits, _)", key="concept_name")
-        st.button("Find more like these", on_click=_concept, args=(chosen,),
-                  disabled=not st.session_state.get("concept_name"))
+        st.button(
+            "Find more like these", on_click=_concept, args=(chosen,), disabled=not st.session_state.get("concept_name")
+        )
 
 
 def _concept(chosen: state.Selection) -> None:
@@ -97,11 +105,16 @@ def _concept(chosen: state.Selection) -> None:
     except ValueError as err:
         st.session_state["last_error"] = str(err)
         return
-    cv = ("not cross-validated (too few pairs)" if report.cv_precision is None else
-          f"cross-validated precision {report.cv_precision:.0%}, recall {report.cv_recall:.0%}")
-    st.session_state["last_message"] = (f"concept {report.name}: {report.positives:,} positives, {cv}; "
-                                        f"{report.members:,} pairs score >= {report.threshold:g}. "
-                                        f"Colour the map by concept_{report.name}.")
+    cv = (
+        "not cross-validated (too few pairs)"
+        if report.cv_precision is None
+        else f"cross-validated precision {report.cv_precision:.0%}, recall {report.cv_recall:.0%}"
+    )
+    st.session_state["last_message"] = (
+        f"concept {report.name}: {report.positives:,} positives, {cv}; "
+        f"{report.members:,} pairs score >= {report.threshold:g}. "
+        f"Colour the map by concept_{report.name}."
+    )
 
 
 def _apply(kind: str, chosen: state.Selection) -> None:

@@ -7,6 +7,7 @@ uvicorn. The routes answer on the app's own address, so the map works wherever t
   bitmasks), named by their content digest, hence cacheable for good by the browser;
 - /curator/pair/DIGEST/INDEX: the start of one pair's prompt and response, for the map's hover.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,9 +29,11 @@ def blob(request) -> Response:
         return Response("gone: rerun the page for fresh map data", status_code=404)
     # Content-Encoding set here keeps Streamlit's gzip layer off: float32 positions hardly
     # compress, and gzip -9 on 8 MB costs more than sending them over loopback.
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Cache-Control": "private, max-age=31536000, immutable",
-                             "Content-Encoding": "identity"})
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Cache-Control": "private, max-age=31536000, immutable", "Content-Encoding": "identity"},
+    )
 
 
 def pair(request) -> Response:
@@ -38,12 +41,14 @@ def pair(request) -> Response:
     index = request.path_params["index"]
     if layout is None or not 0 <= index < len(layout.ids):
         return JSONResponse(None, status_code=404)
-    preview = state.read_with(state.db_path(), browse.pair_preview, int(layout.ids[index]), layout.map_id,
-                              HOVER_CHARS)
+    preview = state.read_with(state.db_path(), browse.pair_preview, int(layout.ids[index]), layout.map_id, HOVER_CHARS)
     return JSONResponse(preview, status_code=200 if preview else 404)
 
 
-app = st.App(str(APP_SCRIPT), routes=[
-    Route("/curator/blob/{digest}", blob),
-    Route("/curator/pair/{digest}/{index:int}", pair),
-])
+app = st.App(
+    str(APP_SCRIPT),
+    routes=[
+        Route("/curator/blob/{digest}", blob),
+        Route("/curator/pair/{digest}/{index:int}", pair),
+    ],
+)

@@ -9,6 +9,7 @@ DuckDB refuses a read-only and a read-write connection to one file side by side 
 process, and the app serves every browser tab from threads of one process (a delete in one
 tab while another tab loads the map failed before this).
 """
+
 from __future__ import annotations
 
 import threading
@@ -26,7 +27,6 @@ from jobs import operations
 from storage import browse
 from storage import maps as map_rows
 from ui.map_component import Layout
-
 
 _DATABASE = threading.RLock()
 UNTAGGED = "(untagged)"
@@ -78,6 +78,7 @@ def reading():
 class Snapshot:
     """What one rerun needs to know first, read through one connection: the maps, and the
     tokens that say whether cached map data is still current (storage.browse.state_tokens)."""
+
     maps: list
     data_token: tuple
     ops_token: int | None
@@ -188,12 +189,16 @@ def breakdown(chosen: Selection, snap: Snapshot | None = None) -> dict[str, list
             for column in ("source", "topic"):
                 values = frame[column].astype("category")
                 counts = np.bincount(values.cat.codes.to_numpy()[mask] + 1, minlength=len(values.cat.categories) + 1)
-                named = sorted(((str(name), int(n)) for name, n in zip(values.cat.categories, counts[1:]) if n),
-                               key=lambda item: (-item[1], item[0]))
+                named = sorted(
+                    ((str(name), int(n)) for name, n in zip(values.cat.categories, counts[1:]) if n),
+                    key=lambda item: (-item[1], item[0]),
+                )
                 out[column] = named[:20]
             flags = [("deleted", frame["deleted"])] + [(s, frame[s]) for s in browse.SIGNAL_COLUMNS]
-            counts = [(name, int(np.count_nonzero(values.to_numpy(dtype=bool, na_value=False)[mask])))
-                      for name, values in flags]
+            counts = [
+                (name, int(np.count_nonzero(values.to_numpy(dtype=bool, na_value=False)[mask])))
+                for name, values in flags
+            ]
             out["signal"] = [(name, n) for name, n in counts if n]
             return out
     with reading() as con:
@@ -224,6 +229,7 @@ def on_map(map_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
 @dataclass
 class Selection:
     """What the user picked: how (the selector, replayable) and which pairs (every one)."""
+
     selector: dict
     ids: np.ndarray
     label: str
@@ -250,8 +256,13 @@ def select_polygon(map_row, frame: pd.DataFrame, polygon: list, shape: str) -> S
     count shown is the count a delete of the same selector changes."""
     selector = Selector.from_dict({"polygon": polygon, "map": map_row.name})
     inside = points_in_polygon(frame["x"].to_numpy(), frame["y"].to_numpy(), selector.polygon)
-    chosen = Selection(selector.describe(), frame["id"].to_numpy()[inside], f"{shape} on map {map_row.name}",
-                       map_row.id, masks={frame.attrs["token"][:2]: inside})
+    chosen = Selection(
+        selector.describe(),
+        frame["id"].to_numpy()[inside],
+        f"{shape} on map {map_row.name}",
+        map_row.id,
+        masks={frame.attrs["token"][:2]: inside},
+    )
     st.session_state["selection"] = chosen
     return chosen
 

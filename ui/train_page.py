@@ -6,6 +6,7 @@ runs as `curator train` in a child process, as it would from a terminal: the app
 (other pages wait for the database meanwhile, as they do for any job), and this page watches
 the run's folder (curator.run_log) instead of the database. Nothing here imports torch.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,7 @@ from storage import versions
 from ui import background, state
 
 KEPT = "(current kept pairs)"
-TEMPLATES = ("model", "chatml", "gpt4all")                 # curator.training.TEMPLATES
+TEMPLATES = ("model", "chatml", "gpt4all")  # curator.training.TEMPLATES
 RUNS = Path(state.db_path()).resolve().parent / "runs"
 
 
@@ -48,8 +49,24 @@ def _new_run(version: str | None, steps: int, lr: float, lora_r: int, template: 
             export.export(con, run / "export", export.ExportOptions(format="openai", version=version))
         finally:
             con.close()
-    background.start(f"train:{run}", ["train", run / "export", "--out", run, "--max-steps", steps, "--lr", lr,
-                                      "--lora-r", lora_r, "--template", template], run / "train.log")
+    background.start(
+        f"train:{run}",
+        [
+            "train",
+            run / "export",
+            "--out",
+            run,
+            "--max-steps",
+            steps,
+            "--lr",
+            lr,
+            "--lora-r",
+            lora_r,
+            "--template",
+            template,
+        ],
+        run / "train.log",
+    )
     return run
 
 
@@ -99,13 +116,22 @@ def _watch(run: Path) -> None:
 
 def _report(run: Path, report: dict) -> None:
     steps, loss, perplexity, speed = st.columns(4)
-    steps.metric("steps", f"{report['steps']:,}", help=f"{report['epochs_done']} epochs of "
-                 f"{report['examples_train']:,} examples")
+    steps.metric(
+        "steps", f"{report['steps']:,}", help=f"{report['epochs_done']} epochs of {report['examples_train']:,} examples"
+    )
     if report["val_loss_final"] is not None:
-        loss.metric("validation loss", f"{report['val_loss_final']:.3f}", delta_color="inverse",
-                    delta=f"{report['val_loss_final'] - report['val_loss_initial']:+.3f}")
-        perplexity.metric("perplexity", f"{report['val_perplexity_final']:.2f}", delta_color="inverse",
-                          delta=f"{report['val_perplexity_final'] - report['val_perplexity_initial']:+.2f}")
+        loss.metric(
+            "validation loss",
+            f"{report['val_loss_final']:.3f}",
+            delta_color="inverse",
+            delta=f"{report['val_loss_final'] - report['val_loss_initial']:+.3f}",
+        )
+        perplexity.metric(
+            "perplexity",
+            f"{report['val_perplexity_final']:.2f}",
+            delta_color="inverse",
+            delta=f"{report['val_perplexity_final'] - report['val_perplexity_initial']:+.2f}",
+        )
     speed.metric("tokens/s", f"{report['tokens_per_s']:,.0f}", help=f"{report['device']}, {report['dtype']}")
     if (run / run_log.PLOT).exists():
         st.image(str(run / run_log.PLOT))
@@ -134,14 +160,19 @@ def _score_section(run: Path, busy: bool) -> None:
         return
     scores = _scores(run)
     if scores is not None:
-        st.caption(f"score run {scores['score_run']}: {scores['pairs']:,} pairs scored. The Map page colours "
-                   "them by loss_base, loss_tuned and loss_tuned - loss_base.")
+        st.caption(
+            f"score run {scores['score_run']}: {scores['pairs']:,} pairs scored. The Map page colours "
+            "them by loss_base, loss_tuned and loss_tuned - loss_base."
+        )
         st.dataframe(scores["splits"], hide_index=True)
     elif (run / "score.log").exists():
         st.error("scoring failed")
         st.code(_tail(run / "score.log"))
-    if st.button("Score each pair" if scores is None else "Score again", disabled=busy,
-                 help="`curator score`: each pair's loss under the base and under the tuned model"):
+    if st.button(
+        "Score each pair" if scores is None else "Score again",
+        disabled=busy,
+        help="`curator score`: each pair's loss under the base and under the tuned model",
+    ):
         background.start(f"score:{run}", ["score", run, "--json"], run / "score.log", run / "score.json")
         st.rerun()
 
@@ -150,20 +181,30 @@ busy = [child for child in background.children().values() if child.running]
 
 st.subheader("New run")
 if busy:
-    st.info(f"`curator {' '.join(busy[0].args[:2])}` is running and holds the database: "
-            "a new run can start when it ends.")
+    st.info(
+        f"`curator {' '.join(busy[0].args[:2])}` is running and holds the database: a new run can start when it ends."
+    )
 else:
     with state.reading() as con:
         names = [row["name"] for row in versions.listing(con)]
     with st.form("new_run"):
         data, steps, lr, lora_r, template = st.columns(5)
         version = data.selectbox("Pairs", [KEPT, *names])
-        max_steps = steps.number_input("Max steps", min_value=1, value=60, key="max_steps",
-                                       help="60 steps of 8 short pairs take ~5 minutes on 2 CPU cores")
+        max_steps = steps.number_input(
+            "Max steps",
+            min_value=1,
+            value=60,
+            key="max_steps",
+            help="60 steps of 8 short pairs take ~5 minutes on 2 CPU cores",
+        )
         rate = lr.number_input("Learning rate", min_value=1e-6, value=1e-3, step=1e-4, format="%.1e", key="lr")
         rank = lora_r.number_input("LoRA r", min_value=1, value=8, key="lora_r")
-        chosen_template = template.selectbox("Template", TEMPLATES, key="template",
-                                             help="model: the base model's chat template; gpt4all: prompt\\nresponse")
+        chosen_template = template.selectbox(
+            "Template",
+            TEMPLATES,
+            key="template",
+            help="model: the base model's chat template; gpt4all: prompt\\nresponse",
+        )
         if st.form_submit_button("Export and train", type="primary"):
             try:
                 with st.spinner("exporting…"):
@@ -180,8 +221,12 @@ if not folders:
     st.info(f"No run yet in {RUNS}: start one above, or with `curator train`.")
     st.stop()
 chosen = st.session_state.get("train_run")
-run = st.selectbox("Run", folders, index=folders.index(Path(chosen)) if chosen and Path(chosen) in folders else 0,
-                   format_func=lambda r: r.name)
+run = st.selectbox(
+    "Run",
+    folders,
+    index=folders.index(Path(chosen)) if chosen and Path(chosen) in folders else 0,
+    format_func=lambda r: r.name,
+)
 status = _status(run)
 st.caption(f"{run} · {status}")
 if status == "running":

@@ -16,6 +16,7 @@ What comes back is the user's last gesture, as a dict with a unique `id`:
 {"kind": "polygon", "shape": "lasso" | "box", "polygon": [[x, y], ...]} in map coordinates,
 {"kind": "click", "index": i}, {"kind": "clear"}, or {"kind": "nowebgl"}.
 """
+
 from __future__ import annotations
 
 import base64
@@ -39,10 +40,11 @@ def _component():
     # is declared there, and ui/server.py imports this module before any script runs.
     return components.declare_component("curator_map", path=str(BUILD))
 
+
 # The share of points inside the initial view: the box of the 0.1st..99.9th percentiles, so a
 # few far outliers do not shrink the map into a speck (they stay drawn, a zoom-out away).
 VIEW_QUANTILES = (0.001, 0.999)
-VIEW_MARGIN = 0.92   # the box fills 92% of the view's side
+VIEW_MARGIN = 0.92  # the box fills 92% of the view's side
 
 
 class BlobStore:
@@ -91,10 +93,11 @@ class Layout:
     """A map's points as the browser draws them: pair ids in point order, positions scaled
     into the view (published under `digest`), and the transform back to map coordinates:
     map = view / scale + (cx, cy)."""
+
     map_id: int
     ids: np.ndarray
     digest: str
-    data: bytes      # the published positions, kept to publish again if the store dropped them
+    data: bytes  # the published positions, kept to publish again if the store dropped them
     cx: float
     cy: float
     scale: float
@@ -155,9 +158,19 @@ def point_size(n: int) -> float:
     return float(np.clip(10 - 1.3 * math.log10(max(n, 1)), 1.5, 7))
 
 
-def map_chart(layout: Layout, *, codes: np.ndarray, legend: list[tuple[str, str, int]], color_by: str,
-              labels: list[dict], key: str, dim: np.ndarray | None = None, dim_label: str = "",
-              selected: np.ndarray | None = None, height: int = 640) -> dict | None:
+def map_chart(
+    layout: Layout,
+    *,
+    codes: np.ndarray,
+    legend: list[tuple[str, str, int]],
+    color_by: str,
+    labels: list[dict],
+    key: str,
+    dim: np.ndarray | None = None,
+    dim_label: str = "",
+    selected: np.ndarray | None = None,
+    height: int = 640,
+) -> dict | None:
     """Draw the map; returns the last gesture (see the module's docstring) or None.
 
     codes: a legend index per point (uint8, below len(legend)); legend: (name, colour, count)
@@ -175,15 +188,21 @@ def map_chart(layout: Layout, *, codes: np.ndarray, legend: list[tuple[str, str,
         vx, vy = layout.to_view(label["x"], label["y"])
         shown_labels.append({**label, "x": round(float(vx), 5), "y": round(float(vy), 5)})
     spec = {
-        "n": n, "points": layout.digest, "view": {"cx": layout.cx, "cy": layout.cy, "scale": layout.scale},
+        "n": n,
+        "points": layout.digest,
+        "view": {"cx": layout.cx, "cy": layout.cy, "scale": layout.scale},
         "codes": BLOBS.put(np.asarray(codes, dtype=np.uint8).tobytes()),
         "palette": [colour for _, colour, _ in legend],
         "legend": [[str(name), colour, int(count)] for name, colour, count in legend],
         "colorBy": color_by,
-        "dim": bitmask(dim) if dim_count else None, "dimCount": dim_count, "dimLabel": dim_label,
-        "selected": bitmask(selected) if selected_count else None, "selectedCount": selected_count,
+        "dim": bitmask(dim) if dim_count else None,
+        "dimCount": dim_count,
+        "dimLabel": dim_label,
+        "selected": bitmask(selected) if selected_count else None,
+        "selectedCount": selected_count,
         "labels": shown_labels,
         "labelsKey": hashlib.blake2b(repr(shown_labels).encode(), digest_size=8).hexdigest(),
-        "pointSize": point_size(n), "height": height,
+        "pointSize": point_size(n),
+        "height": height,
     }
     return _component()(spec=spec, key=key, default=None)
