@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
+import duckdb
 
 import storage
+from cli.output import ProgressBar
 
 if TYPE_CHECKING:
     from jobs.ray_pool import RayCluster
@@ -66,3 +68,16 @@ def ray_cluster(ray_address: str | None, workers: int | None) -> Iterator[RayClu
         yield cluster
     finally:
         cluster.close()
+
+
+@contextlib.contextmanager
+def job_session(ctx: click.Context, **bar_options) -> Iterator[tuple[duckdb.DuckDBPyConnection, ProgressBar]]:
+    """A writable connection to the database and a progress bar for a job, both closed after
+    it, whatever happens: the shape of every command that runs a job."""
+    con = storage.connect(database(ctx))
+    bar = ProgressBar(**bar_options)
+    try:
+        yield con, bar
+    finally:
+        bar.close()
+        con.close()

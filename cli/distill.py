@@ -10,8 +10,7 @@ from typing import TypeVar
 import click
 import duckdb
 
-import storage
-from cli.common import database, read
+from cli.common import job_session, read
 from cli.output import ProgressBar, print_json, print_table
 from curator import distill
 from jobs.distill import DistillOptions, DistillReport, distill_prompts
@@ -92,13 +91,8 @@ def run_and_report(
     print_report: Callable[[R], None],
 ) -> R:
     """work(connection, progress bar) -> a report dataclass, printed as JSON or by print_report."""
-    con = storage.connect(database(ctx))
-    bar = ProgressBar(unit=unit, unit_scale=False)
-    try:
+    with job_session(ctx, unit=unit, unit_scale=False) as (con, bar):
         report = work(con, bar)
-    finally:
-        bar.close()
-        con.close()
     if as_json:
         print_json(asdict(report))
     else:

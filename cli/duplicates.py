@@ -6,9 +6,8 @@ from dataclasses import asdict
 
 import click
 
-import storage
-from cli.common import database, ray_cluster, ray_options
-from cli.output import ProgressBar, print_json, print_table
+from cli.common import database, job_session, ray_cluster, ray_options
+from cli.output import print_json, print_table
 from curator.duplicates import DuplicateParams
 from jobs.blobs import blob_report
 from jobs.duplicates import find_duplicates
@@ -76,16 +75,11 @@ def duplicates(
     result. To drop the extra copies: curator delete --where "dup_group IS NOT NULL AND NOT dup_keep"."""
     params = DuplicateParams(threshold, text_threshold, diverge_below, text_diverge_below, neighbours)
     with ray_cluster(ray_address, workers) as cluster:
-        con = storage.connect(database(ctx))
-        bar = ProgressBar(unit="", unit_scale=False)
-        try:
+        with job_session(ctx, unit="", unit_scale=False) as (con, bar):
             report = find_duplicates(
                 con, database(ctx), map_name=map_name, params=params, progress=bar, cluster=cluster
             )
             summary = dup_rows.summary(con)
-        finally:
-            bar.close()
-            con.close()
     if as_json:
         print_json({**asdict(report), "params": summary["params"], "largest_groups": summary["largest_groups"]})
         return
@@ -120,13 +114,8 @@ def duplicates(
 @click.pass_context
 def blobs(ctx, map_name, limit, as_json):
     """Rank clusters and sources by how homogeneous and harmful they look, worst first."""
-    con = storage.connect(database(ctx))
-    bar = ProgressBar(unit="", unit_scale=False)
-    try:
+    with job_session(ctx, unit="", unit_scale=False) as (con, bar):
         ranked = blob_report(con, database(ctx), map_name=map_name, progress=bar)
-    finally:
-        bar.close()
-        con.close()
     ranked = ranked[:limit] if limit else ranked
     if as_json:
         print_json(ranked)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-import storage
-from cli.common import database
-from cli.output import ProgressBar, print_json
-from curator import export as shapes
-from jobs.export import DEFAULT_EVAL_THRESHOLD, ExportOptions
+from cli.common import job_session
+from cli.output import print_json
+from curator import training_set
+from jobs.contamination import DEFAULT_THRESHOLD
+from jobs.export import ExportOptions
 from jobs.export import export as run_export
 
 
@@ -21,7 +21,7 @@ from jobs.export import export as run_export
     "fmt",
     default="gpt4all",
     show_default=True,
-    type=click.Choice(shapes.FORMATS),
+    type=click.Choice(training_set.FORMATS),
     help="Record format of train.jsonl / val.jsonl.",
 )
 @click.option("--version", "version", help="Export exactly this version's pairs (default: every pair not deleted).")
@@ -42,7 +42,7 @@ from jobs.export import export as run_export
 )
 @click.option(
     "--eval-threshold",
-    default=DEFAULT_EVAL_THRESHOLD,
+    default=DEFAULT_THRESHOLD,
     show_default=True,
     type=float,
     help="Cosine similarity from which a prompt counts as a near-duplicate of an eval prompt.",
@@ -63,13 +63,8 @@ def export_command(ctx, directory, fmt, version, val_fraction, seed, eval_set, e
         eval_check=not no_eval_check,
         eval_threshold=eval_threshold,
     )
-    con = storage.connect(database(ctx))
-    bar = ProgressBar(unit="pair", unit_scale=False)
-    try:
+    with job_session(ctx, unit="pair", unit_scale=False) as (con, bar):
         report = run_export(con, directory, options, progress=bar)
-    finally:
-        bar.close()
-        con.close()
     manifest = report.manifest
     if as_json:
         print_json(manifest)

@@ -16,7 +16,7 @@ import duckdb
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import storage
-from cli.common import database, ray_cluster, ray_options, read
+from cli.common import database, job_session, ray_cluster, ray_options, read
 from cli.output import ProgressBar, print_json, print_table
 from curator import __version__, embedding, formats, projection, readers
 from jobs.ingest import IngestOptions, IngestReport
@@ -139,13 +139,8 @@ def ingest(ctx, paths, source, fmt, prompt_field, response_field, max_record_byt
         response_field=response_field,
         max_record_bytes=max_record_bytes,
     )
-    con = storage.connect(database(ctx))
-    bar = ProgressBar()
-    try:
+    with job_session(ctx) as (con, bar):
         report = run_ingest(con, list(paths), options, progress=bar, batch_records=batch_size)
-    finally:
-        bar.close()
-        con.close()
     _print_ingest(report)
     accepted = report.total("pairs")
     failed = [f for f in report.files if f.status == "failed"]
@@ -273,14 +268,9 @@ def demo(ctx, full):
         return
     from jobs import demo as demo_job
 
-    con = storage.connect(database(ctx))
-    bar = ProgressBar(unit="", unit_scale=False)
-    try:
+    with job_session(ctx, unit="", unit_scale=False) as (con, bar):
         ingested, mapped = demo_job.run(con, database(ctx), progress=bar)
         result = pair_rows.stats(con)
-    finally:
-        bar.close()
-        con.close()
     _print_ingest(ingested)
     _print_map(mapped)
     click.echo(f"\ndatabase {database(ctx)}: {result['pairs']:,} pairs from {len(result['sources'])} sources")
@@ -366,9 +356,7 @@ def embed(ctx, model, field, fast, batch_size, commit_every, ray_address, worker
     from jobs.embed import embed as run_embed
 
     with ray_cluster(ray_address, workers) as cluster:
-        con = storage.connect(database(ctx))
-        bar = ProgressBar(unit="pair", unit_scale=False)
-        try:
+        with job_session(ctx, unit="pair", unit_scale=False) as (con, bar):
             report = run_embed(
                 con,
                 database(ctx),
@@ -380,9 +368,6 @@ def embed(ctx, model, field, fast, batch_size, commit_every, ray_address, worker
                 progress=bar,
                 encoder=cluster.encoder(model, fast=fast) if cluster else None,
             )
-        finally:
-            bar.close()
-            con.close()
     click.echo(
         f"embedded {report.embedded:,} pairs ({report.already:,} already had vectors) with "
         f"{report.model}, field {report.field}: {report.texts_per_s:,.0f} texts/s"
@@ -438,9 +423,7 @@ def map_command(
 
     params = projection.MapParams(seed=seed, min_cluster_size=min_cluster_size, fit_sample=fit_sample)
     with ray_cluster(ray_address, workers) as cluster:
-        con = storage.connect(database(ctx))
-        bar = ProgressBar(unit="step", unit_scale=False)
-        try:
+        with job_session(ctx, unit="step", unit_scale=False) as (con, bar):
             report = build_map(
                 con,
                 database(ctx),
@@ -456,9 +439,6 @@ def map_command(
                 progress=bar,
                 cluster=cluster,
             )
-        finally:
-            bar.close()
-            con.close()
     _print_map(report)
 
 

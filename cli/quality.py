@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import click
 
-import storage
-from cli.common import database
-from cli.output import ProgressBar, print_json, print_table
+from cli.common import job_session
+from cli.output import print_json, print_table
 
 
 @click.group()
@@ -42,13 +41,8 @@ def ifd(ctx, model, max_length, batch_size, limit, as_json):
     same model and --max-length scores only the pairs not scored yet."""
     from jobs.quality import ifd as run_ifd
 
-    con = storage.connect(database(ctx))
-    bar = ProgressBar(unit="pair", unit_scale=False)
-    try:
+    with job_session(ctx, unit="pair", unit_scale=False) as (con, bar):
         report = run_ifd(con, model=model, max_length=max_length, batch_size=batch_size, limit=limit, progress=bar)
-    finally:
-        bar.close()
-        con.close()
     if as_json:
         print_json(report.as_dict())
         return

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import click
 
-import storage
-from cli.common import database
-from cli.output import ProgressBar, print_json, print_table
+from cli.common import job_session
+from cli.output import print_json, print_table
 
 TYPES = ("f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
 
@@ -63,15 +62,10 @@ def quantize(ctx, run_dir, qtype, out, adapter_only, plain, base_gguf, as_json):
     if adapter_only and plain:
         raise click.UsageError("--plain applies to merged files, not --adapter-only")
     out = out or run_dir / ("adapter.gguf" if adapter_only else f"model-{qtype}.gguf")
-    con = storage.connect(database(ctx))
-    bar = ProgressBar(unit="stage", unit_scale=False)
-    try:
+    with job_session(ctx, unit="stage", unit_scale=False) as (con, bar):
         entry = run_quantize(
             con, run_dir, out, qtype, adapter_only=adapter_only, plain=plain, base_gguf=base_gguf, progress=bar
         )
-    finally:
-        bar.close()
-        con.close()
     if as_json:
         print_json(entry)
     else:
@@ -155,9 +149,7 @@ def eval_command(ctx, models, data, limit, lora, template, max_length, plot, tas
         raise click.UsageError("--tasks runs torch models (names, directories, training runs), not GGUF files")
     output = []
     if data is not None:
-        con = storage.connect(database(ctx))
-        bar = ProgressBar(unit="example", unit_scale=False)
-        try:
+        with job_session(ctx, unit="example", unit_scale=False) as (con, bar):
             results = evaluate(
                 con,
                 list(models),
@@ -169,9 +161,6 @@ def eval_command(ctx, models, data, limit, lora, template, max_length, plot, tas
                 plot=plot,
                 progress=bar,
             )
-        finally:
-            bar.close()
-            con.close()
         output = [{**r.summary(), "ppl_per_example": r.ppl} for r in results]
     if tasks:
         names = [t.strip() for t in tasks.split(",") if t.strip()]

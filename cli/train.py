@@ -12,9 +12,8 @@ from pathlib import Path
 
 import click
 
-import storage
-from cli.common import database
-from cli.output import ProgressBar, print_json, print_table
+from cli.common import job_session
+from cli.output import print_json, print_table
 
 DEFAULTS = {
     "lr": 1e-3,
@@ -160,13 +159,8 @@ def train(
         seed=seed,
         merge=merge,
     )
-    con = storage.connect(database(ctx))
-    bar = ProgressBar(unit="step", unit_scale=False)
-    try:
+    with job_session(ctx, unit="step", unit_scale=False) as (con, bar):
         result = run_train(con, config, resume=resume, progress=bar)
-    finally:
-        bar.close()
-        con.close()
     report = result.report
     if report["records_skipped"]:
         click.echo(
@@ -204,13 +198,8 @@ def score(ctx, run_dir, batch_size, as_json):
     """Each pair's loss under the base and the tuned model of a finished run (pairs_view: loss_base, loss_tuned)."""
     from jobs.score import score as run_score
 
-    con = storage.connect(database(ctx))
-    bar = ProgressBar(unit="example", unit_scale=False)
-    try:
+    with job_session(ctx, unit="example", unit_scale=False) as (con, bar):
         result = run_score(con, run_dir, batch_size=batch_size, progress=bar)
-    finally:
-        bar.close()
-        con.close()
     if as_json:
         print_json(
             {

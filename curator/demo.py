@@ -2,7 +2,7 @@
 
 The shared real datasets may not be redistributed, so the project ships a set of its own:
 these prompts, answered by SmolLM2-135M-Instruct through `curator distill` against the local
-llama.cpp server (jobs/demo.py `regenerate`). The answers are shipped (curator/data/), so
+llama.cpp server (jobs/demo_set.py `regenerate`). The answers are shipped (curator/data/), so
 `curator demo` stays offline; the prompts are built here, deterministically (fixed seeds).
 
 A 135M model's answers hold what curation is for, with no help from us: refusals and AI

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,18 +18,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from curator import embedding, evalset
-from curator import export as shapes
+from curator import training_set
+from jobs import contamination
 from jobs.runner import Job, Progress, no_progress, prefetch
-from storage import embeddings as vector_rows
 from storage import export as export_rows
 from storage import maps as map_rows
 from storage import versions as version_rows
 
 TRAIN, VAL, MANIFEST = "train.jsonl", "val.jsonl", "manifest.json"
-DEFAULT_EVAL_THRESHOLD = 0.9
-EXAMPLES = 5  # removed pairs shown per kind of match
-_VECTOR_CHUNK = 100_000  # pairs whose stored vectors are compared at a time (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -41,10 +36,10 @@ class ExportOptions:
     seed: int = 42
     eval_set: Path | None = None  # None: the default set if present; Path("self-instruct"): fetch it
     eval_check: bool = True
-    eval_threshold: float = DEFAULT_EVAL_THRESHOLD
+    eval_threshold: float = contamination.DEFAULT_THRESHOLD
 
     def __post_init__(self):
-        shapes.check_format(self.format)
+        training_set.check_format(self.format)
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"--val-fraction must be in [0, 1); got {self.val_fraction}")
         if not 0 < self.eval_threshold <= 1:
@@ -61,6 +56,8 @@ class ExportReport:
 def export(
     con: duckdb.DuckDBPyConnection, directory: str | Path, options: ExportOptions, progress: Progress = no_progress
 ) -> ExportReport:
+    """Write the curated pairs (every pair not deleted, or a version's) to `directory`: the
+    contamination check, the leak-free split, train.jsonl, val.jsonl and manifest.json."""
     directory = Path(directory)
     params = {
         **asdict(options),
@@ -83,7 +80,9 @@ def export(
             )
 
         job.report(0, 1, "checking against the evaluation set")
-        contaminated, eval_report = _eval_check(con, chosen, options)
+        contaminated, eval_report = contamination.check(
+            con, chosen["id"], chosen["prompt_hash"], options.eval_set, options.eval_threshold, options.eval_check
+        )
         kept = {name: values[~contaminated] for name, values in chosen.items() if name != "sources"}
 
         job.report(0, 1, "splitting")
@@ -91,14 +90,14 @@ def export(
         strata = (
             np.where(kept["on_map"], kept["cluster"], np.iinfo(np.int64).min) if default_map else kept["source_code"]
         )
-        keys = shapes.order_keys(kept["id"], options.seed)
-        groups = shapes.leak_groups(kept["prompt_hash"], kept["dup_group"], kept["in_dup_group"])
-        is_val = shapes.assign_split(groups, strata, keys, options.val_fraction)
+        keys = training_set.order_keys(kept["id"], options.seed)
+        groups = training_set.leak_groups(kept["prompt_hash"], kept["dup_group"], kept["in_dup_group"])
+        is_val = training_set.assign_split(groups, strata, keys, options.val_fraction)
         order = np.argsort(keys, kind="stable")
         ids, is_val = kept["id"][order], is_val[order]
 
         directory.mkdir(parents=True, exist_ok=True)
-        shape = shapes.check_format(options.format)
+        shape = training_set.check_format(options.format)
         total = len(ids)
         files = {TRAIN: _write(con, job, directory / TRAIN, shape, ids[~is_val], 0, total)}
         if options.val_fraction > 0:
@@ -107,7 +106,7 @@ def export(
             (directory / VAL).unlink(missing_ok=True)  # an earlier export's: not part of this one
 
         up_to = None if version is None else (version["op_id"] or 0)
-        manifest = shapes.build_manifest(
+        manifest = training_set.build_manifest(
             fmt=options.format,
             version=options.version,
             seed=options.seed,
@@ -125,7 +124,7 @@ def export(
             signals=export_rows.latest_run_params(con, "signal_runs"),
             duplicates=export_rows.latest_run_params(con, "duplicate_runs"),
         )
-        (directory / MANIFEST).write_bytes(shapes.manifest_bytes(manifest))
+        (directory / MANIFEST).write_bytes(training_set.manifest_bytes(manifest))
         job.counts = {
             "train": manifest["pairs"]["train"],
             "val": manifest["pairs"]["val"],
@@ -165,109 +164,3 @@ def _string_bytes(column: pa.Array) -> memoryview:
     if values is None:  # every string empty
         return memoryview(b"")
     return memoryview(values)[int(ends[0]) : int(ends[-1])]
-
-
-# --- contamination ---------------------------------------------------------------------------------
-
-
-def _eval_check(con, chosen: dict, options: ExportOptions) -> tuple[np.ndarray, dict]:
-    """(mask of the pairs to drop, the manifest's eval_check section)."""
-    nothing = np.zeros(len(chosen["id"]), dtype=bool)
-    if not options.eval_check:
-        return nothing, {"checked": False, "reason": "skipped (--no-eval-check)"}
-    if options.eval_set is not None and str(options.eval_set) == evalset.SELF_INSTRUCT:
-        eval_set = evalset.fetch_self_instruct()
-    elif options.eval_set is not None:
-        eval_set = evalset.load(options.eval_set, "--eval-set")
-    else:
-        eval_set, why_none = evalset.default_set()
-        if eval_set is None:
-            return nothing, {"checked": False, "reason": why_none}
-    prompts = eval_set.prompts
-    ids = chosen["id"]
-
-    hashes = export_rows.prompt_hashes(con, prompts)
-    exact = np.isin(chosen["prompt_hash"], hashes)
-    eval_of_hash = {int(h): i for i, h in reversed(list(enumerate(hashes)))}
-
-    # The model is loaded only if something needs embedding: the eval prompts' vectors are
-    # cached, and pairs with stored vectors are not embedded again.
-    model = embedding.BUNDLED_NAME
-    encoder = functools.partial(_encoder, model)
-    eval_vectors = functools.cache(
-        lambda: evalset.cached_vectors(prompts, model, lambda texts: encoder().encode(texts))
-    )
-    scores = np.zeros(len(ids), dtype=np.float32)
-    best = np.zeros(len(ids), dtype=np.int64)
-    have_vector = np.zeros(len(ids), dtype=bool)
-    set_id = export_rows.prompt_vector_set(con, model)
-    if set_id is not None:
-        for start in range(0, len(ids), _VECTOR_CHUNK):
-            found_ids, vectors = vector_rows.load_vectors(con, set_id, ids[start : start + _VECTOR_CHUNK])
-            if len(found_ids):
-                where = np.searchsorted(ids, found_ids)  # chosen ids are sorted
-                scores[where], best[where] = shapes.best_matches(vectors, eval_vectors())
-                have_vector[where] = True
-    without = ids[~have_vector & ~exact]
-    candidates = export_rows.head_tail_candidates(con, without, prompts) if len(without) else without
-    if len(candidates):
-        found_ids, candidate_prompts, _ = vector_rows.pair_texts(con, candidates)
-        where = np.searchsorted(ids, found_ids)
-        scores[where], best[where] = shapes.best_matches(encoder().encode(candidate_prompts), eval_vectors())
-    semantic = ~exact & (scores >= options.eval_threshold)
-
-    shown = np.concatenate(
-        [
-            np.flatnonzero(exact)[:EXAMPLES],
-            np.flatnonzero(semantic)[np.argsort(scores[semantic], kind="stable")[:EXAMPLES]],
-        ]
-    )
-    texts = export_rows.texts_of(con, ids[shown])
-    examples = [
-        {
-            "pair_id": int(ids[i]),
-            "match": "exact" if exact[i] else "semantic",
-            "similarity": 1.0 if exact[i] else round(float(scores[i]), 4),
-            "prompt": _clip(texts[int(ids[i])][0]),
-            "eval_prompt": _clip(prompts[eval_of_hash[int(chosen["prompt_hash"][i])] if exact[i] else int(best[i])]),
-        }
-        for i in shown
-    ]
-    report = {
-        "checked": True,
-        "set": {
-            "name": eval_set.path.name,
-            "found": eval_set.origin,
-            "sha256": eval_set.sha256,
-            "prompts": len(prompts),
-        },
-        "model": model,
-        "threshold": options.eval_threshold,
-        "removed": int((exact | semantic).sum()),
-        "removed_exact": int(exact.sum()),
-        "removed_semantic": int(semantic.sum()),
-        "compared": {
-            "stored_vectors": int(have_vector.sum()),
-            "without_vectors": len(without),
-            "first_pass_candidates_embedded": len(candidates),
-        },
-        "method": (
-            "exact: normalized prompt equal to an eval prompt; semantic: cosine >= threshold "
-            "between prompt vectors, using the stored prompt vectors where they exist; pairs "
-            "without one are embedded only when their normalized prompt starts with the "
-            "beginning or ends with the end of an eval prompt (first pass)"
-        ),
-        "examples": examples,
-    }
-    return exact | semantic, report
-
-
-@functools.lru_cache(maxsize=1)
-def _encoder(model: str) -> embedding.Encoder:
-    """Loading the model costs ~8 CPU-s: a process that exports several times (the web app,
-    the tests) pays it once."""
-    return embedding.load_encoder(model)
-
-
-def _clip(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -69,6 +69,9 @@ def ingest(
     progress: Progress = no_progress,
     batch_records: int = readers.BATCH_RECORDS,
 ) -> IngestReport:
+    """Ingest every file of `paths` (a file already ingested with the same content is skipped):
+    pairs in batches of `batch_records`, rejected records kept with their reason, each file
+    committed as it goes and resumed from its last committed line after a crash."""
     paths = [Path(p) for p in paths]
     params = {"paths": [str(p) for p in paths], **options.reading()}
     with Job(con, "ingest", params, progress) as job:

@@ -30,6 +30,8 @@ class ScoreResult:
 def score(
     con: duckdb.DuckDBPyConnection, run_dir: str | Path, *, batch_size: int = 16, progress: Progress = no_progress
 ) -> ScoreResult:
+    """Per-pair losses of a training run's model on its own training examples, stored against
+    the pairs they came from (a pair's loss: colourable and sortable in the app)."""
     directory = str(Path(run_dir).resolve())
     with Job(con, "score", {"run": directory, "batch_size": batch_size}, progress) as job:
         run = scoring.run_data(directory)

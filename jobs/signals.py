@@ -62,6 +62,9 @@ def compute_signals(
     *,
     batch_size: int = BATCH_SIZE,
 ) -> SignalReport:
+    """Quality signals for every pair without them under `params` (any change of params
+    recomputes all); opens its own connection, as the signals run in batches committed as
+    they finish."""
     params = params or SignalParams()
     key = params.to_json()
     con = storage.connect(db_path)

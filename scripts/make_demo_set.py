@@ -3,7 +3,7 @@
     .venv/bin/python scripts/make_demo_set.py [--workdir DIR] [--n-parallel N]
 
 Answers curator.demo's prompts with the bundled SmolLM2-135M-Instruct through `curator
-distill` against the local llama.cpp server (jobs/demo.py `regenerate`). Resumable: stop it
+distill` against the local llama.cpp server (jobs/demo_set.py `regenerate`). Resumable: stop it
 and run it again, answers already stored in DIR/demo-generation.duckdb are kept. Offline.
 """
 
@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
 from cli.output import ProgressBar  # noqa: E402
 from curator.cache import cache_dir  # noqa: E402
-from jobs import demo as demo_job  # noqa: E402
+from jobs import demo_set  # noqa: E402
 
 
 class LogProgress:
@@ -46,11 +46,11 @@ def main() -> None:
         help="scratch folder: prompt files and the resumable generation database",
     )
     parser.add_argument("--n-parallel", type=int, default=4, help="server slots and requests in flight")
-    parser.add_argument("--out", type=Path, default=demo_job.DEMO_FILE)
+    parser.add_argument("--out", type=Path, default=demo_set.DEMO_FILE)
     args = parser.parse_args()
     bar = ProgressBar(unit="prompt", unit_scale=False) if sys.stderr.isatty() else LogProgress()
     try:
-        manifest = demo_job.regenerate(args.workdir, args.out, n_parallel=args.n_parallel, progress=bar)
+        manifest = demo_set.regenerate(args.workdir, args.out, n_parallel=args.n_parallel, progress=bar)
     finally:
         bar.close()
     print(f"{args.out}: {manifest['pairs']:,} pairs, {manifest['bytes']:,} bytes, sha256 {manifest['sha256']}")

@@ -1,7 +1,7 @@
 """What an export reads: the pairs to export with what the split needs, contamination
 candidates, the records themselves as JSON lines (built by DuckDB), and the manifest's facts.
 
-The records are serialized in SQL (to_json over a struct shaped after curator.export.SHAPES)
+The records are serialized in SQL (to_json over a struct shaped after curator.training_set.SHAPES)
 and fetched as Arrow batches whose string buffers are written to the file as they are: no
 Python object per record. Measured on 500k pairs (bench/export.py), the whole export job,
 seeded order, split and sha256 included, costs ~1.4x the CPU of a plain DuckDB
@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curator.export import EMPTY, PROMPT, RESPONSE, SOURCE, Turns
+from curator.training_set import EMPTY, PROMPT, RESPONSE, SOURCE, Turns
 
 _DEFAULT_MAP_POINTS = (
     "SELECT mp.pair_id, mp.cluster FROM map_points mp JOIN maps m ON m.id = mp.map_id AND m.is_default"

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 import storage
-from curator import export as export_formats
+from curator import training_set
 from jobs import export
 from storage import versions
 from ui import state
@@ -15,7 +15,7 @@ from ui import state
 with state.reading() as con:
     names = [row["name"] for row in versions.listing(con)]
 version = st.selectbox("Version", ["(current kept pairs)", *names])
-fmt = st.selectbox("Format", export_formats.FORMATS)
+fmt = st.selectbox("Format", training_set.FORMATS)
 val_fraction = st.slider("Validation fraction", 0.0, 0.5, export.ExportOptions.val_fraction, 0.01)
 seed = st.number_input("Seed", value=export.ExportOptions.seed, step=1)
 directory = st.text_input("Directory", value=str(Path(state.db_path()).resolve().parent / "export"))

@@ -1,4 +1,5 @@
-"""Export: training records per format, the train/validation split, the manifest.
+"""A training set: its records per format, the train/validation split, the contamination
+(closest eval prompt) measure, the manifest.
 
 Pure functions over records and numpy arrays; storage/export.py turns the record shapes
 below into SQL, and jobs/export.py runs an export.
