@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ $(TEST_STAMP): $(STAMP)
 
 test: $(TEST_STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
+
+# Everyday work: the suite without the tests marked slow (no browser test, so no chromium needed).
+test-fast: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -90,3 +90,18 @@ def copy_to(template: Path, db: Path) -> Path:
     """A private copy of a built database (vectors and projection are shared: they are only read)."""
     shutil.copyfile(template, db)
     return db
+
+
+@pytest.fixture(scope="session")
+def demo_built(tmp_path_factory) -> tuple[Path, str]:
+    """`curator demo`'s database and what the command printed, built once per test session for
+    test_demo.py and test_browser.py (~25 s): each takes a private copy, since both write."""
+    folder = tmp_path_factory.getbasetemp() / "demo-built"
+    db, printed = folder / "demo.duckdb", folder / "demo.stdout"
+    if not (folder / "ready").exists():
+        folder.mkdir(exist_ok=True)
+        result = run_console("--db", db, "demo")
+        assert result.returncode == 0, result.stderr
+        printed.write_text(result.stdout, encoding="utf-8")
+        (folder / "ready").touch()
+    return db, printed.read_text(encoding="utf-8")

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 import storage
-from bench.app import start_app, stop_app
+from tests.app_driver import start_app, stop_app
 
 
 def _status(url: str) -> int:

@@ -27,6 +27,7 @@ def is_blob_cluster(entry: dict) -> bool:
 
 
 @needs_data
+@pytest.mark.slow
 def test_p3_templates_and_identity_questions_rank_worst(ranked):
     _, entries = ranked
     sources = [e for e in entries if e["kind"] == "source"]
@@ -49,6 +50,7 @@ def test_p3_templates_and_identity_questions_rank_worst(ranked):
 
 
 @needs_data
+@pytest.mark.slow
 def test_reasons_say_why(ranked):
     _, entries = ranked
     by_name = {e["name"]: e for e in entries if e["kind"] == "source"}
@@ -64,6 +66,7 @@ def test_reasons_say_why(ranked):
 
 
 @needs_data
+@pytest.mark.slow
 def test_json_shape_and_order(ranked):
     db, entries = ranked
     assert [e["score"] for e in entries] == sorted((e["score"] for e in entries), reverse=True)
@@ -89,6 +92,7 @@ def test_json_shape_and_order(ranked):
 
 
 @needs_data
+@pytest.mark.slow
 def test_deleted_pairs_leave_the_report_and_table_output(template, db, curator):
     dedup_data.copy_to(template, db)
     curator("delete", "--source", "p3/ag_news_classify", "--reason", "test")

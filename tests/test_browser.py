@@ -13,25 +13,26 @@ from pathlib import Path
 
 import pytest
 
-from bench.app import draw_lasso, map_frame, map_report, plot_box, selected_count, settle, start_app, stop_app
 from jobs import operations
-from tests.conftest import ROOT, query, run_console
+from tests.app_driver import draw_lasso, map_frame, map_report, plot_box, selected_count, settle, start_app, stop_app
+from tests.conftest import ROOT, copy_to, query, run_console
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (`make test` installs it with apt)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="needs Debian's chromium (`make test` installs it with apt)"
+    ),
+    pytest.mark.slow,  # a real server and Chromium on the demo map (~3 min); test_browser_chat.py imports this
+]
 # A rough pentagon over the middle of the map, in fractions of its half side.
 PENTAGON = [(-0.5, -0.4), (0.4, -0.5), (0.5, 0.2), (0, 0.5), (-0.4, 0.3), (-0.5, -0.4)]
 
 
 @pytest.fixture(scope="module")
-def app_db(tmp_path_factory) -> Path:
-    db = tmp_path_factory.mktemp("app") / "demo.duckdb"
-    result = run_console("--db", db, "demo")
-    assert result.returncode == 0, result.stderr
-    return db
+def app_db(demo_built, tmp_path_factory) -> Path:
+    """A copy of the session's demo database: the tests delete pairs and add a response map."""
+    return copy_to(demo_built[0], tmp_path_factory.mktemp("app") / "demo.duckdb")
 
 
 @pytest.fixture(scope="module")

@@ -69,11 +69,13 @@ def greedy_answer(tmp_path_factory) -> str:
     return result.stdout.removesuffix("\n")
 
 
+@pytest.mark.slow
 def test_one_shot_answer_is_the_same_twice_at_temperature_0(curator, greedy_answer):
     assert greedy_answer.strip()
     assert curator("chat", "--prompt", PROMPT, *GREEDY).stdout == greedy_answer + "\n"
 
 
+@pytest.mark.slow
 def test_compare_labels_both_answers_and_the_adapter_changes_one(curator, base, adapter, greedy_answer):
     result = curator("chat", base, "--lora", adapter, "--compare", base, "--prompt", PROMPT, *GREEDY)
     tuned_label, base_label = f"[{base.name} + {adapter.name}]\n", f"[{base.name}]\n"
@@ -83,6 +85,7 @@ def test_compare_labels_both_answers_and_the_adapter_changes_one(curator, base, 
     assert tuned.strip() and tuned != plain  # the adapter is applied
 
 
+@pytest.mark.slow
 def test_interactive_chat_remembers_the_conversation_until_reset(curator, greedy_answer):
     # Asked after another turn, the prompt gets another answer (the turn is in the context);
     # after /reset, the one-shot answer again.
@@ -130,6 +133,7 @@ def _first_line(process: subprocess.Popen, timeout: float) -> str:
     return process.stdout.readline() if ready else ""
 
 
+@pytest.mark.slow
 def test_serve_answers_the_openai_client_on_loopback_and_stops_on_sigterm(tmp_path, greedy_answer):
     log = tmp_path / "serve.log"
     with open(log, "wb") as err:
@@ -189,6 +193,7 @@ def test_gguf_files_are_found_by_kind(base, adapter, tmp_path):
     assert found == {"model": [base.resolve()], "adapter": [(tmp_path / "runs" / "r1" / "adapter.gguf").resolve()]}
 
 
+@pytest.mark.slow
 def test_chat_page_shows_the_tuned_model_beside_the_base(base, adapter, tmp_path, monkeypatch, greedy_answer):
     (tmp_path / "runs").mkdir()
     tuned = tmp_path / "runs" / "tuned.gguf"

@@ -86,6 +86,7 @@ def ran(result: dict) -> set[str]:
     return {stage["name"] for stage in result["stages"] if stage["ran"]}
 
 
+@pytest.mark.slow
 def test_the_held_out_split_and_the_same_size_control(compared):
     curator, out, _ = compared
     data = out / "data"
@@ -106,6 +107,7 @@ def test_the_held_out_split_and_the_same_size_control(compared):
     assert any(r["source"] == "p3" for r in trained[plan.A_SAME_SIZE])
 
 
+@pytest.mark.slow
 def test_three_runs_of_one_recipe_and_the_table(compared):
     curator, out, printed = compared
     configs = {
@@ -140,6 +142,7 @@ def test_three_runs_of_one_recipe_and_the_table(compared):
     assert result["versions"]["a"]["pairs"] == 220 and result["versions"]["b"]["pairs"] == 160
 
 
+@pytest.mark.slow
 def test_all_is_kept_as_a_version_and_remade_when_pairs_change(compared):
     curator, _, _ = compared
     listed = {v["name"]: v for v in curator.json("version", "list")}
@@ -190,6 +193,7 @@ def test_a_reserved_name_taken_by_hand_is_refused(curator, tmp_path):
     assert "no version 'v9'" in unknown.output
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_every_stage(compared):
     curator, out, printed = compared
     assert len(printed["stages"]) == 2 + 1 + 3 + 8 and ran(printed) == {s["name"] for s in printed["stages"]}
@@ -202,6 +206,7 @@ def test_a_rerun_skips_every_stage(compared):
     assert text.count(": skipped, ") == len(printed["stages"]) and "Self-Instruct ppl" in text
 
 
+@pytest.mark.slow
 def test_a_lost_run_is_trained_again_and_only_what_depends_on_it(compared):
     """A run whose report is gone (killed before it finished) trains again, resuming in its
     folder; the other runs and the evaluations that do not depend on it are skipped."""
@@ -224,6 +229,7 @@ def test_a_lost_run_is_trained_again_and_only_what_depends_on_it(compared):
     assert [r["eval_ppl"] for r in rows] == pytest.approx([r["eval_ppl"] for r in printed["rows"]], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_the_versions_page_shows_the_comparison(compared, monkeypatch):
     curator, out, _ = compared
     con = storage.connect_read_only(curator.db)

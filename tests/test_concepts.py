@@ -38,6 +38,7 @@ def labelled(tmp_path_factory):
     return curator, report, train, [r for r in refusals if r not in train], hard_negatives
 
 
+@pytest.mark.slow
 def test_the_concept_finds_held_out_refusals(labelled):
     curator, report, train, held_out, hard_negatives = labelled
     assert (report["positives"], report["negatives"], report["random_negatives"]) == (20, 200, True)
@@ -55,6 +56,7 @@ def test_the_concept_finds_held_out_refusals(labelled):
     assert labels == [(False, 200), (True, 20)]
 
 
+@pytest.mark.slow
 def test_list_replace_and_delete(labelled):
     curator, report, train, held_out, hard_negatives = labelled
     listed = curator.json("concept", "list")
@@ -85,6 +87,7 @@ def test_list_replace_and_delete(labelled):
     assert query(curator.db, "SELECT count(*) FROM concept_scores")[0][0] == 2415
 
 
+@pytest.mark.slow
 def test_bad_input_is_named(labelled):
     curator = labelled[0]
     result = curator("concept", "create", "Bad-Name", "--positive", "1", ok=False)
@@ -108,6 +111,7 @@ def test_random_negatives_are_seeded_and_exclude_positives():
     assert len(concepts.random_negatives(candidates[:50], 30, seed=1)) == 50
 
 
+@pytest.mark.slow
 def test_find_more_like_these_in_the_app(tmp_path_factory, tmp_path, monkeypatch):
     """The map's selection (the identity conversations of the curation set) -> a concept ->
     the map coloured by it; the sample sorted by the new score."""

@@ -16,7 +16,7 @@ from jobs import demo as demo_job
 from jobs import operations
 from jobs.demo import DEMO_FILE, MANIFEST
 from jobs.export import ExportOptions, export
-from tests.conftest import Curator, query, run_console
+from tests.conftest import Curator, copy_to, query, run_console
 
 SOURCES = {"demo-howto", "demo-explain", "demo-creative", "demo-classify", "demo-identity", "demo-sensitive"}
 # What a refusal or an AI disclaimer opens with, in the model's own words (checked by hand
@@ -33,11 +33,11 @@ def manifest() -> dict:
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory):
-    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    first = run_console("--db", db, "demo")
-    assert first.returncode == 0, first.stderr
-    return db, first.stdout
+def demo_db(demo_built, tmp_path_factory):
+    """A copy of the session's `curator demo` database (tests here run `demo` on it again), and
+    what the first `curator demo` printed."""
+    template, printed = demo_built
+    return copy_to(template, tmp_path_factory.mktemp("demo") / "demo.duckdb"), printed
 
 
 def _json(db, *args):
@@ -57,6 +57,7 @@ def test_shipped_file_matches_its_manifest_and_the_prompt_lists(manifest):
     assert manifest["pairs"] == sum(s["pairs"] for s in manifest["sources"].values()) >= 2400
 
 
+@pytest.mark.slow
 def test_demo_builds_the_database_and_its_map(demo_db, manifest):
     db, out = demo_db
     stats = _json(db, "stats")
@@ -81,6 +82,7 @@ def test_demo_builds_the_database_and_its_map(demo_db, manifest):
     assert blob > 0.9 * stats["sources"]["demo-classify"] and in_pure_clusters >= 0.9 * blob
 
 
+@pytest.mark.slow
 def test_demo_again_changes_nothing(demo_db):
     db, _ = demo_db
     before = _json(db, "sql", "SELECT id, x, y, cluster FROM pairs_view ORDER BY id")
@@ -90,6 +92,7 @@ def test_demo_again_changes_nothing(demo_db):
     assert _json(db, "sql", "SELECT id, x, y, cluster FROM pairs_view ORDER BY id") == before
 
 
+@pytest.mark.slow
 def test_demo_set_holds_what_curation_is_for(demo_db, manifest):
     db, _ = demo_db
     (row,) = _json(
@@ -121,6 +124,7 @@ def _gguf_stub(path: Path, size: int) -> None:
     path.write_bytes(header + b"\0" * (size - len(header)))
 
 
+@pytest.mark.slow
 def test_demo_full_curates_then_skips_every_finished_stage(demo_db, tmp_path):
     """`curator demo --full`'s own logic on a copy of the demo database: the automatic curation
     for real, then a rerun over a finished loop (export real, run and files stood in for: the

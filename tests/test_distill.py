@@ -82,6 +82,7 @@ def smollm2():
 
 
 @needs_data
+@pytest.mark.slow
 def test_real_server_answers_real_sharegpt_prompts_then_another_run_answers_them_again(smollm2, curator, db, tmp_path):
     records = json.loads((DATA / "ShareGPT_V3_filtered_500.json").read_text())[:6]  # first turns, no answers
     prompts_file = tmp_path / "sharegpt6.json"
@@ -377,6 +378,7 @@ def test_from_source_keeps_both_answers_each_with_the_model_that_wrote_it(curato
     assert [(m["model"], m["answers"]) for m in curator.json("cost")["models"]] == [("gpt-4o-mini-2024-07-18", 5)]
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_rerun_asks_nothing_stored_and_loses_nothing(db, tmp_path):
     path, prompts = _prompts(tmp_path, 240)
     with FaultServer(latency=0.03) as server:

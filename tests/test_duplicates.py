@@ -66,6 +66,7 @@ def prompt_cosines(db, pairs: list[tuple[int, int]]) -> list[float]:
 
 
 @needs_data
+@pytest.mark.slow
 def test_whitespace_and_case_edits_are_exact_duplicates(deduped, twins):
     db, _ = deduped
     rows = rows_of(db)
@@ -91,6 +92,7 @@ def test_whitespace_and_case_edits_are_exact_duplicates(deduped, twins):
 
 
 @needs_data
+@pytest.mark.slow
 def test_paraphrases_are_semantic_duplicates_at_the_threshold_and_keep_the_better_answer(deduped, twins):
     db, report = deduped
     rows = rows_of(db)
@@ -108,6 +110,7 @@ def test_paraphrases_are_semantic_duplicates_at_the_threshold_and_keep_the_bette
 
 
 @needs_data
+@pytest.mark.slow
 def test_lower_threshold_finds_every_paraphrase_and_every_set_respects_it(mapped, curator, twins):
     report = curator.json("duplicates", "--threshold", "0.9")
     rows = rows_of(mapped)
@@ -138,6 +141,7 @@ def test_lower_threshold_finds_every_paraphrase_and_every_set_respects_it(mapped
 
 
 @needs_data
+@pytest.mark.slow
 def test_same_prompt_with_another_answer_is_a_conflict(deduped, twins):
     db, report = deduped
     expected = {i for pair in twins["conflict"] for i in pair}
@@ -151,6 +155,7 @@ def test_same_prompt_with_another_answer_is_a_conflict(deduped, twins):
 
 
 @needs_data
+@pytest.mark.slow
 def test_rerun_replaces_and_records_params(mapped, curator):
     first = curator.json("duplicates", "--threshold", "0.99")
     grouped_first = {r[0] for r in query(mapped, "SELECT id FROM pairs_view WHERE dup_group IS NOT NULL")}
@@ -168,6 +173,7 @@ def test_rerun_replaces_and_records_params(mapped, curator):
 
 
 @needs_data
+@pytest.mark.slow
 def test_deleted_pairs_take_no_part(mapped, curator, twins):
     originals = [original for original, _ in twins["exact"]]
     listed = ", ".join(map(str, originals))
@@ -181,6 +187,7 @@ def test_deleted_pairs_take_no_part(mapped, curator, twins):
 
 
 @needs_data
+@pytest.mark.slow
 def test_json_and_table_output(deduped, mapped, curator):
     _, report = deduped
     for key in (
@@ -247,6 +254,7 @@ def test_response_vectors_of_the_same_model_judge_the_answers(tmp_path, curator,
 
 
 @needs_data
+@pytest.mark.slow
 def test_signals_are_computed_first_when_missing(mapped, curator):
     con = storage.connect(mapped)
     con.execute("DELETE FROM signals")
@@ -272,6 +280,7 @@ def test_no_map_is_a_clear_error(tmp_path):
 
 
 @needs_data
+@pytest.mark.slow
 def test_partitioned_search_agrees_with_the_exact_one_on_real_vectors(template, monkeypatch):
     con = storage.connect_read_only(template)
     try:

@@ -22,8 +22,7 @@ import pytest
 
 import curator
 import storage
-from curator import evalset, formats
-from curator import export as shapes
+from curator import evalset, formats, training_set
 from tests import curation_data
 from tests.conftest import DATA, Curator, needs_data, query
 
@@ -154,7 +153,8 @@ def key(pair_or_row) -> tuple[str, str]:
 
 
 @needs_data
-@pytest.mark.parametrize("fmt", shapes.FORMATS)
+@pytest.mark.parametrize("fmt", training_set.FORMATS)
+@pytest.mark.slow
 def test_every_format_is_the_reference_record_and_reads_back_as_the_same_pairs(world, tmp_path, fmt):
     out = tmp_path / "out"
     manifest = export(world, out, "--format", fmt, "--val-fraction", "0.1", "--no-eval-check")
@@ -162,24 +162,24 @@ def test_every_format_is_the_reference_record_and_reads_back_as_the_same_pairs(w
     rows = kept_rows(world)
     assert len(records) == len(rows) == manifest["pairs"]["exported"]
 
-    # Each line is exactly what curator.export.render_record makes of its pair (SQL == reference).
+    # Each line is exactly what curator.training_set.render_record makes of its pair (SQL == reference).
     by_key = collections.defaultdict(list)
     for row in rows:
         by_key[key(row)].append(row)
     for record in records:
         # Several rows can share a prompt and answer (the identity conversations' "Goodbye").
         candidates = [
-            shapes.render_record(fmt, r[1], r[2], r[3], json.loads(r[4]) if r[4] else None)
+            training_set.render_record(fmt, r[1], r[2], r[3], json.loads(r[4]) if r[4] else None)
             for r in by_key[key(formats.record_pairs(record, fmt)[0])]
         ]
         assert record in candidates
-        assert list(record) == list(shapes.SHAPES[fmt])
+        assert list(record) == list(training_set.SHAPES[fmt])
 
     # `curator ingest` of the export gives back the same pairs; conversations whole where the
     # format holds them.
     again = tmp_path / "again.duckdb"
     Curator(again)("ingest", "--format", fmt, out / "train.jsonl", out / "val.jsonl")
-    whole = shapes.holds_conversations(fmt)
+    whole = training_set.holds_conversations(fmt)
 
     def comparable(rows, with_source):
         return collections.Counter(
@@ -198,6 +198,7 @@ def test_every_format_is_the_reference_record_and_reads_back_as_the_same_pairs(w
 
 
 @needs_data
+@pytest.mark.slow
 def test_same_version_and_seed_give_byte_identical_files(world, tmp_path):
     args = ("--format", "openai", "--eval-set", EVAL_FILE, "--seed", "7")
     export(world, tmp_path / "a", *args)
@@ -216,6 +217,7 @@ def test_same_version_and_seed_give_byte_identical_files(world, tmp_path):
 
 
 @needs_data
+@pytest.mark.slow
 def test_version_export_is_exactly_the_version_and_deleted_pairs_stay_out(private, tmp_path):
     run = Curator(private)
     run("version", "create", "v1")
@@ -254,6 +256,7 @@ def test_version_export_is_exactly_the_version_and_deleted_pairs_stay_out(privat
 
 
 @needs_data
+@pytest.mark.slow
 def test_split_never_puts_near_duplicates_on_both_sides(world, tmp_path):
     out = tmp_path / "out"
     manifest = export(world, out, "--val-fraction", "0.3", "--no-eval-check")
@@ -289,6 +292,7 @@ def test_split_never_puts_near_duplicates_on_both_sides(world, tmp_path):
 
 
 @needs_data
+@pytest.mark.slow
 def test_split_is_stratified_by_cluster(world, tmp_path):
     fraction = 0.2
     manifest = export(world, tmp_path / "out", "--val-fraction", str(fraction), "--no-eval-check")
@@ -331,19 +335,19 @@ def test_groups_are_linked_transitively_and_the_split_keeps_them_whole():
     prompt_hash = np.array([1, 1, 2, 3], dtype=np.uint64)
     dup_group = np.array([0, 9, 9, 0])
     in_dup_group = np.array([False, True, True, False])
-    groups = shapes.leak_groups(prompt_hash, dup_group, in_dup_group)
+    groups = training_set.leak_groups(prompt_hash, dup_group, in_dup_group)
     assert groups[0] == groups[1] == groups[2] != groups[3]
 
     rng = np.random.default_rng(0)
     n = 20_000
     groups = rng.integers(0, 8_000, n)
     strata = groups % 7
-    keys = shapes.order_keys(np.arange(n), 42)
-    val = shapes.assign_split(groups, strata, keys, 0.1)
+    keys = training_set.order_keys(np.arange(n), 42)
+    val = training_set.assign_split(groups, strata, keys, 0.1)
     assert all(len(set(val[groups == g])) == 1 for g in np.unique(groups)[:500])
     assert abs(val.mean() - 0.1) < 0.01
-    assert np.array_equal(val, shapes.assign_split(groups, strata, keys, 0.1))
-    assert not shapes.assign_split(groups, strata, keys, 0.0).any()
+    assert np.array_equal(val, training_set.assign_split(groups, strata, keys, 0.1))
+    assert not training_set.assign_split(groups, strata, keys, 0.0).any()
 
 
 # --- the evaluation-set check ------------------------------------------------------------------
@@ -368,6 +372,7 @@ def assert_contamination_removed(db: Path, out: Path, check: dict, fmt: str = "g
 
 
 @needs_data
+@pytest.mark.slow
 def test_eval_prompts_are_removed_and_reported_using_stored_vectors(world, tmp_path):
     out = tmp_path / "out"
     result = Curator(world)("export", out, "--eval-set", EVAL_FILE)
@@ -454,6 +459,7 @@ def test_eval_prompts_are_read_from_text_and_jsonl_files(tmp_path):
 
 
 @needs_data
+@pytest.mark.slow
 def test_manifest_records_what_the_export_is(private, tmp_path):
     out = tmp_path / "out"
     manifest = export(private, out, "--format", "sharegpt", "--val-fraction", "0.05", "--no-eval-check")

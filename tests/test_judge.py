@@ -116,6 +116,7 @@ def _report(curator, *args: str) -> dict:
     return report
 
 
+@pytest.mark.slow
 def test_real_server_rates_real_alpaca_pairs_and_a_rerun_asks_nothing_scored(curator, db, tmp_path):
     pairs = _ingest(curator, tmp_path, _alpaca(6, short=True))
     with llm_server.start(n_parallel=3, context=1024) as server:
@@ -268,6 +269,7 @@ def test_an_unreadable_verdict_is_retried_then_failed_with_its_reason_and_its_to
     assert f"${(expected[0] * 2.0 + expected[1] * 10.0) / 1e6:,.4f}" in paid.output
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_rerun_scores_every_pair_once_and_asks_nothing_stored(curator, db, tmp_path):
     pairs = _ingest(curator, tmp_path, _alpaca(200))
     verdicts = Verdicts(pairs)

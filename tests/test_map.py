@@ -18,6 +18,9 @@ import pytest
 import storage
 from tests.conftest import DATA, needs_data, query, run_console
 
+# Slow (`make test-fast` leaves it out): every test embeds, fits UMAP or starts llama.cpp (~4 min).
+pytestmark = pytest.mark.slow
+
 P3_TEMPLATES = [
     "imdb_Reviewer_Enjoyment",
     "imdb_Sentiment_with_choices_",

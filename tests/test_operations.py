@@ -104,6 +104,7 @@ def test_top_k_is_best_first():
 
 
 @needs_data
+@pytest.mark.slow
 def test_where_selects_and_tags_show_in_pairs_view(mapped, curator):
     identity = curator.json("tag", "identity", "--where", f"source = '{IDENTITY}'")
     assert identity["count"] == 500 and identity["selector"] == {"where": f"source = '{IDENTITY}'"}
@@ -131,6 +132,7 @@ def test_where_selects_and_tags_show_in_pairs_view(mapped, curator):
 
 
 @needs_data
+@pytest.mark.slow
 def test_where_guard_rejects_writes_and_chained_statements(mapped, curator):
     pairs_before = count(mapped, "SELECT count(*) FROM pairs")
     for bad in (
@@ -156,6 +158,7 @@ def test_where_guard_rejects_writes_and_chained_statements(mapped, curator):
 
 
 @needs_data
+@pytest.mark.slow
 def test_cluster_selector_fine_and_coarse(mapped, curator):
     clusters = curator.json("clusters")
     fine = max((c for c in clusters if c["level"] == "fine" and c["id"] != -1), key=lambda c: c["size"])
@@ -177,6 +180,7 @@ def test_cluster_selector_fine_and_coarse(mapped, curator):
 
 
 @needs_data
+@pytest.mark.slow
 def test_polygon_selector_matches_the_lasso_exactly(mapped, curator):
     rows = query(mapped, "SELECT pair_id, x, y FROM map_points")
     ids, xy = np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1:] for r in rows], dtype=np.float32)
@@ -200,6 +204,7 @@ def test_polygon_selector_matches_the_lasso_exactly(mapped, curator):
 
 
 @needs_data
+@pytest.mark.slow
 def test_similar_to_finds_the_identity_questions(mapped, curator):
     tagged = curator.json("tag", "about-me", "--similar-to", "Are you trained by OpenAI?", "--top", 25)
     assert tagged["count"] == 25
@@ -214,6 +219,7 @@ def test_similar_to_finds_the_identity_questions(mapped, curator):
 
 
 @needs_data
+@pytest.mark.slow
 def test_source_and_ids_selectors(mapped, curator, tmp_path):
     assert curator.json("delete", "--source", IDENTITY, "--dry-run")["would_change"] == 500
     ids = [r[0] for r in query(mapped, "SELECT id FROM pairs WHERE source = ? ORDER BY id LIMIT 30", [CODE])]
@@ -232,6 +238,7 @@ def test_source_and_ids_selectors(mapped, curator, tmp_path):
 
 
 @needs_data
+@pytest.mark.slow
 def test_delete_restore_undo_round_trip_and_log(mapped, curator):
     total = count(mapped, "SELECT count(*) FROM pairs")
     first = curator.json("delete", "--source", IDENTITY, "--reason", "identity blob")
@@ -283,6 +290,7 @@ def test_delete_restore_undo_round_trip_and_log(mapped, curator):
 
 
 @needs_data
+@pytest.mark.slow
 def test_dry_run_changes_nothing(mapped, curator):
     clusters = [c for c in curator.json("clusters") if c["level"] == "fine" and c["id"] != -1]
     chosen = clusters[0]
@@ -299,6 +307,7 @@ def test_dry_run_changes_nothing(mapped, curator):
 
 
 @needs_data
+@pytest.mark.slow
 def test_delete_undo_replay_gives_the_same_kept_set(mapped, curator, tmp_path, tmp_path_factory):
     curator("delete", "--source", IDENTITY, "--reason", "identity")
     curator("tag", "third", "--where", "id % 3 = 0")

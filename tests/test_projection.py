@@ -87,6 +87,7 @@ def test_pca_only_above_the_threshold_and_euclidean_after_it(fitted, fitted_pca)
     assert fitted_pca[0].pca.n_components == 50 and fitted_pca[0].umap.metric == "euclidean"
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_coordinates_and_labels(mixture, fitted_pca):
     vectors, _ = mixture
     _, coords, labels = fitted_pca
@@ -95,6 +96,7 @@ def test_same_seed_gives_identical_coordinates_and_labels(mixture, fitted_pca):
     assert np.array_equal(projection.cluster(again, PCA), labels)
 
 
+@pytest.mark.slow
 def test_different_seeds_give_different_maps(mixture, fitted_pca):
     vectors, _ = mixture
     _, other = projection.fit_projection(vectors, MapParams(seed=8, pca_min_points=0))

@@ -65,6 +65,7 @@ def scored(tmp_path_factory):
     return curator.db, first, second, third
 
 
+@pytest.mark.slow
 def test_a_rerun_scores_only_what_is_left(scored):
     db, first, second, third = scored
     assert (first["scored"], first["already"], first["left"]) == (30, 0, 50)
@@ -76,6 +77,7 @@ def test_a_rerun_scores_only_what_is_left(scored):
     assert [status for status, _ in jobs] == ["done"] * 3 and json.loads(jobs[1][1])["scored"] == 50
 
 
+@pytest.mark.slow
 def test_ifd_is_the_ratio_of_the_stored_losses_and_lower_for_the_extractive_template(scored):
     db = scored[0]
     # P3's contexts can push the answer past --max-length 256: such pairs are stored with no
@@ -96,6 +98,7 @@ def test_ifd_is_the_ratio_of_the_stored_losses_and_lower_for_the_extractive_temp
     assert set(by_source) == {"alpaca", "p3_qa"}
 
 
+@pytest.mark.slow
 def test_a_gguf_file_scores_through_llama_cpp_as_a_run_of_its_own(scored):
     from tests.conftest import Curator
 

@@ -102,6 +102,7 @@ def test_permutation_interleaves_each_heads_rotary_halves():
 
 
 @needs_data
+@pytest.mark.slow
 def test_the_run_gained_and_the_reference_is_cached(run):
     f16 = entry(run, "f16")
     assert f16["ppl_tuned"] < 0.96 * f16["ppl_base"], "the run must gain enough for gain-kept to mean something"
@@ -116,6 +117,7 @@ def test_the_run_gained_and_the_reference_is_cached(run):
 
 
 @needs_data
+@pytest.mark.slow
 def test_f16_file_matches_torch(run):
     f16 = entry(run, "f16")
     assert abs(f16["ppl_file"] / f16["ppl_tuned"] - 1) < 0.005
@@ -130,6 +132,7 @@ def test_f16_file_matches_torch(run):
 
 
 @needs_data
+@pytest.mark.slow
 def test_file_carries_the_base_tokenizer_template_and_layout(run):
     from gguf import GGUFReader
 
@@ -158,6 +161,7 @@ def test_file_carries_the_base_tokenizer_template_and_layout(run):
 
 
 @needs_data
+@pytest.mark.slow
 def test_q8_0_keeps_the_tuning(run):
     q8, f16 = entry(run, "q8_0"), entry(run, "f16")
     assert q8["ppl_file"] <= 1.005 * f16["ppl_file"]
@@ -167,6 +171,7 @@ def test_q8_0_keeps_the_tuning(run):
 
 
 @needs_data
+@pytest.mark.slow
 def test_best_4bit_file_keeps_the_tuning_at_little_size(run):
     best, plain = entry(run, "q4_1"), entry(run, "q4_1-plain")
     assert best["ppl_file"] <= 1.10 * best["ppl_tuned"]
@@ -181,6 +186,7 @@ def test_best_4bit_file_keeps_the_tuning_at_little_size(run):
 
 
 @needs_data
+@pytest.mark.slow
 def test_plain_q4_0_is_reported(run):
     q4_0 = entry(run, "q4_0-plain")
     assert q4_0["type"] == "q4_0" and q4_0["tensor_types"] == {"Q4_0": 210, "Q8_0": 1, "F32": 61}
@@ -191,6 +197,7 @@ def test_plain_q4_0_is_reported(run):
 
 
 @needs_data
+@pytest.mark.slow
 def test_adapter_applies_in_llama_cpp_and_keeps_the_tuning(run):
     from gguf import GGUFReader
 
@@ -209,6 +216,7 @@ def test_adapter_applies_in_llama_cpp_and_keeps_the_tuning(run):
 
 
 @needs_data
+@pytest.mark.slow
 def test_reports_and_jobs_are_recorded(run):
     report = json.loads((run["root"] / "files" / "quant_report.json").read_text())["files"]
     assert sorted(report) == sorted(f"{name}.gguf" for name in FILES)
@@ -235,6 +243,7 @@ def test_self_instruct_tasks_give_one_example_per_answered_instance():
 
 
 @needs_data
+@pytest.mark.slow
 def test_eval_engines_agree_and_tuning_shows(run, tmp_path):
     curator = Curator(tmp_path / "eval.duckdb")
     bundled, plot = chat_tokens.bundled_gguf(), tmp_path / "hist.png"
@@ -264,6 +273,7 @@ def test_eval_engines_agree_and_tuning_shows(run, tmp_path):
 
 
 @needs_data
+@pytest.mark.slow
 def test_eval_of_base_gguf_with_lora_is_the_quantize_figure(run, tmp_path):
     # Same file, adapter, examples, template and length as quantize measured: the same number.
     rows = Curator(tmp_path / "eval.duckdb").json(

@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import DATA, Curator, needs_data, query
 
 ray = pytest.importorskip("ray", reason="needs the ray extra: pip install -e .[ray]")
-pytestmark = needs_data
+pytestmark = [needs_data, pytest.mark.slow]  # a local Ray cluster, kills and full maps: ~3 min
 
 
 def _alpaca(folder: Path, n: int) -> Path:

@@ -11,6 +11,7 @@ import textwrap
 import time
 
 import orjson
+import pytest
 
 import storage
 from tests.conftest import DATA, needs_data, run_console
@@ -40,6 +41,7 @@ def _count(db) -> tuple[int, int, int]:
 
 
 @needs_data
+@pytest.mark.slow
 def test_kill_9_then_rerun_ingests_every_row_exactly_once(tmp_path):
     rows = 120_000
     data = tmp_path / "big.jsonl"

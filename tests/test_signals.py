@@ -335,6 +335,7 @@ def test_pairs_view_columns_and_the_recorded_run(signal_db):
     assert report.summary["counts"]["refusal"] == query(db, "SELECT count(*) FROM pairs_view WHERE refusal")[0][0]
 
 
+@pytest.mark.slow
 def test_rerun_is_incremental_a_new_threshold_recomputes_and_a_crash_resumes(tmp_path, curator):
     db = curator.db
     curator("ingest", EVAL / "guanaco-7b" / "model_outputs.json")
@@ -390,6 +391,7 @@ def test_cli_prints_counts_and_thresholds(curator):
     assert bad.exit_code != 0 and "no GGUF file" in bad.output
 
 
+@pytest.mark.slow
 def test_any_hugging_face_tokenizer_directory_counts_whole_texts():
     # The bundled all-MiniLM-L6-v2 folder: a local tokenizer with no chat template, set to
     # truncate at 128 tokens, which a count must not inherit.

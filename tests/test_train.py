@@ -203,6 +203,7 @@ def test_cli_defaults_are_train_config_defaults():
 # --- the run ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_resume_after_kill_reaches_the_same_step_with_the_same_data_order(run):
     assert run["report"]["steps"] == STEPS
     assert (run["out"] / f"checkpoint-{SAVE_EVERY}" / "state.pt").exists()
@@ -222,6 +223,7 @@ def test_resume_after_kill_reaches_the_same_step_with_the_same_data_order(run):
     assert statuses == ["running", "done"]  # the killed job's row stays 'running' (`curator jobs`: interrupted)
 
 
+@pytest.mark.slow
 def test_validation_loss_falls_and_the_report_says_what_ran(run):
     report = run["report"]
     assert report["val_loss_final"] < report["val_loss_initial"]
@@ -251,6 +253,7 @@ def test_validation_loss_falls_and_the_report_says_what_ran(run):
     assert sorted(run_log.losses(run["out"]), key=by_step) == sorted(history, key=by_step)
 
 
+@pytest.mark.slow
 def test_adapter_loads_with_peft(run):
     from peft import PeftConfig, PeftModel
     from transformers import AutoModelForCausalLM
@@ -267,6 +270,7 @@ def test_adapter_loads_with_peft(run):
     assert not torch.allclose(before, after, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_score_stores_per_pair_losses_lower_after_training(run, curator):
     curator.db = run["db"]
     result = curator.json("score", run["out"])

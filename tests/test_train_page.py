@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
 import storage
@@ -21,6 +22,7 @@ from ui import mapview
 
 
 @needs_data
+@pytest.mark.slow
 def test_train_page_trains_a_version_and_shows_the_report(curator, tmp_path, monkeypatch):
     (tmp_path / "pairs.json").write_text(json.dumps(short_alpaca(24)))
     curator("ingest", tmp_path / "pairs.json")

@@ -9,7 +9,7 @@ from storage import versions as version_rows
 from tests.conftest import DATA, needs_data, query
 from tests.curation_data import CODE, IDENTITY, copy_to, mapped_template
 
-pytestmark = needs_data
+pytestmark = [needs_data, pytest.mark.slow]  # its one test needs the session's mapped database (~40 s)
 
 
 @pytest.fixture(scope="module")
