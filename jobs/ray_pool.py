@@ -11,9 +11,9 @@ for each piece, results in order, run on a pool of Ray actors instead of here:
 - the duplicate search: batches of k-means cells, the vectors shared.
 
 The same pieces and the same function give the local run's result. `shared` is put in Ray's
-object store once and unpickled once per worker, into the worker's own memory. An actor whose process dies
-is restarted and its piece asked again (max_restarts, max_task_retries), so a killed worker
-loses nothing; a driver killed with kill -9 resumes like the local job, because the driver
+object store once and unpickled once per worker, into the worker's own memory. An actor whose
+process dies is restarted and its piece asked again (max_restarts, max_task_retries), so a
+killed worker loses nothing; a driver killed with kill -9 resumes like the local job, because the driver
 alone writes to the database.
 
 `address`: None or "auto" starts a local Ray instance on 127.0.0.1 (no dashboard); anything
