@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: make `curator` and `storage` importable
 
 from bench import ingest as ingest_bench  # noqa: E402  (after the path fix above)
-from curator import projection  # noqa: E402
+from curator import map_measures, projection  # noqa: E402
 from storage import db as storage_db  # noqa: E402
 from storage import embeddings as vector_rows  # noqa: E402
 
@@ -64,7 +64,6 @@ NEIGHBOURS = (15, 30, 50)
 MIN_DISTS = (0.1, 0.25, 0.5, 0.8)
 BASELINE = (15, 0.1)
 GRID_CELLS = 40
-K = 10
 LABELS = 25
 LABEL_BOX = (0.18, 0.035)  # label width and height as shares of the view's side
 
@@ -133,28 +132,6 @@ def label_overlap(coords: np.ndarray, labels: np.ndarray) -> float:
     return float(hit.any(axis=1).mean())
 
 
-def embedding_knn(vectors: np.ndarray, k: int = K) -> np.ndarray:
-    """Per point, the cosine of its k-th nearest other point (exact, chunked)."""
-    unit = projection._unit_rows(vectors.astype(np.float32))
-    kth = np.empty(len(unit), dtype=np.float32)
-    for start in range(0, len(unit), 2048):
-        sims = unit[start : start + 2048] @ unit.T
-        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
-        kth[start : start + len(sims)] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
-    return kth
-
-
-def knn_preservation(vectors: np.ndarray, kth: np.ndarray, coords: np.ndarray, k: int = K) -> float:
-    """Mean share of each point's k nearest in 2-D whose cosine to it is at least its k-th best."""
-    from scipy.spatial import cKDTree
-
-    _, near = cKDTree(coords.astype(np.float64)).query(coords, k=k + 1)
-    near = near[:, 1:]  # drop the point itself (duplicated coordinates: any one of them)
-    unit = projection._unit_rows(vectors.astype(np.float32))
-    sims = np.einsum("nd,nkd->nk", unit, unit[near])
-    return float((sims >= kth[:, None] - 1e-6).mean())
-
-
 # --- data -------------------------------------------------------------------------------------
 
 
@@ -200,7 +177,6 @@ def real_vectors(data_dir: Path) -> np.ndarray:
 
 
 def measure(dataset: str, vectors: np.ndarray, grid: list[tuple[int, float]]) -> list[Result]:
-    kth = embedding_knn(vectors)
     results = []
     for n_neighbors, min_dist in grid:
         params = projection.MapParams(n_neighbors=n_neighbors, min_dist=min_dist)
@@ -217,7 +193,7 @@ def measure(dataset: str, vectors: np.ndarray, grid: list[tuple[int, float]]) ->
             fill(coords, minmax_view(coords)),
             core_share(coords),
             label_overlap(coords, labels),
-            knn_preservation(vectors, kth, coords),
+            map_measures.knn_preservation(vectors, coords, sample=None),
             int(len(set(labels.tolist()) - {-1})),
             int((labels == projection.NOISE).sum()),
             seconds,

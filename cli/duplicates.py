@@ -103,25 +103,37 @@ def duplicates(
 
 
 @click.command()
-@click.option("--map", "map_name", help="Map whose fine clusters are ranked (default: the default map).")
+@click.option("--map", "map_name", help="Map whose clusters are ranked (default: the default map).")
+@click.option(
+    "--level",
+    type=click.Choice(["all", "fine", "coarse"]),
+    default="all",
+    show_default=True,
+    help="Which clusters to rank beside the sources: coarse finds a family (a dataset's templates) whole.",
+)
 @click.option("--limit", type=click.IntRange(1), help="Show only the worst N.")
 @click.option(
     "--json",
     "as_json",
     is_flag=True,
-    help="Print a JSON array, worst first, of {kind, id|name, label, size, score, reasons, metrics}.",
+    help="Print a JSON array, worst first, of {kind, id|name, label, size, score, reasons, metrics, parts}.",
 )
 @click.pass_context
-def blobs(ctx, map_name, limit, as_json):
-    """Rank clusters and sources by how homogeneous and harmful they look, worst first."""
+def blobs(ctx, map_name, level, limit, as_json):
+    """Rank clusters and sources by how homogeneous and harmful they look, worst first.
+
+    Coarse clusters are ranked beside the fine ones and list their fine parts: a family deleted
+    as one (a dataset's templates, a set of canned answers) is found whole."""
     with job_session(ctx, unit="", unit_scale=False) as (con, bar):
         ranked = blob_report(con, database(ctx), map_name=map_name, progress=bar)
+    left_out = {"fine": "coarse", "coarse": "cluster"}.get(level)
+    ranked = [entry for entry in ranked if entry["kind"] != left_out]
     ranked = ranked[:limit] if limit else ranked
     if as_json:
         print_json(ranked)
         return
     print_table(
-        ["kind", "cluster/source", "label", "size", "score", "reasons"],
+        ["kind", "cluster/source", "label", "size", "score", "parts", "reasons"],
         [
             (
                 b["kind"],
@@ -129,6 +141,7 @@ def blobs(ctx, map_name, limit, as_json):
                 b["label"],
                 f"{b['size']:,}",
                 f"{b['score']:.2f}",
+                "" if "parts" not in b else ", ".join(str(part["id"]) for part in b["parts"]),
                 "; ".join(b["reasons"]),
             )
             for b in ranked

@@ -1,27 +1,40 @@
-"""Readable topic labels for the clusters of an embedding map, Atlas-style ("python · list · sort").
+"""Readable topic labels for the clusters of an embedding map, Atlas-style ("movie review · sentiment").
 
 Pure functions: no I/O, no SQL, no printing.
 
-Terms are ranked by class-based TF-IDF (c-TF-IDF, as in BERTopic): every cluster is one class;
-a term's frequency in a cluster, normalized by the cluster's word count, is weighted by
-log(1 + average words per cluster / the term's frequency across all clusters). Terms frequent
-in one cluster and rare elsewhere therefore win over terms that are frequent everywhere.
+A label should say what most of a cluster's pairs are. Term-frequency weightings (BERTopic's
+c-TF-IDF, used here before) let a passage that a few members quote many times win: the P3
+review templates were labelled "conroy · beethoven · symphony", words found in 33% of the
+prompts they named on average. So terms are ranked by **document frequency**: the share `p`
+of the cluster's texts that contain a term, against the share `q` of all other texts that do.
+The score is p * log(p / q), a term's part of the divergence of the cluster from the rest:
+it wants a term most members have (coverage) and few outsiders have (contrast). A term must be
+in at least `min_share` of the cluster's texts; a cluster with no such term takes its best
+terms regardless (a diverse cluster of plain requests), and one with no term at all is named
+by its commonest text.
+
+Terms are words and **phrases** (two adjacent words, neither a stop word: "movie review",
+"linked list"); a phrase replaces the words it contains when most of their texts have it.
 
 Words (``words``): lowercase runs of letters and digits that start with a letter (so no pure
 numbers), at least two characters long; "c++", "c#" and "python3" stay whole. HTML-like tags
 ("<br />" in scraped reviews) are skipped, possessives keep their stem ("movie's" -> "movie"),
-and contractions ("don't", "you're") are dropped like the stop words they are. Stop words
-are scikit-learn's English list plus ``CHAT_STOP_WORDS``. Unigrams only: bigrams double the
-vectorizing time and rarely beat three distinctive unigrams in a label.
+and contractions ("don't", "you're") are dropped like the stop words they are. Stop words are
+scikit-learn's English list plus a few chat fillers (``CHAT_STOP_WORDS``). The instruction
+words of a template ("review", "positive", "question", "summarize") are not stopped: they are
+what distinguishes a template family, and the contrast keeps them out of clusters where
+everyone says them.
 
-Scale: one sparse CountVectorizer pass (vocabulary capped at ``max_features``), per-cluster
-counts by a sparse product with a one-hot cluster matrix; the doc-term matrix is never made
-dense. The noise cluster (-1) takes part in the weighting (its common words push down terms
-that are common everywhere) but gets no terms of its own unless it is the only cluster.
+Scale: at most `max_texts` texts a cluster are read (the same ones for the same texts, chosen
+by a hash of the text, whatever their order), and each cluster's `q` is the size-weighted
+share over every other cluster, so labelling a million-point map reads a bounded sample.
+The noise cluster (-1) counts among the others but gets no terms of its own unless it is the
+only cluster.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -29,85 +42,114 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
-from sklearn.preprocessing import normalize
 
 NOISE = -1
 NOISE_LABEL = "noise"
 SEPARATOR = " · "
 
-# Words that say how a prompt asks, not what it is about: instruction phrasing ("Write ... the
-# following ...", "Answer the question given ...", "Create ...", "Explain ...") and chat filler
-# that scikit-learn's list lacks ("does", "just", "like"). Left in, they top the label of any
-# large cluster of plain requests or of conversational text.
-CHAT_STOP_WORDS = frozenset(
-    {
-        "please",
-        "following",
-        "given",
-        "write",
-        "answer",
-        "question",
-        "provide",
-        "use",
-        "using",
-        "create",
-        "explain",
-        "does",
-        "just",
-        "like",
-    }
-)
+# Chat filler that scikit-learn's list lacks: it tops the label of any cluster of
+# conversational text without saying what it is about.
+CHAT_STOP_WORDS = frozenset({"please", "does", "just", "like", "hi", "hello", "thanks", "thank"})
 STOP_WORDS = ENGLISH_STOP_WORDS | CHAT_STOP_WORDS
+# How prompts ask rather than what about. Not stopped (a template family is told by its
+# instruction: "answer the following question given ..."), but a cluster alone, with nothing
+# to contrast it with, is not named by them.
+INSTRUCTION_WORDS = frozenset(
+    {"following", "given", "write", "answer", "question", "provide", "use", "using", "create", "explain"}
+)
 
 # Labels take this many spare terms per cluster, to extend a label that repeats an earlier one.
 SPARE_TERMS = 5
+# A term must be in this share of a cluster's texts to name it (unless none is).
+MIN_SHARE = 0.3
+# A cluster no term covers that well is named by its best words among those in at least this
+# share of the texts its commonest telling word is in (Code Alpaca as one cluster: "function ·
+# code · python", where the commonest alone would say "write · create · given").
+FALLBACK_SHARE = 0.5
+# A phrase replaces a word it contains when it is in this share of the word's texts.
+PHRASE_KEEPS = 0.7
+# Texts read per cluster for its terms.
+MAX_TEXTS = 1_000
+# Of a long text, only its start and its end are read: a prompt says what it asks there, and a
+# long middle is the passage it quotes (whose names would otherwise fill the labels). It also
+# bounds the tokenizing, most of a label's cost.
+HEAD_CHARS = 500
+TAIL_CHARS = 300
 
 _LETTER = r"[^\W\d_]"
 _ALNUM = r"[^\W_]"
-# One pass finds both tags (no groups captured, so they yield empty words) and words: a word
-# starts with a letter not preceded by a letter or digit, may end in "++" or "#" (c++, c#), and
-# may carry an apostrophe tail, captured so that "'s" can be kept and "n't", "'re" dropped.
+# One pass finds tags, numbers and words. Tags and numbers yield an empty word (they break a
+# phrase, and are no term); a word starts with a letter not preceded by a letter or digit, may
+# end in "++" or "#" (c++, c#), and may carry an apostrophe tail, captured so that "'s" can be
+# kept and "n't", "'re" dropped.
 _TOKEN = re.compile(
     rf"</?[a-z][a-z0-9]*(?:\s[^<>]*)?/?>"
     rf"|(?<!{_ALNUM})({_LETTER}{_ALNUM}*(?:\+\+|#)?)(?:['’]({_LETTER}+))?"
+    rf"|[\d.,;:!?()\[\]{{}}\"]+"
 )
 _KEPT_TAILS = ("", "s")
 
 
+def _token_stream(text: str) -> list[str | None]:
+    """The words of a text in order, None where a stop word, tag, number or punctuation breaks
+    the run (no phrase spans a break)."""
+    out: list[str | None] = []
+    for word, tail in _TOKEN.findall(text.lower()):
+        keep = len(word) > 1 and tail in _KEPT_TAILS and word not in STOP_WORDS
+        out.append(word if keep else None)
+    return out
+
+
 def words(text: str) -> list[str]:
-    """The countable words of one text, in order (the analyzer of the vectorizer)."""
-    return [
-        word
-        for word, tail in _TOKEN.findall(text.lower())
-        if len(word) > 1 and tail in _KEPT_TAILS and word not in STOP_WORDS
-    ]
+    """The countable words of one text, in order."""
+    return [word for word in _token_stream(text) if word]
+
+
+def terms(text: str) -> list[str]:
+    """The distinct terms of one text (its start and end when it is long): its words and its
+    phrases of two adjacent words."""
+    if len(text) > HEAD_CHARS + TAIL_CHARS:
+        text = f"{text[:HEAD_CHARS]}\n{text[-TAIL_CHARS:]}"
+    stream = _token_stream(text)
+    found = {word for word in stream if word}
+    found.update(f"{a} {b}" for a, b in zip(stream, stream[1:]) if a and b and a != b)
+    return sorted(found)
 
 
 def cluster_terms(
-    texts: Sequence[str], clusters: np.ndarray, *, top_n: int = 3, max_features: int = 50_000, min_df: int = 2
+    texts: Sequence[str],
+    clusters: np.ndarray,
+    *,
+    top_n: int = 3,
+    min_share: float = MIN_SHARE,
+    max_texts: int = MAX_TEXTS,
+    min_df: int = 2,
 ) -> dict[int, list[str]]:
-    """Top c-TF-IDF terms of every cluster id in `clusters` (same length as texts). The noise
-    cluster (-1) gets no terms (it is not a topic) unless it is the only cluster.
+    """The best terms of every cluster id in `clusters` (same length as texts), best first;
+    the noise cluster (-1) gets none unless it is the only cluster.
 
-    Terms are best first; equal scores go alphabetically. A term must occur in at least
-    `min_df` texts (fewer when there are fewer texts); only the `max_features` most frequent
-    terms are considered. A cluster without such terms gets an empty list.
+    A term must occur in at least `min_df` texts (fewer when there are fewer texts). Equal
+    scores go alphabetically. A cluster without any term gets an empty list.
     """
     clusters = np.asarray(clusters)
     if len(clusters) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(clusters)} cluster ids")
-    if top_n < 1 or max_features < 1 or min_df < 1:
-        raise ValueError("top_n, max_features and min_df must be at least 1")
+    if top_n < 1 or min_df < 1 or max_texts < 1 or not 0 <= min_share <= 1:
+        raise ValueError("top_n, min_df and max_texts must be at least 1, min_share within 0..1")
     ids, rows = np.unique(clusters, return_inverse=True)
+    rows = rows.ravel()
     ranked: dict[int, list[str]] = {int(i): [] for i in ids}
-    counted = _doc_terms(texts, max_features=max_features, min_df=min_df)
+    read = _read_texts(texts, rows, len(ids), max_texts)
+    counted = _doc_terms([texts[i] for i in read], min_df=min_df)
     if counted is not None:
         doc_terms, vocabulary = counted
-        scores = _c_tf_idf(_cluster_counts(doc_terms, rows.ravel(), len(ids)))
+        sizes = np.bincount(rows, minlength=len(ids)).astype(np.float64)
+        share = _shares(doc_terms, rows[read], len(ids))
+        everywhere = np.asarray(share.T @ sizes).ravel()  # texts with each term, all clusters
         for row, cluster in enumerate(ranked):
-            ranked[cluster] = [str(vocabulary[j]) for j in _top_columns(scores, row, top_n)]
-    if len(ids) > 1 and NOISE in ranked:
-        ranked[NOISE] = []
+            if cluster == NOISE and len(ids) > 1:
+                continue
+            ranked[cluster] = _best_terms(share, sizes, everywhere, row, vocabulary, top_n, min_share)
     return ranked
 
 
@@ -121,13 +163,13 @@ def cluster_labels(texts: Sequence[str], clusters: np.ndarray, *, top_n: int = 3
     """
     ranked = cluster_terms(texts, clusters, top_n=top_n + SPARE_TERMS, **kwargs)
     labels: dict[int, str] = {}
-    for cluster, terms in ranked.items():
+    for cluster, found in ranked.items():
         if cluster == NOISE:
             labels[cluster] = NOISE_LABEL
-        elif not terms:
+        elif not found:
             labels[cluster] = _quoted_commonest(texts, clusters, cluster)
         else:
-            labels[cluster] = _distinct_label(terms, top_n, taken=set(labels.values()))
+            labels[cluster] = _distinct_label(found, top_n, taken=set(labels.values()))
     return labels
 
 
@@ -143,13 +185,24 @@ def _quoted_commonest(texts: Sequence[str], clusters: np.ndarray, cluster: int) 
     return f"“{text[: QUOTE_CHARS - 1] + '…' if len(text) > QUOTE_CHARS else text}”"
 
 
-def _doc_terms(texts: Sequence[str], *, max_features: int, min_df: int) -> tuple[sp.csr_matrix, np.ndarray] | None:
-    """(sparse doc-term counts, vocabulary in column order), or None when no term survives."""
+def _read_texts(texts: Sequence[str], rows: np.ndarray, n_clusters: int, max_texts: int) -> np.ndarray:
+    """Indices of the texts read: all of a cluster up to max_texts, else the max_texts whose
+    hashes come first (the same texts whatever their order). Sorted."""
+    sizes = np.bincount(rows, minlength=n_clusters)
+    if sizes.max(initial=0) <= max_texts:
+        return np.arange(len(rows))
+    keys = np.array([int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "big") for t in texts])
+    order = np.lexsort((keys, rows))  # by cluster, then by hash
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.arange(len(rows)) - np.repeat(starts, sizes)
+    return np.sort(order[rank < max_texts])
+
+
+def _doc_terms(texts: Sequence[str], *, min_df: int) -> tuple[sp.csr_matrix, np.ndarray] | None:
+    """(sparse 0/1 doc-term matrix, vocabulary in column order), or None when no term survives."""
     if not len(texts):
         return None
-    vectorizer = CountVectorizer(
-        analyzer=words, max_features=max_features, min_df=min(min_df, len(texts)), dtype=np.int32
-    )
+    vectorizer = CountVectorizer(analyzer=terms, binary=True, min_df=min(min_df, len(texts)), dtype=np.int32)
     try:
         doc_terms = vectorizer.fit_transform(texts)
     except ValueError:  # scikit-learn's way to say that no term is left (all stop words, or pruned)
@@ -157,45 +210,73 @@ def _doc_terms(texts: Sequence[str], *, max_features: int, min_df: int) -> tuple
     return doc_terms, vectorizer.get_feature_names_out()
 
 
-def _cluster_counts(doc_terms: sp.csr_matrix, rows: np.ndarray, n_clusters: int) -> sp.csr_matrix:
-    """(clusters x terms) counts: a one-hot (clusters x texts) matrix times the doc-term matrix."""
+def _shares(doc_terms: sp.csr_matrix, rows: np.ndarray, n_clusters: int) -> sp.csr_matrix:
+    """(clusters x terms) share of each cluster's read texts that contain each term (sparse)."""
     n_texts = doc_terms.shape[0]
-    one_hot = sp.csr_matrix(
-        (np.ones(n_texts, dtype=np.float64), (rows, np.arange(n_texts))), shape=(n_clusters, n_texts)
-    )
+    read = np.bincount(rows, minlength=n_clusters).astype(np.float64)
+    weights = 1 / np.maximum(read, 1)[rows]
+    one_hot = sp.csr_matrix((weights, (rows, np.arange(n_texts))), shape=(n_clusters, n_texts))
     return (one_hot @ doc_terms).tocsr()
 
 
-def _c_tf_idf(counts: sp.csr_matrix) -> sp.csr_matrix:
-    """BERTopic's c-TF-IDF: per-cluster term frequency times log(1 + avg words / term frequency)."""
-    words_per_cluster = np.asarray(counts.sum(axis=1)).ravel()
-    term_frequency = np.asarray(counts.sum(axis=0)).ravel()
-    # Every column of the vocabulary occurs somewhere, so term_frequency has no zeros.
-    idf = np.log1p(words_per_cluster.mean() / term_frequency)
-    return sp.csr_matrix(normalize(counts, norm="l1").multiply(idf))
+def _best_terms(
+    share: sp.csr_matrix,
+    sizes: np.ndarray,
+    everywhere: np.ndarray,
+    row: int,
+    vocabulary: np.ndarray,
+    n: int,
+    min_share: float,
+) -> list[str]:
+    """The n best terms of one cluster by p * log(p / q), phrases folded into their words.
+    `everywhere`: per term, the (size-weighted) number of texts of all clusters that have it."""
+    start, end = share.indptr[row], share.indptr[row + 1]
+    columns, p = share.indices[start:end], share.data[start:end]
+    others = sizes.sum() - sizes[row]
+    if others:
+        q = (everywhere[columns] - sizes[row] * p) / others
+        # Half a text's worth keeps log(p / q) finite for terms no other cluster has.
+        score = p * np.log(p / np.maximum(q, 0.5 / others))
+    else:  # the only cluster: nothing to contrast with, coverage alone, and no instruction words
+        asks = [bool(set(str(vocabulary[c]).split(" ")) & INSTRUCTION_WORDS) for c in columns]
+        score = np.where(asks, 0.0, p)
+    candidates = np.flatnonzero((p >= min_share) & (score > 0))
+    if not len(candidates):
+        # A mixed cluster that no term covers: its best telling words among its common ones
+        # (not the rare names that only it has, nor phrases): those in at least
+        # FALLBACK_SHARE of the texts its commonest telling word is in.
+        telling = np.flatnonzero((score > 0) & (np.char.find(vocabulary[columns].astype(str), " ") < 0))
+        if len(telling):
+            candidates = telling[p[telling] >= FALLBACK_SHARE * p[telling].max()]
+    # Best first; on equal scores a word before a phrase, then alphabetically (the vocabulary
+    # is in alphabetical order).
+    phrase = np.char.count(vocabulary[columns[candidates]].astype(str), " ")
+    order = candidates[np.lexsort((columns[candidates], phrase, -score[candidates]))]
+    distinctive = {str(vocabulary[columns[i]]) for i in candidates}
+    term = {i: str(vocabulary[columns[i]]) for i in order[: 8 * n + 16]}
+    chosen: list[int] = []
+    for i in term:
+        parts = set(term[i].split(" "))
+        clash = [c for c in chosen if set(term[c].split(" ")) & parts]
+        if not clash:
+            if len(chosen) < n:
+                chosen.append(i)
+        elif len(parts) == 2 and parts <= distinctive and all(" " not in term[c] for c in clash):
+            # A phrase of two telling words that most of their texts have says more than the
+            # words alone ("movie review"); one that adds a word said everywhere does not.
+            if all(p[i] >= PHRASE_KEEPS * p[c] for c in clash):
+                chosen[chosen.index(clash[0])] = i
+                chosen = [c for c in chosen if c not in clash[1:]]
+    return [term[i] for i in chosen]
 
 
-def _top_columns(scores: sp.csr_matrix, row: int, n: int) -> np.ndarray:
-    """Columns of the n best scores in one row: best first, ties by column (the vocabulary is
-    alphabetical, so ties go alphabetically and the result never depends on sort stability)."""
-    start, end = scores.indptr[row], scores.indptr[row + 1]
-    values, columns = scores.data[start:end], scores.indices[start:end]
-    if len(values) > n:
-        # Keep every score at least the n-th best before ordering, so ties at the cut are
-        # settled by column rather than by where argpartition happened to put them.
-        keep = values >= np.partition(values, -n)[-n]
-        values, columns = values[keep], columns[keep]
-    order = np.lexsort((columns, -values))
-    return columns[order[:n]]
-
-
-def _distinct_label(terms: list[str], top_n: int, *, taken: set[str]) -> str:
+def _distinct_label(found: list[str], top_n: int, *, taken: set[str]) -> str:
     """The first top_n terms joined, extended by the next terms while the label is taken."""
-    size = min(top_n, len(terms))
-    label = SEPARATOR.join(terms[:size])
-    while label in taken and size < len(terms):
+    size = min(top_n, len(found))
+    label = SEPARATOR.join(found[:size])
+    while label in taken and size < len(found):
         size += 1
-        label = SEPARATOR.join(terms[:size])
+        label = SEPARATOR.join(found[:size])
     return label
 
 

@@ -1,6 +1,8 @@
-"""The blob report: the map's fine clusters and the sources, ranked by how homogeneous and how
-harmful they look (curator.blobs), worst first. It reads and writes nothing of its own; it
-computes the quality signals first when some pair has none."""
+"""The blob report: the map's fine and coarse clusters and the sources, ranked by how
+homogeneous and how harmful they look (curator.blobs), worst first. A coarse cluster lists its
+fine parts, so that a family deleted as one (a dataset's templates, a set of canned answers)
+is found whole. It reads and writes nothing of its own; it computes the quality signals first
+when some pair has none."""
 
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ def blob_report(
     map_name: str | None = None,
     progress: Progress = no_progress,
 ) -> list[dict]:
-    """[{kind: cluster|source, id|name, label, size, score, reasons, metrics[, top_sources]}],
-    worst (highest score) first."""
+    """[{kind: cluster|coarse|source, id|name, label, size, score, reasons, metrics
+    [, top_sources][, parent (a fine cluster's coarse cluster)][, parts (a coarse cluster's fine
+    clusters: id, label, size, score, worst first)]}], worst (highest score) first."""
     chosen = find_map(con, map_name)
     ensure_signals(con, db_path, progress)
     groups = blob_rows.group_counts(con, chosen.id)
@@ -50,7 +53,7 @@ def blob_report(
         )
         score, reasons = blobs.score(measures)
         entry = {"kind": group["kind"]}
-        entry.update({"id": int(group["key"])} if group["kind"] == "cluster" else {"name": group["key"]})
+        entry.update({"name": group["key"]} if group["kind"] == "source" else {"id": int(group["key"])})
         # Model-based scores are shown beside the measures, not weighed into the score: most
         # databases have none, and the ranking should not change with whether they were run.
         quality = {name: None if group[name] is None else round(group[name], 4) for name in ("ifd_mean", "judge_mean")}
@@ -61,10 +64,19 @@ def blob_report(
             reasons=reasons,
             metrics={**_metrics(measures), **quality},
         )
-        if group["kind"] == "cluster":
+        if group["kind"] != "source":
             entry["top_sources"] = json.loads(group["top_sources"])
+        if group["kind"] == "cluster":
+            entry["parent"] = group["parent"]
         ranked.append(entry)
     ranked.sort(key=lambda e: (-e["score"], e["kind"], e.get("id", 0), e.get("name", "")))
+    for entry in ranked:
+        if entry["kind"] == "coarse":
+            entry["parts"] = [
+                {key: part[key] for key in ("id", "label", "size", "score")}
+                for part in ranked
+                if part["kind"] == "cluster" and part["parent"] == entry["id"]
+            ]
     return ranked
 
 

@@ -56,7 +56,7 @@ def build_map(
     cluster: RayCluster | None = None,
 ) -> MapReport:
     """`label_model`: also have this chat model (any OpenAI-compatible endpoint, `base_url`)
-    name the fine clusters; the c-TF-IDF terms stay where it gives no usable answer.
+    name the fine clusters; the term labels stay where it gives no usable answer.
     `cluster`: embed, and place the points outside the fit sample, on this Ray cluster."""
     embedding.check_field(field)
     name = name or field
@@ -185,7 +185,7 @@ def _llm_labels(
     texts: list[str], clusters: np.ndarray, term_labels: dict[int, str], model: str, base_url: str | None
 ) -> dict[int, str]:
     """Fine cluster labels written by a chat model, a few requests at a time; a cluster whose
-    request fails or whose answer is unusable keeps its c-TF-IDF label."""
+    request fails or whose answer is unusable keeps its term label."""
     from concurrent.futures import ThreadPoolExecutor
 
     import openai

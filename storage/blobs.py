@@ -1,21 +1,23 @@
-"""What the blob report reads: per cluster and per source counts, and samples of members."""
+"""What the blob report reads: per fine cluster, coarse cluster and source counts, and samples
+of members."""
 
 from __future__ import annotations
 
 import duckdb
 import numpy as np
 
-# Pairs that are not deleted, each once as a member of its fine cluster on the map (noise and
-# pairs not on the map excluded) and once as a member of its source.
+# Pairs that are not deleted, each once as a member of its fine cluster on the map and once of
+# its coarse cluster (noise and pairs not on the map excluded), and once of its source.
 _MEMBERS = r"""
 WITH live AS (
-    SELECT p.id, p.source, mp.cluster,
+    SELECT p.id, p.source, mp.cluster, fc.parent AS coarse,
            coalesce(s.n_words, len(string_split_regex(p.response, '\s+'))) AS words,
            coalesce(s."short", false) AS "short", coalesce(s.refusal, false) AS refusal,
            coalesce(s.truncated, false) AS truncated, coalesce(s.malformed, false) AS malformed,
            qi.ifd, qj.score AS judge_score
     FROM pairs p
     LEFT JOIN map_points mp ON mp.pair_id = p.id AND mp.map_id = $map
+    LEFT JOIN clusters fc ON fc.map_id = $map AND fc.level = 'fine' AND fc.id = mp.cluster
     LEFT JOIN signals s ON s.pair_id = p.id
     LEFT JOIN pair_ifd qi ON qi.pair_id = p.id AND qi.run_id = (SELECT max(id) FROM quality_runs WHERE kind = 'ifd')
     LEFT JOIN judge_scores qj ON qj.pair_id = p.id AND qj.status = 'done'
@@ -25,15 +27,18 @@ WITH live AS (
 members AS (
     SELECT 'cluster' AS kind, cluster::VARCHAR AS "key", * FROM live WHERE cluster >= 0
     UNION ALL
+    SELECT 'coarse', coarse::VARCHAR, * FROM live WHERE coarse >= 0
+    UNION ALL
     SELECT 'source', source, * FROM live
 )
 """
 
 
 def group_counts(con: duckdb.DuckDBPyConnection, map_id: int) -> list[dict]:
-    """kind, key, size, response word quartiles (q1, q3), share of each signal, mean IFD and
-    judge score (NULL when unscored), label and the largest sources, per group. A source's label
-    is that of the cluster holding most of it."""
+    """kind (cluster, coarse or source), key, size, response word quartiles (q1, q3), share of
+    each signal, mean IFD and judge score (NULL when unscored), label, parent (a fine cluster's
+    coarse cluster) and the largest sources, per group. A source's label is that of the fine
+    cluster holding most of it."""
     cursor = con.execute(
         _MEMBERS
         + """
@@ -46,7 +51,7 @@ def group_counts(con: duckdb.DuckDBPyConnection, map_id: int) -> list[dict]:
             FROM members GROUP BY kind, "key"
         ),
         per_source AS (
-            SELECT kind, "key", source, count(*) AS n FROM members WHERE kind = 'cluster' GROUP BY ALL
+            SELECT kind, "key", source, count(*) AS n FROM members WHERE kind <> 'source' GROUP BY ALL
         ),
         top_sources AS (
             SELECT kind, "key",
@@ -59,12 +64,13 @@ def group_counts(con: duckdb.DuckDBPyConnection, map_id: int) -> list[dict]:
             FROM (SELECT source, cluster, count(*) AS n FROM live WHERE cluster >= 0 GROUP BY ALL)
             GROUP BY source
         )
-        SELECT c.*, t.top_sources, coalesce(l.label, '') AS label
+        SELECT c.*, t.top_sources, coalesce(l.label, '') AS label,
+               CASE WHEN c.kind = 'cluster' THEN l.parent END AS parent
         FROM counts c
         LEFT JOIN top_sources t USING (kind, "key")
         LEFT JOIN source_cluster sc ON c.kind = 'source' AND sc."key" = c."key"
-        LEFT JOIN clusters l ON l.map_id = $map AND l.level = 'fine'
-              AND l.id = CASE WHEN c.kind = 'cluster' THEN c."key"::INTEGER ELSE sc.cluster END
+        LEFT JOIN clusters l ON l.map_id = $map AND l.level = if(c.kind = 'coarse', 'coarse', 'fine')
+              AND l.id = CASE WHEN c.kind = 'source' THEN sc.cluster ELSE c."key"::INTEGER END
         ORDER BY c.kind, c."key"
         """,
         {"map": map_id},

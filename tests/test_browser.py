@@ -96,8 +96,36 @@ def test_map_draws_every_point_with_labels_that_never_collide(page, app_db):
     _shot(page, "1-map")
 
 
+def _drawn(frame) -> list[tuple[int, float, float]]:
+    """(density level, opacity, size) of every point as the map draws it now."""
+    return frame.evaluate(
+        "Array.from({length: curatorMap.n}, (_, i) => "
+        "[curatorMap.densityOf(i), curatorMap.opacityOf(i), curatorMap.sizeOf(i)])"
+    )
+
+
+def test_dense_points_are_drawn_lighter_and_smaller_than_isolated_ones(page):
+    frame = map_frame(page)
+    by_level = {level: (opacity, size) for level, opacity, size in _drawn(frame)}
+    opacities, sizes = zip(*(by_level[level] for level in sorted(by_level)))
+    assert list(opacities) == sorted(opacities, reverse=True)  # the denser, the lighter
+    assert list(sizes) == sorted(sizes, reverse=True)  # and the smaller
+    # The demo map's piles of near-identical prompts are light, its isolated points strong.
+    assert opacities[0] >= 0.7 and opacities[-1] <= 0.25
+    assert sizes[-1] < sizes[0]
+    # Density contours, drawn under the labels, and the toolbar toggle that hides them.
+    assert map_report(frame)["contourLines"] > 0
+    frame.click("#contours")
+    assert map_report(frame)["contourLines"] == 0 and frame.get_attribute("#contours", "aria-pressed") == "false"
+    frame.click("#contours")
+    assert map_report(frame)["contourLines"] > 0
+
+
 def test_zooming_in_turns_coarse_labels_into_fine_ones(page, app_db):
     frame = map_frame(page)
+    # A point drawn half transparent where points overlap: zoomed in, they overlap less.
+    opacities = [opacity for _, opacity, _ in _drawn(frame)]
+    point = min(range(len(opacities)), key=lambda i: abs(opacities[i] - 0.3))
     fine = {label for (label,) in query(app_db, "SELECT label FROM clusters WHERE level = 'fine'")}
     coarse = {label for (label,) in query(app_db, "SELECT label FROM clusters WHERE level = 'coarse'")}
     assert coarse - fine, "the demo map has coarse labels of its own"
@@ -112,6 +140,7 @@ def test_zooming_in_turns_coarse_labels_into_fine_ones(page, app_db):
     page.wait_for_timeout(300)
     after = set(map_report(frame)["labelsShown"])
     assert after and after <= fine | coarse and after & (fine - coarse)
+    assert frame.evaluate(f"curatorMap.opacityOf({point})") > opacities[point]
     _shot(page, "1b-zoomed")
     frame.click("#fit")
     page.wait_for_timeout(800)
@@ -119,6 +148,8 @@ def test_zooming_in_turns_coarse_labels_into_fine_ones(page, app_db):
 
 def test_hover_shows_the_start_of_the_pair(page, app_db):
     frame = map_frame(page)
+    # The zoom before rested the pointer on points too: wait for this hover, not that one.
+    frame.evaluate("window.curatorMap.hover = null")
     page.mouse.move(*_point_on_page(frame, map_report(frame)["n"] // 2))
     frame.wait_for_function("window.curatorMap.hover !== null", timeout=20_000)
     hover = map_report(frame)["hover"]

@@ -28,6 +28,43 @@ def test_layout_fits_the_bulk_of_the_points_in_view_and_maps_back():
     assert map_component.layout_of(layout.digest) is layout and layout.map_id == 7
 
 
+def test_density_levels_measure_points_per_unit_of_view():
+    steps = map_component.DENSITY_STEPS
+    # A lattice of spacing h holds 1 / h² points per unit²: its level is steps * log2(1 / h²).
+    for spacing in (0.004, 0.02, 0.1):
+        grid = np.arange(-0.6, 0.6, spacing)
+        x, y = (a.ravel() for a in np.meshgrid(grid, grid))
+        levels = map_component.density_levels(x, y).astype(float)
+        inner = (np.abs(x) < 0.4) & (np.abs(y) < 0.4)  # the lattice's edge has fewer neighbours
+        assert np.median(levels[inner]) == pytest.approx(steps * np.log2(spacing**-2), abs=steps / 2)
+    # A tight core, a loose halo around it and one far point: each measured on its own scale.
+    rng = np.random.default_rng(1)
+    core, halo = rng.normal(0, 0.01, (5_000, 2)), rng.normal(0, 0.3, (500, 2))
+    points = np.vstack([core, halo, [[0.9, -0.9]], [[50, 50]]])
+    layout = map_component.Layout.of(3, np.arange(len(points)), points[:, 0], points[:, 1])
+    levels = np.frombuffer(map_component.BLOBS.get(layout.density), dtype=np.uint8).astype(int)
+    assert len(levels) == len(points)
+    core_level, halo_level = np.median(levels[:5_000]), np.median(levels[5_000:5_500])
+    isolated, beyond = levels[-2], levels[-1]
+    assert core_level - halo_level >= 6 * steps  # the core: ~1000x denser than the halo
+    assert halo_level - isolated >= 2 * steps
+    assert beyond == 0  # a far outlier, outside the counting grid: isolated
+
+
+def test_density_contours_outline_the_densest_half_and_nine_tenths():
+    from curator.selection import points_in_polygon
+
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(0, 0.3, 20_000), rng.normal(0, 0.2, 20_000)
+    contours = map_component.density_contours(x, y)
+    assert [c["share"] for c in contours] == list(map_component.CONTOUR_SHARES)
+    for contour in contours:
+        (line,) = contour["lines"]  # one blob, one closed outline
+        polygon = np.reshape(line, (-1, 2))
+        assert points_in_polygon(x, y, polygon).mean() == pytest.approx(contour["share"], abs=0.05)
+    assert map_component.density_contours(np.array([]), np.array([])) == []
+
+
 def test_blob_store_names_bytes_by_content_and_drops_the_oldest():
     store = map_component.BlobStore(capacity=10)
     a = store.put(b"aaaa")

@@ -119,7 +119,7 @@ def test_cluster_ids_are_numbered_by_size(fitted):
 
 def test_cluster_defaults_follow_the_documented_rule():
     assert projection.min_cluster_size_for(1_500) == 10
-    assert projection.min_cluster_size_for(100_000) == 250
+    assert projection.min_cluster_size_for(100_000) == 100
     assert projection.min_cluster_size_for(10_000_000) == 1_000
 
 
@@ -196,7 +196,7 @@ def test_fit_sample_fits_on_a_sample_and_places_the_rest(mixture):
     fitted_projection, coords = projection.fit_projection(vectors, params, progress=stages.append)
     assert fitted_projection.umap.embedding_.shape == (500, 2)
     assert coords.shape == (len(vectors), 2) and np.isfinite(coords).all()
-    assert stages[:2] == ["pca", "umap"] and stages[2].startswith("placing")
+    assert stages[:3] == ["pca", "neighbours", "umap"] and stages[3].startswith("placing")
     assert adjusted_rand_score(component, projection.cluster(coords, params)) > 0.9
 
 
@@ -211,23 +211,69 @@ def test_nearest_cluster_is_the_nearest_fitted_points_label_noise_included():
     assert projection.nearest_cluster(fitted_coords, fitted_labels, np.empty((0, 2))).shape == (0,)
 
 
-def test_assign_noise_gives_each_noise_point_its_nearest_cluster():
-    coords = np.array([[0.0, 0.0], [0.5, 0.0], [10.0, 0.0], [10.5, 0.0], [1.0, 0.0], [9.0, 0.0]])
-    labels = np.array([0, 0, 1, 1, -1, -1], dtype=np.int32)
-    assigned = projection.assign_noise(coords, labels)
-    assert assigned.tolist() == [0, 0, 1, 1, 0, 1]
-    assert labels.tolist() == [0, 0, 1, 1, -1, -1]  # the caller's labels are left as they were
+def test_attach_noise_gives_noise_within_reach_its_nearest_cluster_and_leaves_the_dust():
+    line = np.column_stack([np.arange(40, dtype=float), np.zeros(40)])  # spacing 1
+    coords = np.concatenate([line, [[20.0, 3.0], [20.0, 500.0]]])
+    labels = np.array([0] * 20 + [1] * 20 + [-1, -1], dtype=np.int32)
+    labels[[5, 30]] = -1  # fringe inside the clusters
+    attached = projection.attach_noise(coords, labels)
+    # The median 10th-neighbour distance is ~10: the point 3 away joins, the one 500 away stays.
+    assert attached[[5, 30, 40, 41]].tolist() == [0, 1, 1, -1]
+    assert labels[5] == -1  # the caller's labels are left as they were
     all_noise = np.full(3, -1, dtype=np.int32)
-    assert projection.assign_noise(coords[:3], all_noise).tolist() == [-1, -1, -1]
+    assert projection.attach_noise(coords[:3], all_noise).tolist() == [-1, -1, -1]
 
 
-def test_assign_noise_on_a_map_leaves_no_noise(fitted):
+def test_attach_noise_on_a_map_keeps_the_clusters_it_found(fitted):
     _, coords, labels = fitted
     noisy = labels.copy()
     noisy[::50] = -1  # some noise even if HDBSCAN found none
-    assigned = projection.assign_noise(coords, noisy)
-    assert (assigned >= 0).all()
-    assert np.array_equal(assigned[noisy >= 0], noisy[noisy >= 0])
+    attached = projection.attach_noise(coords, noisy)
+    assert (attached >= 0).all()
+    assert np.array_equal(attached[noisy >= 0], noisy[noisy >= 0])
+
+
+# --- copies and near copies ---------------------------------------------------------------------
+
+
+def test_distinct_rows_are_exact():
+    rows = np.array([[1, 0], [0, 1], [1, 0], [1, 1e-7], [0, 1]], dtype=np.float32)
+    distinct, copy_of = projection.distinct_rows(rows)
+    assert distinct.tolist() == [0, 1, 3] and copy_of.tolist() == [0, 1, 0, 2, 1]
+
+
+def test_near_copy_leaders_claim_only_their_own_close_neighbours():
+    indices = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0], [3, 2, 1]])
+    close = np.array([[1, 1, 0], [1, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=bool)
+    # 1 is 0's near copy; 2 is near 1 but not near 0, and no chain makes it 0's.
+    assert projection.near_copy_leaders(indices, close).tolist() == [0, 0, 2, 3]
+
+
+def test_copies_are_spread_around_their_point_with_the_area_of_their_number():
+    anchors = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=np.float32)
+    group = np.array([0] * 300 + [1, 2])
+    coords = projection.spread_copies(anchors, group)
+    assert np.array_equal(coords[0], anchors[0]) and np.array_equal(coords[300:], anchors[1:])
+    radii = np.linalg.norm(coords[:300], axis=1)
+    spacing = projection.COPY_SPACING * 10.0  # of the median distance between the points
+    assert len(np.unique(coords[:300], axis=0)) == 300  # no copy hides another
+    assert np.isclose(radii.max(), spacing * np.sqrt(299), rtol=1e-4)
+
+
+def test_near_copies_are_fitted_as_one_point_and_drawn_around_it(mixture):
+    vectors, _ = mixture
+    base = vectors[:400]
+    # 100 near copies of one vector (cosine > 0.99) and 50 exact copies of another.
+    rng = np.random.default_rng(0)
+    near = unit_rows(base[0] + 0.005 * rng.standard_normal((100, DIM)))
+    rows = np.concatenate([base, near, np.repeat(base[1:2], 50, axis=0)])
+    fitted_projection, coords = projection.fit_projection(rows, RAW)
+    # The exact copies are one point; each fitted near copy stands for up to k others (a
+    # leader claims its own near neighbours only, so that no chain of near copies drifts).
+    assert 399 < len(fitted_projection.umap.embedding_) <= 399 + 100 // 3
+    spread = np.linalg.norm(coords[400:500] - coords[0], axis=1)
+    assert 0 < spread.max() < np.linalg.norm(coords[:400] - coords[0], axis=1).max() / 4
+    assert len(np.unique(coords[400:], axis=0)) == 150
 
 
 def test_coarse_clusters_give_every_fine_cluster_a_parent(fitted):

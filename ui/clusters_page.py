@@ -33,6 +33,7 @@ st.dataframe(
             "label": r["label"],
             "size": r["size"],
             "score": round(r["score"], 3),
+            "fine parts": ", ".join(str(part["id"]) for part in r.get("parts", [])),
             "reasons": "; ".join(r["reasons"]),
             "mean IFD": r["metrics"]["ifd_mean"],
             "mean judge score": r["metrics"]["judge_mean"],

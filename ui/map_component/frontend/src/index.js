@@ -5,6 +5,8 @@
 // - positions: float32 x[n] then y[n] in [-1, 1], fetched once per map from /curator/blob/DIGEST
 //   (DIGEST: the content hash) and kept in memory by digest; the URL never changes for the
 //   same content, so the browser's HTTP cache also answers a reload or a new tab;
+// - local density: one uint8 level per point, fetched once per map: it sets the point's opacity;
+// - density contours: JSON polylines in view coordinates, fetched once per map;
 // - colours: one uint8 legend code per point, fetched when the colouring changes;
 // - filters and deletes: a bitmask (1 bit per point) of greyed points; the selection: a bitmask;
 // - hover: one pair's text from /curator/pair/DIGEST/INDEX, when the pointer rests on it.
@@ -14,7 +16,22 @@ import createScatterplot from 'regl-scatterplot';
 const GREY = '#c8c8c8';
 const FINE_ZOOM = 1.8;       // camera zoom from which fine cluster labels take over from coarse
 const HOVER_DELAY_MS = 60;
-const BLOB_CACHE = 24;       // digests kept in memory (positions, codes, masks)
+const BLOB_CACHE = 24;       // digests kept in memory (positions, densities, codes, masks)
+// Opacity and size by local density. Where c points of full size would overlap on average,
+// points are drawn smaller (c^-SIZE_FALLOFF of the map's point size, MIN_SIZE_SHARE at least),
+// so a dense core shows a finer grain, and with the opacity a at which, at that size, together
+// they cover a pixel to 1 - (1 - a)^c = a target that grows with log c: from ISOLATED_OPACITY
+// (points that overlap nothing) to FULL_COVER (FULL_OVERLAP points on a pixel). A dense core so
+// stays darker than sparse points, but not a blot: twice the overlap looks denser, not twice as
+// dense; isolated points stay visible without outweighing a core.
+const DENSITY_LEVELS = 256;  // the server's uint8 levels: steps * log2(points per unit² of view)
+const SIZE_FALLOFF = 0.15;
+const MIN_SIZE_SHARE = 0.5;
+const ISOLATED_OPACITY = 0.75;
+const FULL_COVER = 0.97;
+const FULL_OVERLAP = 1000;
+const MIN_OPACITY = 0.04;    // below it, 8-bit blending drops light colours (faded, grey) altogether
+const ZOOM_STEP = 0.25;      // opacities and sizes follow the zoom in quarter doublings
 
 const $ = (id) => document.getElementById(id);
 const root = $('root');
@@ -28,9 +45,13 @@ const tooltip = $('tooltip');
 const report = {
   n: 0, pointsDrawn: 0, renders: 0, draws: 0, drawnKey: '', selectedCount: 0, colorBy: '', dimCount: 0,
   labelsShown: [], labelBoxes: [], zoom: [1, 0], lastPolygon: null, hover: null, lastEvent: null,
-  webgl: true, fetched: [], indexCached: false, indexStored: '', times: {},
+  webgl: true, fetched: [], indexCached: false, indexStored: '', times: {}, contourLines: 0,
   // Where point i is on the plot, in CSS pixels from the plot's top left corner.
   screenOf: (i) => toScreen(positions.rows[i][0], positions.rows[i][1], plotDiv.clientWidth, plotDiv.clientHeight),
+  // Point i's opacity and size at the current zoom, and its density level.
+  opacityOf: (i) => encoding.opacity[positions.rows[i][3]],
+  sizeOf: (i) => encoding.pointSize[positions.rows[i][3]],
+  densityOf: (i) => positions.rows[i][3] % DENSITY_LEVELS,
 };
 window.curatorMap = report;
 
@@ -120,7 +141,12 @@ function hasWebGL() {
 let args = null;
 let plot = null;
 let renderSeq = 0;
-let positions = null;        // {key, n, rows}: rows[i] = [x, y, legend code] as regl-scatterplot keeps them
+let positions = null;        // {key, n, rows}: rows[i] = [x, y, colour, opacity] as regl-scatterplot keeps them
+// {zoom, opacity, pointSize}: each density level's opacity and size at that zoom, then the
+// same levels for selected points (rows[i][3]: the level, + DENSITY_LEVELS when selected)
+let encoding = { zoom: 0, opacity: [], pointSize: [] };
+let contours = null;         // {key, levels: [{share, lines: [[x0, y0, x1, y1, ...], ...]}, ...]}
+let contoursShown = true;
 let spatialIndex = null;     // regl-scatterplot's KDBush buffer for the current positions
 let drawnKey = '';
 let view = null;
@@ -149,7 +175,7 @@ function createPlot() {
     if (lasso || points.length !== 1) return;
     emit({ kind: 'click', index: points[0] });
   });
-  plot.subscribe('view', (event) => { view = event.view; scheduleLabels(); });
+  plot.subscribe('view', (event) => { view = event.view; scheduleLabels(); followZoom(); });
   plot.subscribe('draw', (event) => { report.draws += 1; view = event.view; });
   plot.subscribe('pointOver', (index) => {
     clearTimeout(hoverTimer);
@@ -186,6 +212,11 @@ $('mode-pan').onclick = () => setMode('pan');
 $('mode-lasso').onclick = () => setMode('lasso');
 $('mode-box').onclick = () => setMode('box');
 $('fit').onclick = () => plot && plot.zoomToOrigin({ transition: true });
+$('contours').onclick = () => {
+  contoursShown = !contoursShown;
+  $('contours').setAttribute('aria-pressed', String(contoursShown));
+  drawLabels();
+};
 
 // --- the lasso: drawn on an overlay, sent as a polygon in map coordinates ---
 function plotPoint(event) {
@@ -270,17 +301,20 @@ async function render(newArgs) {
   send('streamlit:setFrameHeight', { height: args.height });
   if (!plot) createPlot();
   drawLegend();
-  const [pos, codes, dim, selected] = await Promise.all([
-    blob(args.points), blob(args.codes),
+  const [pos, density, outlines, codes, dim, selected] = await Promise.all([
+    blob(args.points), blob(args.density), blob(args.contours), blob(args.codes),
     args.dim ? blob(args.dim) : null, args.selected ? blob(args.selected) : null,
   ]);
   if (seq !== renderSeq) return; // a newer render came while these were on their way
+  if (!contours || contours.key !== args.contours) {
+    contours = { key: args.contours, levels: JSON.parse(new TextDecoder().decode(outlines)) };
+  }
   report.times.data = Date.now();
   const started = performance.now();
   if (!positions || positions.key !== args.points) {
     const all = new Float32Array(pos);
     const rows = new Array(args.n);
-    for (let i = 0; i < args.n; i += 1) rows[i] = [all[i], all[args.n + i], 0];
+    for (let i = 0; i < args.n; i += 1) rows[i] = [all[i], all[args.n + i], 0, 0];
     positions = { key: args.points, n: args.n, rows };
     report.times.unpacked = Date.now();
     spatialIndex = await storedIndex(args.points);
@@ -292,24 +326,31 @@ async function render(newArgs) {
   if (newKey !== drawnKey) {
     // One legend code per point, and what the selection and the filters make of it: the
     // palette, then the palette faded (points outside a selection), then grey (greyed out).
+    // And one opacity level per point: its density level, one table further on when selected.
     const k = args.palette.length;
     const code = new Uint8Array(codes);
+    const level = new Uint8Array(density);
     const dimBits = dim ? new Uint8Array(dim) : null;
     const chosenBits = selected ? new Uint8Array(selected) : null;
     const { rows } = positions;
     for (let i = 0; i < positions.n; i += 1) {
       let z = code[i];
-      if (chosenBits && !bitAt(chosenBits, i)) z += k;
+      let w = level[i];
+      if (chosenBits) {
+        if (bitAt(chosenBits, i)) w += DENSITY_LEVELS;
+        else z += k;
+      }
       if (dimBits && bitAt(dimBits, i)) z = 2 * k;
       rows[i][2] = z;
+      rows[i][3] = w;
     }
     // Every set() redraws all points at the next frame (half a second for 1M in software
     // WebGL): set only here, in the same tick as draw(), so that the two share one frame.
     plot.set({
       pointColor: [...args.palette, ...args.palette.map(faded), GREY], colorBy: 'valueA',
-      pointSize: args.pointSize, opacityBy: args.n > 50000 ? 'density' : null,
+      opacityBy: 'valueB', sizeBy: 'valueB', ...densityEncoding(),
     });
-    const options = { zDataType: 'categorical', preventFilterReset: true };
+    const options = { zDataType: 'categorical', wDataType: 'categorical', preventFilterReset: true };
     if (spatialIndex) options.spatialIndex = spatialIndex;
     // The same rows array each time: regl-scatterplot keeps it as is, with no conversion.
     await plot.draw(rows, options);
@@ -334,6 +375,38 @@ async function render(newArgs) {
     + ` · drawn in ${Math.round(performance.now() - started)} ms`;
   report.drawnKey = `${drawnKey}|${args.labelsKey}`;
   report.times.drawn = Date.now();
+}
+
+// --- opacity and size by density ---
+function densityEncoding() {
+  // A level's expected overlap: its density (points per unit² of the view) times a point's
+  // area at this zoom. Zooming in spreads points faster than regl-scatterplot's 'asinh' point
+  // scale grows them, so the overlap falls and points turn opaque and full size again.
+  const camera = plot.get('cameraView');
+  const zoom = Math.hypot(camera[0], camera[1]);
+  const pixelsPerUnit = (zoom * plotDiv.clientHeight) / 2;
+  const pointScale = zoom > 1 ? Math.asinh(zoom) / Math.asinh(1) : Math.max(1 / args.pointSize, zoom);
+  const radius = (args.pointSize * pointScale) / 2 / pixelsPerUnit;
+  const opacity = [];
+  const pointSize = [];
+  for (let level = 0; level < DENSITY_LEVELS; level += 1) {
+    const fullSizeOverlap = 2 ** (level / args.densitySteps) * Math.PI * radius * radius;
+    const share = Math.min(1, Math.max(MIN_SIZE_SHARE, fullSizeOverlap ** -SIZE_FALLOFF));
+    const overlap = Math.max(1, fullSizeOverlap * share * share);
+    const cover = ISOLATED_OPACITY
+      + (FULL_COVER - ISOLATED_OPACITY) * Math.min(1, Math.log(overlap) / Math.log(FULL_OVERLAP));
+    opacity.push(Math.max(MIN_OPACITY, 1 - (1 - cover) ** (1 / overlap)));
+    pointSize.push(args.pointSize * share);
+  }
+  // Selected points are what the user looks for: drawn stronger than the density alone says,
+  // so that a few of them inside a dense core still show.
+  encoding = { zoom, opacity: [...opacity, ...opacity.map(Math.sqrt)], pointSize: [...pointSize, ...pointSize] };
+  return { opacity: encoding.opacity, pointSize: encoding.pointSize };
+}
+
+function followZoom() {
+  const zoom = Math.hypot(view[0], view[1]);
+  if (encoding.zoom && Math.abs(Math.log2(zoom / encoding.zoom)) >= ZOOM_STEP) plot.set(densityEncoding());
 }
 
 function faded(colour) {
@@ -395,6 +468,7 @@ function drawLabels() {
   const ctx = labelCanvas.getContext('2d');
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, width, height);
+  report.contourLines = contoursShown ? drawContours(ctx, width, height) : 0;
   const zoom = Math.hypot(view[0], view[1]);
   report.zoom = [view[0], view[1]];
   const fineFirst = zoom >= FINE_ZOOM || !args.labels.some((l) => l.level === 'coarse');
@@ -433,6 +507,26 @@ function drawLabels() {
   }
   report.labelsShown = shown;
   report.labelBoxes = placed;
+}
+
+function drawContours(ctx, width, height) {
+  // Under the labels, in light grey: the outer share's line lighter than the inner one's.
+  let drawn = 0;
+  for (const [i, { lines }] of (contours ? contours.levels : []).entries()) {
+    ctx.beginPath();
+    for (const line of lines) {
+      for (let j = 0; j < line.length; j += 2) {
+        const [sx, sy] = toScreen(line[j], line[j + 1], width, height);
+        if (j) ctx.lineTo(sx, sy);
+        else ctx.moveTo(sx, sy);
+      }
+    }
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = i === 0 ? 'rgba(60, 60, 60, 0.5)' : 'rgba(90, 90, 90, 0.3)';
+    ctx.stroke();
+    drawn += lines.length;
+  }
+  return drawn;
 }
 
 // --- hover: one pair's text, fetched when the pointer rests on a point ---
