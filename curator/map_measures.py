@@ -34,7 +34,7 @@ def noise_share(clusters: np.ndarray) -> float:
     return float((clusters == NOISE).mean()) if len(clusters) else 0.0
 
 
-def _neighbours_2d(coords: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def neighbours_2d(coords: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(distances, indices) of each point's k nearest other points on the map."""
     from scipy.spatial import cKDTree
 
@@ -47,7 +47,7 @@ def halo_share(coords: np.ndarray, k: int = K, factor: float = HALO_FACTOR) -> f
     """Share of points whose k-th nearest 2-D neighbour is farther than `factor` x the median."""
     if len(coords) <= k:
         return 0.0
-    kth = _neighbours_2d(coords, k)[0][:, -1]
+    kth = neighbours_2d(coords, k)[0][:, -1]
     return float((kth > factor * np.median(kth)).mean())
 
 
@@ -56,7 +56,7 @@ def family_purity(coords: np.ndarray, families: Sequence[str] | np.ndarray, k: i
     families = np.asarray(families)
     if len(families) <= k:
         return 1.0
-    _, near = _neighbours_2d(coords, k)
+    _, near = neighbours_2d(coords, k)
     return float((families[near] == families[:, None]).mean())
 
 
@@ -106,6 +106,6 @@ def knn_preservation(
         sims = unit[chosen] @ unit.T
         sims[np.arange(len(chosen)), chosen] = -np.inf
         kth[start : start + len(chosen)] = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
-    _, near = _neighbours_2d(coords, k)
+    _, near = neighbours_2d(coords, k)
     sims = np.einsum("nd,nkd->nk", unit[rows], unit[near[rows]])
     return float((sims >= kth[:, None] - 1e-6).mean())

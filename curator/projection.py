@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from curator import parallel
+from curator import map_measures, parallel
 from curator.cache import cache_dir
 
 if TYPE_CHECKING:
@@ -142,15 +142,14 @@ def fit_projection(
     sample = _fit_sample(len(distinct), params)
     candidates = np.arange(len(distinct)) if sample is None else sample  # positions among distinct
     report("pca")
-    pca = _fit_pca(vectors[distinct[candidates]], params)
-    rows = _reduce(pca, params, vectors[distinct[candidates]])
+    candidate_vectors = vectors[distinct[candidates]]
+    pca = _fit_pca(candidate_vectors, params)
+    rows = _reduce(pca, params, candidate_vectors)
     metric = _umap_metric(pca, params)
     report("neighbours")
     k = min(params.n_neighbors, len(rows) - 1)  # UMAP counts the point itself among them
     neighbours = nearest_neighbours(rows, k, metric, params.seed)
-    leader = near_copy_leaders(
-        neighbours[0], _cosines(vectors[distinct[candidates]], neighbours[0]) >= NEAR_COPY_COSINE
-    )
+    leader = near_copy_leaders(neighbours[0], _cosines(candidate_vectors, neighbours[0]) >= NEAR_COPY_COSINE)
     leaders = np.unique(leader)
     if len(leaders) < len(rows) and len(leaders) > params.n_neighbors:
         rows = rows[leaders]
@@ -248,12 +247,9 @@ def spread_copies(anchors: np.ndarray, anchor_of_row: np.ndarray) -> np.ndarray:
 
 
 def _median_neighbour_distance(coords: np.ndarray) -> float:
-    from scipy.spatial import cKDTree
-
-    coords = np.asarray(coords, dtype=np.float64)
     if len(coords) < 2:
         return 1.0
-    distances = cKDTree(coords).query(coords, k=2)[0][:, 1]
+    distances = map_measures.neighbours_2d(coords, 1)[0][:, 0]
     positive = distances[distances > 0]
     return float(np.median(positive)) if len(positive) else 1.0
 
@@ -330,8 +326,7 @@ def cluster(coords: np.ndarray, params: MapParams) -> np.ndarray:
 # distance from a point to its 10th nearest neighbour, the bound beyond which a point counts
 # as dust (curator.map_measures.halo_share): what is not dust gets a cluster, the dust stays
 # noise. Measured on that mixture: reach 2 left 22% noise, 5 left 12%, 10 left 4%.
-NOISE_REACH = 5.0
-REACH_NEIGHBOURS = 10
+NOISE_REACH = map_measures.HALO_FACTOR
 
 
 def attach_noise(coords: np.ndarray, labels: np.ndarray, reach: float = NOISE_REACH) -> np.ndarray:
@@ -344,8 +339,8 @@ def attach_noise(coords: np.ndarray, labels: np.ndarray, reach: float = NOISE_RE
     noise = labels == NOISE
     if not noise.any() or noise.all():
         return labels.copy()
-    k = min(REACH_NEIGHBOURS, len(coords) - 1)
-    scale = float(np.median(cKDTree(coords).query(coords, k=k + 1)[0][:, k]))
+    k = min(map_measures.K, len(coords) - 1)
+    scale = float(np.median(map_measures.neighbours_2d(coords, k)[0][:, -1]))
     distance, nearest = cKDTree(coords[~noise]).query(coords[noise], k=1)
     attached = labels.copy()
     near = distance <= reach * scale

@@ -146,10 +146,11 @@ def cluster_terms(
         sizes = np.bincount(rows, minlength=len(ids)).astype(np.float64)
         share = _shares(doc_terms, rows[read], len(ids))
         everywhere = np.asarray(share.T @ sizes).ravel()  # texts with each term, all clusters
+        phrase = np.char.find(vocabulary.astype(str), " ") >= 0
         for row, cluster in enumerate(ranked):
             if cluster == NOISE and len(ids) > 1:
                 continue
-            ranked[cluster] = _best_terms(share, sizes, everywhere, row, vocabulary, top_n, min_share)
+            ranked[cluster] = _best_terms(share, sizes, everywhere, row, vocabulary, phrase, top_n, min_share)
     return ranked
 
 
@@ -225,11 +226,13 @@ def _best_terms(
     everywhere: np.ndarray,
     row: int,
     vocabulary: np.ndarray,
+    phrase: np.ndarray,
     n: int,
     min_share: float,
 ) -> list[str]:
     """The n best terms of one cluster by p * log(p / q), phrases folded into their words.
-    `everywhere`: per term, the (size-weighted) number of texts of all clusters that have it."""
+    `everywhere`: per term, the (size-weighted) number of texts of all clusters that have it;
+    `phrase`: per term, whether it is a phrase."""
     start, end = share.indptr[row], share.indptr[row + 1]
     columns, p = share.indices[start:end], share.data[start:end]
     others = sizes.sum() - sizes[row]
@@ -245,13 +248,12 @@ def _best_terms(
         # A mixed cluster that no term covers: its best telling words among its common ones
         # (not the rare names that only it has, nor phrases): those in at least
         # FALLBACK_SHARE of the texts its commonest telling word is in.
-        telling = np.flatnonzero((score > 0) & (np.char.find(vocabulary[columns].astype(str), " ") < 0))
+        telling = np.flatnonzero((score > 0) & ~phrase[columns])
         if len(telling):
             candidates = telling[p[telling] >= FALLBACK_SHARE * p[telling].max()]
     # Best first; on equal scores a word before a phrase, then alphabetically (the vocabulary
     # is in alphabetical order).
-    phrase = np.char.count(vocabulary[columns[candidates]].astype(str), " ")
-    order = candidates[np.lexsort((columns[candidates], phrase, -score[candidates]))]
+    order = candidates[np.lexsort((columns[candidates], phrase[columns[candidates]], -score[candidates]))]
     distinctive = {str(vocabulary[columns[i]]) for i in candidates}
     term = {i: str(vocabulary[columns[i]]) for i in order[: 8 * n + 16]}
     chosen: list[int] = []

@@ -175,13 +175,17 @@ class Layout:
     map_id: int
     ids: np.ndarray
     digest: str
-    data: bytes  # the published positions, kept to publish again if the store dropped them
     density: str
     contours: str
-    published: dict[str, bytes]  # every blob above by digest, the positions included
+    published: dict[str, bytes]  # every blob above by digest, to publish again if the store dropped them
     cx: float
     cy: float
     scale: float
+
+    @property
+    def data(self) -> bytes:
+        """The published positions."""
+        return self.published[self.digest]
 
     @classmethod
     def of(cls, map_id: int, ids: np.ndarray, x: np.ndarray, y: np.ndarray) -> Layout:
@@ -200,7 +204,7 @@ class Layout:
         digest, density_digest, contours_digest = (BLOBS.put(blob) for blob in (data, density, contours))
         published = {digest: data, density_digest: density, contours_digest: contours}
         ids = np.asarray(ids, dtype=np.int64)
-        layout = cls(map_id, ids, digest, data, density_digest, contours_digest, published, cx, cy, scale)
+        layout = cls(map_id, ids, digest, density_digest, contours_digest, published, cx, cy, scale)
         _remember(layout)
         return layout
 
