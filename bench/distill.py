@@ -94,24 +94,20 @@ def job_run(
 ) -> tuple[float, int]:
     path = work / f"prompts-{concurrency}-{run}.txt"
     path.write_text("\n".join(prompts) + "\n")
-    con = storage.connect(work / f"bench-{concurrency}-{run}.duckdb")
-    try:
-        started = time.perf_counter()
-        report = distill_prompts(
-            con,
-            path,
-            DistillOptions(
-                model=model,
-                base_url=base_url,
-                max_tokens=max_tokens,
-                temperature=0,
-                concurrency=concurrency,
-                timeout=600,
-            ),
-        )
-        seconds = time.perf_counter() - started
-    finally:
-        con.close()
+    started = time.perf_counter()
+    report = distill_prompts(
+        storage.Database(work / f"bench-{concurrency}-{run}.duckdb"),
+        path,
+        DistillOptions(
+            model=model,
+            base_url=base_url,
+            max_tokens=max_tokens,
+            temperature=0,
+            concurrency=concurrency,
+            timeout=600,
+        ),
+    )
+    seconds = time.perf_counter() - started
     assert report.answered == len(prompts), report
     return seconds, report.completion_tokens
 

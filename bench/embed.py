@@ -43,17 +43,17 @@ def main() -> int:
     encoder = embedding.load_encoder(fast=args.fast)
     with tempfile.TemporaryDirectory() as work:
         db = Path(work) / "embed.duckdb"
+        ingest(storage.Database(db), [source], IngestOptions())
         con = storage.connect(db)
-        ingest(con, [source], IngestOptions())
         _, prompts, _ = vector_rows.pair_texts(con, con.execute("SELECT id FROM pairs ORDER BY id").fetchnumpy()["id"])
+        con.close()
         encoder.encode(prompts[:256])  # warm-up: first-call costs are no one's throughput
 
         started = time.perf_counter()
         encoder.encode(prompts)
         raw_seconds = time.perf_counter() - started
 
-        report = embed(con, db, encoder=encoder)
-        con.close()
+        report = embed(storage.Database(db), encoder=encoder)
     raw_rate = len(prompts) / raw_seconds
     figures = {
         "model": encoder.name,

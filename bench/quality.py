@@ -112,7 +112,7 @@ def hh_pair_ids(db: Path) -> dict[int, int]:
 
 
 def concept(db: Path, name: str, positives: list[int], field: str) -> dict[int, float]:
-    report = concept_job.create(db, name, Selector(ids=np.array(positives)), field=field)
+    report = concept_job.create(storage.Database(db), name, Selector(ids=np.array(positives)), field=field)
     print(
         f"  concept {name}: cross-validated precision {report.cv_precision:.0%}, recall {report.cv_recall:.0%} "
         f"({report.positives} positives, {report.negatives} random negatives, {field})"

@@ -115,13 +115,12 @@ def main() -> int:
         began = time.perf_counter()
         run = args.run or short_run(work)
         train_seconds = time.perf_counter() - began
-        con = storage.connect(str(work / "bench.duckdb"))
         files = work / "files"
         rows = []
         for qtype, options in FILES:
             name = "adapter" if options.get("adapter_only") else qtype + ("-plain" if options.get("plain") else "")
             began = time.perf_counter()
-            entry = quantize(con, run, files / f"{name}.gguf", qtype, **options)
+            entry = quantize(storage.Database(work / "bench.duckdb"), run, files / f"{name}.gguf", qtype, **options)
             rows.append(
                 {
                     "file": name,
@@ -135,7 +134,6 @@ def main() -> int:
                     "ppl_tuned": round(entry["ppl_tuned"], 4),
                 }
             )
-        con.close()
         baseline = []
         for qtype in ("q8_0", "q4_1", "q4_0", "q5_0"):
             out = files / f"llama-cpp-{qtype}.gguf"

@@ -83,8 +83,8 @@ def main() -> int:
     tokenizer = chat_tokens.load(params.tokenizer)
     with tempfile.TemporaryDirectory() as work:
         db = Path(work) / "signals.duckdb"
+        ingest(storage.Database(db), [source], IngestOptions())
         con = storage.connect(db)
-        ingest(con, [source], IngestOptions())
         tokenizer.tokenizer.encode_batch_fast(["warm-up"] * 64)
 
         started, cpu = time.perf_counter(), _cpu()
@@ -97,7 +97,7 @@ def main() -> int:
         con.close()
 
         started, cpu = time.perf_counter(), _cpu()
-        report = compute_signals(db, params)
+        report = compute_signals(storage.Database(db), params)
         job_seconds, job_cpu = time.perf_counter() - started, _cpu() - cpu
     stages = _stages(prompts, responses, tokenizer, params)
     pairs = len(prompts)

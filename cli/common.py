@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
-import duckdb
 
 import storage
 from cli.output import ProgressBar
@@ -71,13 +70,12 @@ def ray_cluster(ray_address: str | None, workers: int | None) -> Iterator[RayClu
 
 
 @contextlib.contextmanager
-def job_session(ctx: click.Context, **bar_options) -> Iterator[tuple[duckdb.DuckDBPyConnection, ProgressBar]]:
-    """A writable connection to the database and a progress bar for a job, both closed after
-    it, whatever happens: the shape of every command that runs a job."""
-    con = storage.connect(database(ctx))
+def job_session(ctx: click.Context, **bar_options) -> Iterator[tuple[storage.Database, ProgressBar]]:
+    """The database (which the job opens only for its short reads and writes) and a progress
+    bar for a job, the bar closed after it whatever happens: the shape of every command that
+    runs a job."""
     bar = ProgressBar(**bar_options)
     try:
-        yield con, bar
+        yield storage.Database(database(ctx)), bar
     finally:
         bar.close()
-        con.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+import storage
 from cli.common import database
 from cli.main import StageBars
 from cli.output import print_json, print_table
@@ -58,7 +59,7 @@ def compare(ctx, version_a, version_b, steps, same_size, eval_set, eval_limit, m
     bars = StageBars()
     try:
         report = run_compare(
-            database(ctx),
+            storage.Database(database(ctx)),
             version_a,
             version_b,
             out or default_out(version_a, version_b),

@@ -66,7 +66,7 @@ def create(ctx, name, positive, negative, field, map_name, seed, as_json):
     from jobs.concepts import create as run_create
 
     report = run_create(
-        database(ctx),
+        storage.Database(database(ctx)),
         name,
         labelled_pairs(positive),
         labelled_pairs(negative) if negative else None,
@@ -127,13 +127,8 @@ def list_concepts(ctx, as_json):
 @click.pass_context
 def delete(ctx, name):
     """Remove a concept and its column (labels and scores go with it)."""
-    con = storage.connect(database(ctx))
-    try:
-        con.begin()
+    with storage.Database(database(ctx)).writing() as con:
         found = concept_rows.delete(con, name)
-        con.commit()
-    finally:
-        con.close()
     if not found:
         raise click.ClickException(f"no concept {name!r} (`curator concept list` shows them)")
     click.echo(f"concept {name} deleted")

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import click
-import duckdb
 
+import storage
 from cli.common import job_session, read
 from cli.output import ProgressBar, print_json, print_table
 from curator import distill
@@ -86,13 +86,13 @@ def request_options(what: str):
 def run_and_report(
     ctx,
     unit: str,
-    work: Callable[[duckdb.DuckDBPyConnection, ProgressBar], R],
+    work: Callable[[storage.Database, ProgressBar], R],
     as_json: bool,
     print_report: Callable[[R], None],
 ) -> R:
-    """work(connection, progress bar) -> a report dataclass, printed as JSON or by print_report."""
-    with job_session(ctx, unit=unit, unit_scale=False) as (con, bar):
-        report = work(con, bar)
+    """work(database, progress bar) -> a report dataclass, printed as JSON or by print_report."""
+    with job_session(ctx, unit=unit, unit_scale=False) as (db, bar):
+        report = work(db, bar)
     if as_json:
         print_json(asdict(report))
     else:
@@ -156,8 +156,8 @@ def distill_command(
     report = run_and_report(
         ctx,
         "prompt",
-        lambda con, bar: distill_prompts(
-            con, prompts, options, from_source=from_source, prices=price_table(prices), progress=bar
+        lambda db, bar: distill_prompts(
+            db, prompts, options, from_source=from_source, prices=price_table(prices), progress=bar
         ),
         as_json,
         lambda r: _print_report(prompts or f"source {from_source}", r),

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import click
 
-from cli.common import database, job_session, ray_cluster, ray_options
+from cli.common import job_session, ray_cluster, ray_options
 from cli.output import print_json, print_table
 from curator.duplicates import DuplicateParams
 from jobs.blobs import blob_report
@@ -75,11 +75,10 @@ def duplicates(
     result. To drop the extra copies: curator delete --where "dup_group IS NOT NULL AND NOT dup_keep"."""
     params = DuplicateParams(threshold, text_threshold, diverge_below, text_diverge_below, neighbours)
     with ray_cluster(ray_address, workers) as cluster:
-        with job_session(ctx, unit="", unit_scale=False) as (con, bar):
-            report = find_duplicates(
-                con, database(ctx), map_name=map_name, params=params, progress=bar, cluster=cluster
-            )
-            summary = dup_rows.summary(con)
+        with job_session(ctx, unit="", unit_scale=False) as (db, bar):
+            report = find_duplicates(db, map_name=map_name, params=params, progress=bar, cluster=cluster)
+            with db.reading() as con:
+                summary = dup_rows.summary(con)
     if as_json:
         print_json({**asdict(report), "params": summary["params"], "largest_groups": summary["largest_groups"]})
         return
@@ -124,8 +123,8 @@ def blobs(ctx, map_name, level, limit, as_json):
 
     Coarse clusters are ranked beside the fine ones and list their fine parts: a family deleted
     as one (a dataset's templates, a set of canned answers) is found whole."""
-    with job_session(ctx, unit="", unit_scale=False) as (con, bar):
-        ranked = blob_report(con, database(ctx), map_name=map_name, progress=bar)
+    with job_session(ctx, unit="", unit_scale=False) as (db, bar):
+        ranked = blob_report(db, map_name=map_name, progress=bar)
     left_out = {"fine": "coarse", "coarse": "cluster"}.get(level)
     ranked = [entry for entry in ranked if entry["kind"] != left_out]
     ranked = ranked[:limit] if limit else ranked

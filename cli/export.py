@@ -63,8 +63,8 @@ def export_command(ctx, directory, fmt, version, val_fraction, seed, eval_set, e
         eval_check=not no_eval_check,
         eval_threshold=eval_threshold,
     )
-    with job_session(ctx, unit="pair", unit_scale=False) as (con, bar):
-        report = run_export(con, directory, options, progress=bar)
+    with job_session(ctx, unit="pair", unit_scale=False) as (db, bar):
+        report = run_export(db, directory, options, progress=bar)
     manifest = report.manifest
     if as_json:
         print_json(manifest)

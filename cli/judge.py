@@ -75,7 +75,7 @@ def judge(
     report = run_and_report(
         ctx,
         "pair",
-        lambda con, bar: judge_job.judge(con, options, prices=price_table(prices), progress=bar),
+        lambda db, bar: judge_job.judge(db, options, prices=price_table(prices), progress=bar),
         as_json,
         _print_report,
     )

@@ -139,8 +139,8 @@ def ingest(ctx, paths, source, fmt, prompt_field, response_field, max_record_byt
         response_field=response_field,
         max_record_bytes=max_record_bytes,
     )
-    with job_session(ctx) as (con, bar):
-        report = run_ingest(con, list(paths), options, progress=bar, batch_records=batch_size)
+    with job_session(ctx) as (db, bar):
+        report = run_ingest(db, list(paths), options, progress=bar, batch_records=batch_size)
     _print_ingest(report)
     accepted = report.total("pairs")
     failed = [f for f in report.files if f.status == "failed"]
@@ -268,9 +268,10 @@ def demo(ctx, full):
         return
     from jobs import demo as demo_job
 
-    with job_session(ctx, unit="", unit_scale=False) as (con, bar):
-        ingested, mapped = demo_job.run(con, database(ctx), progress=bar)
-        result = pair_rows.stats(con)
+    with job_session(ctx, unit="", unit_scale=False) as (db, bar):
+        ingested, mapped = demo_job.run(db, progress=bar)
+        with db.reading() as con:
+            result = pair_rows.stats(con)
     _print_ingest(ingested)
     _print_map(mapped)
     click.echo(f"\ndatabase {database(ctx)}: {result['pairs']:,} pairs from {len(result['sources'])} sources")
@@ -356,10 +357,9 @@ def embed(ctx, model, field, fast, batch_size, commit_every, ray_address, worker
     from jobs.embed import embed as run_embed
 
     with ray_cluster(ray_address, workers) as cluster:
-        with job_session(ctx, unit="pair", unit_scale=False) as (con, bar):
+        with job_session(ctx, unit="pair", unit_scale=False) as (db, bar):
             report = run_embed(
-                con,
-                database(ctx),
+                db,
                 model=model,
                 field=field,
                 fast=fast,
@@ -423,10 +423,9 @@ def map_command(
 
     params = projection.MapParams(seed=seed, min_cluster_size=min_cluster_size, fit_sample=fit_sample)
     with ray_cluster(ray_address, workers) as cluster:
-        with job_session(ctx, unit="step", unit_scale=False) as (con, bar):
+        with job_session(ctx, unit="step", unit_scale=False) as (db, bar):
             report = build_map(
-                con,
-                database(ctx),
+                db,
                 name=name,
                 field=field,
                 model=model,

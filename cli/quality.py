@@ -41,8 +41,8 @@ def ifd(ctx, model, max_length, batch_size, limit, as_json):
     same model and --max-length scores only the pairs not scored yet."""
     from jobs.quality import ifd as run_ifd
 
-    with job_session(ctx, unit="pair", unit_scale=False) as (con, bar):
-        report = run_ifd(con, model=model, max_length=max_length, batch_size=batch_size, limit=limit, progress=bar)
+    with job_session(ctx, unit="pair", unit_scale=False) as (db, bar):
+        report = run_ifd(db, model=model, max_length=max_length, batch_size=batch_size, limit=limit, progress=bar)
     if as_json:
         print_json(report.as_dict())
         return

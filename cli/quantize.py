@@ -62,9 +62,9 @@ def quantize(ctx, run_dir, qtype, out, adapter_only, plain, base_gguf, as_json):
     if adapter_only and plain:
         raise click.UsageError("--plain applies to merged files, not --adapter-only")
     out = out or run_dir / ("adapter.gguf" if adapter_only else f"model-{qtype}.gguf")
-    with job_session(ctx, unit="stage", unit_scale=False) as (con, bar):
+    with job_session(ctx, unit="stage", unit_scale=False) as (db, bar):
         entry = run_quantize(
-            con, run_dir, out, qtype, adapter_only=adapter_only, plain=plain, base_gguf=base_gguf, progress=bar
+            db, run_dir, out, qtype, adapter_only=adapter_only, plain=plain, base_gguf=base_gguf, progress=bar
         )
     if as_json:
         print_json(entry)
@@ -149,9 +149,9 @@ def eval_command(ctx, models, data, limit, lora, template, max_length, plot, tas
         raise click.UsageError("--tasks runs torch models (names, directories, training runs), not GGUF files")
     output = []
     if data is not None:
-        with job_session(ctx, unit="example", unit_scale=False) as (con, bar):
+        with job_session(ctx, unit="example", unit_scale=False) as (db, bar):
             results = evaluate(
-                con,
+                db,
                 list(models),
                 data,
                 lora=lora,

@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 import click
 
+import storage
 from cli.common import database
 from cli.output import ProgressBar, print_json, print_table
 from curator.signals import SignalParams
@@ -67,7 +68,7 @@ def signals(ctx, short_words, max_tokens, tokenizer, batch_size, as_json):
     params = SignalParams(short_words=short_words, max_tokens=max_tokens, tokenizer=tokenizer)
     bar = ProgressBar(unit="pair", unit_scale=False)
     try:
-        report = compute_signals(database(ctx), params, progress=bar, batch_size=batch_size)
+        report = compute_signals(storage.Database(database(ctx)), params, progress=bar, batch_size=batch_size)
     finally:
         bar.close()
     if as_json:

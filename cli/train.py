@@ -159,8 +159,8 @@ def train(
         seed=seed,
         merge=merge,
     )
-    with job_session(ctx, unit="step", unit_scale=False) as (con, bar):
-        result = run_train(con, config, resume=resume, progress=bar)
+    with job_session(ctx, unit="step", unit_scale=False) as (db, bar):
+        result = run_train(db, config, resume=resume, progress=bar)
     report = result.report
     if report["records_skipped"]:
         click.echo(
@@ -198,8 +198,8 @@ def score(ctx, run_dir, batch_size, as_json):
     """Each pair's loss under the base and the tuned model of a finished run (pairs_view: loss_base, loss_tuned)."""
     from jobs.score import score as run_score
 
-    with job_session(ctx, unit="example", unit_scale=False) as (con, bar):
-        result = run_score(con, run_dir, batch_size=batch_size, progress=bar)
+    with job_session(ctx, unit="example", unit_scale=False) as (db, bar):
+        result = run_score(db, run_dir, batch_size=batch_size, progress=bar)
     if as_json:
         print_json(
             {

@@ -81,10 +81,3 @@ def fit(vectors: np.ndarray, labels: np.ndarray, seed: int = 42) -> Fitted:
 def scores(fitted: Fitted, vectors: np.ndarray) -> np.ndarray:
     """Probability of the concept for each vector (float32)."""
     return fitted.classifier.predict_proba(_unit(np.asarray(vectors, dtype=np.float32)))[:, 1].astype(np.float32)
-
-
-def precision_recall(scores_: np.ndarray, truth: np.ndarray, threshold: float = THRESHOLD) -> tuple[float, float]:
-    """Precision and recall of `scores_ >= threshold` against boolean `truth`."""
-    predicted, truth = scores_ >= threshold, np.asarray(truth, dtype=bool)
-    hits = int((predicted & truth).sum())
-    return hits / max(1, int(predicted.sum())), hits / max(1, int(truth.sum()))

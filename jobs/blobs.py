@@ -7,9 +7,7 @@ when some pair has none."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import duckdb
 import numpy as np
 
 from curator import blobs
@@ -17,11 +15,11 @@ from jobs.duplicates import ensure_signals, find_map
 from jobs.runner import Progress, no_progress
 from storage import blobs as blob_rows
 from storage import embeddings as vector_rows
+from storage.db import Database
 
 
 def blob_report(
-    con: duckdb.DuckDBPyConnection,
-    db_path: str | Path,
+    db: Database,
     *,
     map_name: str | None = None,
     progress: Progress = no_progress,
@@ -29,11 +27,13 @@ def blob_report(
     """[{kind: cluster|coarse|source, id|name, label, size, score, reasons, metrics
     [, top_sources][, parent (a fine cluster's coarse cluster)][, parts (a coarse cluster's fine
     clusters: id, label, size, score, worst first)]}], worst (highest score) first."""
-    chosen = find_map(con, map_name)
-    ensure_signals(con, db_path, progress)
-    groups = blob_rows.group_counts(con, chosen.id)
-    sample = blob_rows.samples(con, chosen.id, blobs.VECTOR_SAMPLE, blobs.SAMPLE)
-    vector_ids, vectors = vector_rows.load_vectors(con, chosen.set_id, np.unique(sample["id"]))
+    with db.reading() as con:
+        chosen = find_map(con, map_name)
+    ensure_signals(db, progress)
+    with db.reading() as con:
+        groups = blob_rows.group_counts(con, chosen.id)
+        sample = blob_rows.samples(con, chosen.id, blobs.VECTOR_SAMPLE, blobs.SAMPLE)
+        vector_ids, vectors = vector_rows.load_vectors(con, chosen.set_id, np.unique(sample["id"]))
     where = np.searchsorted(vector_ids, sample["id"]).clip(0, max(len(vector_ids) - 1, 0))
     position = np.where(vector_ids[where] == sample["id"], where, -1) if len(vector_ids) else where - 1
     members = _slices(sample["kind"], sample["key"])

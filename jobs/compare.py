@@ -30,7 +30,6 @@ from pathlib import Path
 
 import orjson
 
-import storage
 from curator import compare as plan
 from curator import evalset, training
 from jobs.demo import Notify, Stage  # the stages of `demo --full`, which the CLI prints alike
@@ -41,6 +40,7 @@ from jobs.train import train
 from storage import compare as compare_rows
 from storage import export as export_rows
 from storage import versions as version_rows
+from storage.db import Database
 
 STATE, RESULT, CHART = "stages.json", "compare.json", "compare.png"
 SAVE_EVERY = 10  # checkpoint steps: a killed run loses at most this many
@@ -78,7 +78,7 @@ def default_out(a: str, b: str) -> Path:
 
 
 def compare(
-    db_path: str | Path,
+    db: Database,
     a: str,
     b: str,
     out: str | Path,
@@ -92,93 +92,86 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     eval_set = _eval_set(options.eval_set)
     params = {"a": a, "b": b, "out": str(out), **asdict(options), "eval_set": str(eval_set.path)}
-    con = storage.connect(db_path)
-    try:
-        with Job(con, "compare", params, progress) as job:
-            stages = _Stages(out / STATE, notify or (lambda stage: None))
+    with Job(db, "compare", params, progress) as job:
+        stages = _Stages(out / STATE, notify or (lambda stage: None))
 
-            def reporting(title: str) -> Progress:
-                return lambda done, total, message: job.report(done, total, f"{title}: {message}")
+        def reporting(title: str) -> Progress:
+            return lambda done, total, message: job.report(done, total, f"{title}: {message}")
 
-            versions = {plan.A: _version(con, a), plan.B: _version(con, b)}
-            exports = {
-                role: _export(
-                    con,
-                    stages,
-                    reporting,
-                    role,
-                    versions[role],
-                    out / f"export-{role}",
-                    0.0 if role == plan.A else options.heldout_fraction,
-                    eval_set,
-                    options.seed,
-                )
-                for role in (plan.A, plan.B)
-            }
-            files = _split(con, stages, out / "data", versions, exports, options)
-            labels = {
-                plan.BASE: f"base ({training.BUNDLED_BASE})",
-                plan.A: a,
-                plan.B: b,
-                plan.A_SAME_SIZE: f"{a} (same size as {b})",
-            }
-            runs = {
-                key: _train(con, stages, reporting, labels[key], files, key, out / "runs" / key, options)
-                for key in files["train"]
-            }
-            set_names = {
-                plan.EVAL_SET: (
-                    "Self-Instruct" if eval_set.sha256 == evalset.SELF_INSTRUCT_SHA256 else eval_set.path.name
-                ),
-                plan.HELD_OUT: "held-out",
-            }
-            sets = {plan.EVAL_SET: eval_set.path, plan.HELD_OUT: Path(files["heldout"])}
-            specs = {plan.BASE: training.BUNDLED_BASE, **{key: run["run"] for key, run in runs.items()}}
-            models = [
-                _model(
-                    key,
-                    labels[key],
-                    runs.get(key),
-                    {
-                        name: _evaluate(con, stages, reporting, labels[key], spec, data, set_names[name], options)
-                        for name, data in sets.items()
-                    },
-                )
-                for key, spec in specs.items()
-            ]
-
-            rows = plan.table(models)
-            tests = plan.paired_tests(models, set_names, options.seed)
-            plan.plot(rows, set_names, f"{a} vs {b}: {options.steps} LoRA steps each, seed {options.seed}", out / CHART)
-            result = {
-                "a": a,
-                "b": b,
-                "options": {**asdict(options), "eval_set": str(eval_set.path)},
-                "versions": {
-                    role: {**version, "created_at": version["created_at"].isoformat()}
-                    for role, version in versions.items()
+        versions = {plan.A: _version(db, a), plan.B: _version(db, b)}
+        exports = {
+            role: _export(
+                db,
+                stages,
+                reporting,
+                role,
+                versions[role],
+                out / f"export-{role}",
+                0.0 if role == plan.A else options.heldout_fraction,
+                eval_set,
+                options.seed,
+            )
+            for role in (plan.A, plan.B)
+        }
+        files = _split(db, stages, out / "data", versions, exports, options)
+        labels = {
+            plan.BASE: f"base ({training.BUNDLED_BASE})",
+            plan.A: a,
+            plan.B: b,
+            plan.A_SAME_SIZE: f"{a} (same size as {b})",
+        }
+        runs = {
+            key: _train(db, stages, reporting, labels[key], files, key, out / "runs" / key, options)
+            for key in files["train"]
+        }
+        set_names = {
+            plan.EVAL_SET: ("Self-Instruct" if eval_set.sha256 == evalset.SELF_INSTRUCT_SHA256 else eval_set.path.name),
+            plan.HELD_OUT: "held-out",
+        }
+        sets = {plan.EVAL_SET: eval_set.path, plan.HELD_OUT: Path(files["heldout"])}
+        specs = {plan.BASE: training.BUNDLED_BASE, **{key: run["run"] for key, run in runs.items()}}
+        models = [
+            _model(
+                key,
+                labels[key],
+                runs.get(key),
+                {
+                    name: _evaluate(db, stages, reporting, labels[key], spec, data, set_names[name], options)
+                    for name, data in sets.items()
                 },
-                "eval_set": {"path": str(eval_set.path), "sha256": eval_set.sha256, "origin": eval_set.origin},
-                "split": {k: v for k, v in files.items() if k != "train"},
-                "runs": runs,
-                "set_names": set_names,
-                "rows": rows,
-                "tests": tests,
-                "verdicts": [plan.verdict(t) for t in tests],
-                "chart": str(out / CHART),
-                "stages": [asdict(s) for s in stages.seen],
-            }
-            (out / RESULT).write_text(json.dumps(result, indent=2))
-            job.counts = {
-                "rows": rows,
-                "set_names": set_names,
-                "verdicts": result["verdicts"],
-                "chart": result["chart"],
-                "result": str(out / RESULT),
-            }
-            return CompareReport(job.id, out, result)
-    finally:
-        con.close()
+            )
+            for key, spec in specs.items()
+        ]
+
+        rows = plan.table(models)
+        tests = plan.paired_tests(models, set_names, options.seed)
+        plan.plot(rows, set_names, f"{a} vs {b}: {options.steps} LoRA steps each, seed {options.seed}", out / CHART)
+        result = {
+            "a": a,
+            "b": b,
+            "options": {**asdict(options), "eval_set": str(eval_set.path)},
+            "versions": {
+                role: {**version, "created_at": version["created_at"].isoformat()} for role, version in versions.items()
+            },
+            "eval_set": {"path": str(eval_set.path), "sha256": eval_set.sha256, "origin": eval_set.origin},
+            "split": {k: v for k, v in files.items() if k != "train"},
+            "runs": runs,
+            "set_names": set_names,
+            "rows": rows,
+            "tests": tests,
+            "verdicts": [plan.verdict(t) for t in tests],
+            "chart": str(out / CHART),
+            "stages": [asdict(s) for s in stages.seen],
+        }
+        (out / RESULT).write_text(json.dumps(result, indent=2))
+        job.counts = {
+            "rows": rows,
+            "set_names": set_names,
+            "verdicts": result["verdicts"],
+            "chart": result["chart"],
+            "result": str(out / RESULT),
+        }
+        return CompareReport(job.id, out, result)
 
 
 def _model(key: str, label: str, run: dict | None, scores: dict) -> plan.Model:
@@ -196,11 +189,13 @@ def _eval_set(path: Path | None) -> evalset.EvalSet:
     return found
 
 
-def _version(con, name: str) -> dict:
+def _version(db: Database, name: str) -> dict:
     if name in compare_rows.RESERVED:
-        return compare_rows.snapshot(con, name)
-    version_rows.pair_ids(con, name)  # ValueError naming the known versions
-    return version_rows.find(con, name)
+        with db.writing() as con:
+            return compare_rows.snapshot(con, name)
+    with db.reading() as con:
+        version_rows.pair_ids(con, name)  # ValueError naming the known versions
+        return version_rows.find(con, name)
 
 
 def _digest(value) -> str:
@@ -259,7 +254,7 @@ class _Stages:
 
 
 def _export(
-    con,
+    db: Database,
     stages: _Stages,
     reporting,
     role: str,
@@ -273,7 +268,7 @@ def _export(
     options = ExportOptions(version=version["name"], val_fraction=val_fraction, seed=seed, eval_set=eval_set.path)
 
     def work(resumed: bool) -> dict:
-        manifest = export(con, directory, options, reporting(title)).manifest
+        manifest = export(db, directory, options, reporting(title)).manifest
         return {
             "directory": str(directory),
             "manifest_sha256": _file_sha256(directory / MANIFEST),
@@ -299,7 +294,9 @@ def _export(
     )
 
 
-def _split(con, stages: _Stages, directory: Path, versions: dict, exports: dict, options: CompareOptions) -> dict:
+def _split(
+    db: Database, stages: _Stages, directory: Path, versions: dict, exports: dict, options: CompareOptions
+) -> dict:
     """The held-out file and a training file per model (their paths, pairs and sha256)."""
     inputs = {
         "exports": {role: e["manifest_sha256"] for role, e in exports.items()},
@@ -315,11 +312,14 @@ def _split(con, stages: _Stages, directory: Path, versions: dict, exports: dict,
                 f"version {versions[plan.B]['name']!r} is too small to hold out a split "
                 f"of {options.heldout_fraction:.0%}"
             )
-        leaks = compare_rows.leak_prompt_hashes(con, [_prompt(line) for line in heldout])
+        with db.reading() as con:
+            leaks = compare_rows.leak_prompt_hashes(con, [_prompt(line) for line in heldout])
         trained, removed = {}, {}
         for role in (plan.A, plan.B):
             lines = _lines(Path(exports[role]["directory"]) / TRAIN)
-            keep = plan.heldout_mask(export_rows.prompt_hashes(con, [_prompt(line) for line in lines]), leaks)
+            with db.reading() as con:
+                hashes = export_rows.prompt_hashes(con, [_prompt(line) for line in lines])
+            keep = plan.heldout_mask(hashes, leaks)
             trained[role] = [line for line, kept in zip(lines, keep) if kept]
             removed[role] = len(lines) - len(trained[role])
         if options.same_size:
@@ -372,7 +372,7 @@ def _prompt(line: bytes) -> str:
 
 
 def _train(
-    con, stages: _Stages, reporting, label: str, files: dict, key: str, out: Path, options: CompareOptions
+    db: Database, stages: _Stages, reporting, label: str, files: dict, key: str, out: Path, options: CompareOptions
 ) -> dict:
     title = f"train {label}"
     # eval_every = steps: validated before and after only; the eval stage measures the held-out set in full.
@@ -395,7 +395,7 @@ def _train(
         else:
             if not resumed:
                 shutil.rmtree(out, ignore_errors=True)  # a run on other inputs
-            report = train(con, config, resume=run.config_file.is_file(), progress=reporting(title)).report
+            report = train(db, config, resume=run.config_file.is_file(), progress=reporting(title)).report
         return {
             "run": str(out),
             "examples_train": report["examples_train"],
@@ -424,7 +424,7 @@ def _train(
 
 
 def _evaluate(
-    con, stages: _Stages, reporting, label: str, spec: str, data: Path, set_title: str, options: CompareOptions
+    db: Database, stages: _Stages, reporting, label: str, spec: str, data: Path, set_title: str, options: CompareOptions
 ) -> dict:
     title = f"eval {label} on {set_title}"
     model = (
@@ -433,7 +433,7 @@ def _evaluate(
     inputs = {**model, "data": _file_sha256(data), "limit": options.eval_limit}
 
     def work(resumed: bool) -> dict:
-        scores = evaluate(con, [spec], data, limit=options.eval_limit, progress=reporting(title))[0]
+        scores = evaluate(db, [spec], data, limit=options.eval_limit, progress=reporting(title))[0]
         return {**scores.summary(), "nll": scores.nll}
 
     return stages.run(

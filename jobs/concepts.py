@@ -8,18 +8,17 @@ stored in one transaction, with pairs_view's concept_NAME column.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
-import storage
 from curator import concepts
 from curator.selection import Selector
 from jobs.operations import resolve
 from jobs.runner import Job, Progress, no_progress
 from storage import concepts as concept_rows
 from storage import embeddings as vector_rows
+from storage.db import Database
 
 
 @dataclass
@@ -42,7 +41,7 @@ class ConceptReport:
 
 
 def create(
-    db_path: str | os.PathLike,
+    db: Database,
     name: str,
     positive: Selector,
     negative: Selector | None = None,
@@ -55,14 +54,11 @@ def create(
     """Fit concept `name` on the pairs `positive` selects against those `negative` selects
     (default: a seeded random sample of the other pairs); replaces a concept of that name."""
     concepts.check_name(name)
-    reader = storage.connect_read_only(db_path)
-    try:
+    with db.reading() as reader:
         set_id, model, set_field = concept_rows.embedding_set(reader, field, map_name)
         positive_ids = np.unique(resolve(reader, positive))
         negative_ids = np.unique(resolve(reader, negative)) if negative is not None else None
         all_ids, vectors = vector_rows.load_vectors(reader, set_id)
-    finally:
-        reader.close()
     if len(positive_ids) == 0:
         raise ValueError(f"the positive selector {positive.describe()} chooses no pair")
     if negative_ids is not None:
@@ -90,14 +86,12 @@ def create(
         "seed": seed,
         "classifier": "logistic regression, balanced",
     }
-    con = storage.connect(db_path)
-    try:
-        with Job(con, "concept", {"name": name, **params}, progress) as job:
-            job.report(0, 2, f"fitting on {len(positive_ids):,} positives, {len(negative_ids):,} negatives")
-            fitted = concepts.fit(vectors[row], labels, seed)
-            job.report(1, 2, f"scoring {len(all_ids):,} pairs")
-            scores = concepts.scores(fitted, vectors)
-            con.begin()
+    with Job(db, "concept", {"name": name, **params}, progress) as job:
+        job.report(0, 2, f"fitting on {len(positive_ids):,} positives, {len(negative_ids):,} negatives")
+        fitted = concepts.fit(vectors[row], labels, seed)
+        job.report(1, 2, f"scoring {len(all_ids):,} pairs")
+        scores = concepts.scores(fitted, vectors)
+        with db.writing() as con:
             concept_id = concept_rows.save(
                 con,
                 name,
@@ -112,30 +106,27 @@ def create(
                 all_ids,
                 scores,
             )
-            con.commit()
-            report = ConceptReport(
-                job.id,
-                concept_id,
-                name,
-                model,
-                set_field,
-                len(positive_ids),
-                len(negative_ids),
-                negative is None,
-                fitted.cv_precision,
-                fitted.cv_recall,
-                fitted.folds,
-                fitted.threshold,
-                len(all_ids),
-                int((scores >= fitted.threshold).sum()),
-                missing,
-            )
-            job.counts = {
-                "concept": concept_id,
-                "positives": report.positives,
-                "negatives": report.negatives,
-                "members": report.members,
-            }
-            return report
-    finally:
-        con.close()
+        report = ConceptReport(
+            job.id,
+            concept_id,
+            name,
+            model,
+            set_field,
+            len(positive_ids),
+            len(negative_ids),
+            negative is None,
+            fitted.cv_precision,
+            fitted.cv_recall,
+            fitted.folds,
+            fitted.threshold,
+            len(all_ids),
+            int((scores >= fitted.threshold).sum()),
+            missing,
+        )
+        job.counts = {
+            "concept": concept_id,
+            "positives": report.positives,
+            "negatives": report.negatives,
+            "members": report.members,
+        }
+        return report

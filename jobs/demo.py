@@ -25,9 +25,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import duckdb
-
-import storage
 from curator import demo, llm_server
 from curator.selection import Selector
 from jobs import operations
@@ -35,18 +32,17 @@ from jobs.ingest import IngestOptions, IngestReport, ingest
 from jobs.map import MapReport, build_map
 from jobs.runner import Progress, no_progress
 from storage import versions as version_rows
+from storage.db import Database
 
 DATA_DIR = Path(demo.__file__).parent / "data"
 DEMO_FILE = DATA_DIR / "demo-smollm2-v1.jsonl.zst"
 MANIFEST = DATA_DIR / "demo-smollm2-v1.manifest.json"
 
 
-def run(
-    con: duckdb.DuckDBPyConnection, db_path: str | Path, progress: Progress = no_progress
-) -> tuple[IngestReport, MapReport]:
+def run(db: Database, progress: Progress = no_progress) -> tuple[IngestReport, MapReport]:
     """Ingest the demo set and build (or bring up to date) its prompt map."""
-    report = ingest(con, [DEMO_FILE], IngestOptions(), progress)
-    return report, build_map(con, db_path, progress=progress)
+    report = ingest(db, [DEMO_FILE], IngestOptions(), progress)
+    return report, build_map(db, progress=progress)
 
 
 # --- `curator demo --full` ---------------------------------------------------------------------
@@ -143,11 +139,7 @@ def run_full(db_path: str | Path, progress: Progress = no_progress, notify: Noti
 
     version = _version(db_path)
     if version is None:
-        con = storage.connect(db_path)
-        try:
-            ingested, mapped = run(con, db_path, progress)
-        finally:
-            con.close()
+        ingested, mapped = run(Database(db_path), progress)
         stage(
             "ingest + map",
             True,
@@ -178,11 +170,8 @@ def run_full(db_path: str | Path, progress: Progress = no_progress, notify: Noti
 def _version(db_path: str | Path) -> dict | None:
     if not Path(db_path).exists():
         return None
-    con = storage.connect_read_only(db_path)
-    try:
+    with Database(db_path).reading() as con:
         return version_rows.find(con, VERSION)
-    finally:
-        con.close()
 
 
 def applied_rules(db_path: str | Path) -> dict[str, int]:
@@ -211,7 +200,7 @@ def curate(
     from jobs.duplicates import find_duplicates
     from jobs.signals import compute_signals
 
-    signals = compute_signals(db_path, progress=progress)
+    signals = compute_signals(Database(db_path), progress=progress)
     counts = signals.summary["counts"]
     stage(
         "signals",
@@ -223,11 +212,7 @@ def curate(
     if "duplicate copies" in applied:
         stage("duplicates", False, f"their copies were deleted by operation {applied['duplicate copies']}")
     else:
-        con = storage.connect(db_path)
-        try:
-            found = find_duplicates(con, db_path, progress=progress)
-        finally:
-            con.close()
+        found = find_duplicates(Database(db_path), progress=progress)
         stage(
             "duplicates",
             True,
@@ -266,11 +251,7 @@ def _export(db_path, export_dir: Path, progress: Progress, stage) -> dict:
         return manifest
     from jobs.export import ExportOptions, export
 
-    con = storage.connect(db_path)
-    try:
-        manifest = export(con, export_dir, ExportOptions(version=VERSION), progress).manifest
-    finally:
-        con.close()
+    manifest = export(Database(db_path), export_dir, ExportOptions(version=VERSION), progress).manifest
     check = manifest["eval_check"]
     stage(
         "export",
@@ -295,16 +276,12 @@ def _train(db_path, export_dir: Path, run_dir: Path, progress: Progress, stage) 
     from jobs.train import train
 
     resume = (run_dir / "train_config.json").is_file()
-    con = storage.connect(db_path)
-    try:
-        report = train(
-            con,
-            TrainConfig(data=str(export_dir), out=str(run_dir), max_steps=TRAIN_STEPS, save_every=SAVE_EVERY),
-            resume=resume,
-            progress=progress,
-        ).report
-    finally:
-        con.close()
+    report = train(
+        Database(db_path),
+        TrainConfig(data=str(export_dir), out=str(run_dir), max_steps=TRAIN_STEPS, save_every=SAVE_EVERY),
+        resume=resume,
+        progress=progress,
+    ).report
     stage(
         "train",
         True,
@@ -337,11 +314,7 @@ def _quantize(db_path, run_dir: Path, out: Path, qtype: str, progress: Progress,
         return entry
     from jobs.quantize import quantize
 
-    con = storage.connect(db_path)
-    try:
-        entry = quantize(con, run_dir, out, qtype, progress=progress)
-    finally:
-        con.close()
+    entry = quantize(Database(db_path), run_dir, out, qtype, progress=progress)
     kept = "no tuning gain to keep" if entry["gain_kept"] is None else f"gain kept {entry['gain_kept']:.0%}"
     stage(f"quantize {qtype}", True, f"{out}: {entry['size_bytes'] / 1e6:,.1f} MB, ppl {entry['ppl_file']:.3f}, {kept}")
     return entry
@@ -364,11 +337,9 @@ def _evaluate(db_path, models: list[Path], export_dir: Path, directory: Path, pr
             return saved["results"]
     from jobs.evaluate import evaluate
 
-    con = storage.connect(db_path)
-    try:
-        scores = evaluate(con, [str(m) for m in models], export_dir, plot=directory / "eval.png", progress=progress)
-    finally:
-        con.close()
+    scores = evaluate(
+        Database(db_path), [str(m) for m in models], export_dir, plot=directory / "eval.png", progress=progress
+    )
     results = [s.summary() for s in scores]
     path.write_text(json.dumps({"key": key, "data": str(export_dir / "val.jsonl"), "results": results}, indent=2))
     stage(

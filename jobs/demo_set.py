@@ -18,44 +18,42 @@ from pathlib import Path
 import orjson
 import zstandard
 
-import storage
 from curator import demo, llm_server
 from jobs.demo import DEMO_FILE
 from jobs.distill import DistillOptions, DistillReport, distill_prompts
 from jobs.runner import Progress, no_progress
 from storage import distill as distill_rows
+from storage.db import Database
 
 
 def regenerate(workdir: Path, out: Path = DEMO_FILE, n_parallel: int = 4, progress: Progress = no_progress) -> dict:
     """Generate the demo set into `out` (and its manifest); returns the manifest."""
     workdir.mkdir(parents=True, exist_ok=True)
     sources = demo.sources()
-    con = storage.connect(workdir / "demo-generation.duckdb")
+    db = Database(workdir / "demo-generation.duckdb")
     started = time.monotonic()
-    try:
-        with llm_server.start(n_parallel=n_parallel, context=1024) as server:
-            reports = [
-                distill_prompts(
-                    con,
-                    _prompts_file(workdir, source),
-                    DistillOptions(
-                        model=server.model,
-                        base_url=server.base_url,
-                        system=source.system,
-                        max_tokens=source.max_tokens,
-                        temperature=source.temperature,
-                        source=source.name,
-                        concurrency=n_parallel,
-                        timeout=600,
-                    ),
-                    progress=progress,
-                )
-                for source in sources
-            ]
+    with llm_server.start(n_parallel=n_parallel, context=1024) as server:
+        reports = [
+            distill_prompts(
+                db,
+                _prompts_file(workdir, source),
+                DistillOptions(
+                    model=server.model,
+                    base_url=server.base_url,
+                    system=source.system,
+                    max_tokens=source.max_tokens,
+                    temperature=source.temperature,
+                    source=source.name,
+                    concurrency=n_parallel,
+                    timeout=600,
+                ),
+                progress=progress,
+            )
+            for source in sources
+        ]
+    with db.reading() as con:
         records = [record for report in reports for record in distill_rows.answers(con, report.file_id)]
         usage = distill_rows.usage(con)
-    finally:
-        con.close()
     data = b"".join(orjson.dumps(record) + b"\n" for record in records)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(zstandard.ZstdCompressor(level=19).compress(data))

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import duckdb
 import openai
 import orjson
 import pyarrow as pa
@@ -31,6 +30,7 @@ from storage import distill as distill_rows
 from storage import files as file_rows
 from storage import pairs as pair_rows
 from storage import rejects as reject_rows
+from storage.db import Database
 
 PAGE = 2048  # prompts read from the database at a time
 TEXT_SUFFIXES = {".txt"}
@@ -65,7 +65,7 @@ class DistillReport:
 
 
 def distill_prompts(
-    con: duckdb.DuckDBPyConnection,
+    db: Database,
     prompts: str | Path | None,
     options: DistillOptions,
     from_source: str | None = None,
@@ -86,21 +86,24 @@ def distill_prompts(
         **{k: v for k, v in asdict(options).items() if k not in ("base_url", "policy")},
         **asdict(options.policy),
     }
-    with Job(con, "distill", params, progress) as job:
-        report, file_id, identity = _open_run(
-            con, job, Path(prompts) if prompts else None, from_source, options, base_url, local
-        )
+    with Job(db, "distill", params, progress) as job:
+        with db.writing() as con:
+            report, file_id, identity = _open_run(
+                con, job, Path(prompts) if prompts else None, from_source, options, base_url, local
+            )
         started = time.monotonic()
         try:
-            _answer(con, job, client, file_id, identity, options, local, prices, report, started)
+            _answer(db, job, client, file_id, identity, options, local, prices, report, started)
         finally:
             client.close()
             report.seconds = time.monotonic() - started
-            left = distill_rows.counts(con, file_id)
+            with db.reading() as con:
+                left = distill_rows.counts(con, file_id)
             report.pending = left["pending"]
             job.counts = _job_counts(report)
         if left["pending"] == 0:
-            file_rows.finish(con, file_id, pair_rows.file_duplicates(con, file_id))
+            with db.writing() as con:
+                file_rows.finish(con, file_id, pair_rows.file_duplicates(con, file_id))
     return report
 
 
@@ -135,7 +138,8 @@ def _open_run(
     base_url: str | None,
     local: bool,
 ) -> tuple[DistillReport, int, str]:
-    """Find or create the run's files row, queue its prompts; (report, file id, identity)."""
+    """Find or create the run's files row, queue its prompts; (report, file id, identity).
+    Call inside a write transaction: it commits the queue (or nothing, on an error)."""
     if path is not None:
         if not path.is_file():
             raise FileNotFoundError(f"no such prompts file: {path}")
@@ -149,7 +153,6 @@ def _open_run(
     identity = distill.run_identity(key, options.model, options.system, options.max_tokens, options.temperature)
     public = distill.public_url(base_url)
     row = file_rows.find(con, identity)
-    con.begin()
     if row is None:
         source = options.source or f"{stem}:{options.model}"
         settings = {
@@ -165,7 +168,6 @@ def _open_run(
     else:
         source = distill_rows.run_settings(con, row.id)["source"]
         if options.source and options.source != source:
-            con.rollback()
             raise ValueError(
                 f"this run was started with --source {source!r}: rerun with it to resume, "
                 "or change the model or a setting to start another run"
@@ -178,7 +180,6 @@ def _open_run(
     counts = distill_rows.counts(con, row.id)
     if sum(counts.values()) == 0:
         file_rows.finish(con, row.id, 0)  # nothing to answer, ever: the rejects say why
-    con.commit()
     report = DistillReport(
         job.id,
         row.id,
@@ -246,7 +247,7 @@ def _prompt_table(rows: list[tuple]) -> pa.Table:
 
 
 def _answer(
-    con,
+    db: Database,
     job: Job,
     client: openai.OpenAI,
     file_id: int,
@@ -259,7 +260,7 @@ def _answer(
 ) -> None:
     total = report.prompts - report.already
 
-    def store(batch: list[Outcome[Prompt]]) -> None:
+    def store(con, batch: list[Outcome[Prompt]]) -> None:
         _store(con, job, identity, file_id, batch, local, prices, report)
         job.report(
             report.answered + report.failed,
@@ -272,15 +273,16 @@ def _answer(
                 time.monotonic() - started,
                 report.cost,
             ),
+            con,
         )
 
-    prompts = request_pool.keyset_pages(
-        lambda after, limit: distill_rows.todo(con, file_id, after, limit),
-        lambda prompt: (prompt.line, prompt.pair_index),
-        PAGE,
-    )
+    def todo(after: tuple[int, int] | None, limit: int) -> list[Prompt]:
+        with db.reading() as con:
+            return distill_rows.todo(con, file_id, after, limit)
+
+    prompts = request_pool.keyset_pages(todo, lambda prompt: (prompt.line, prompt.pair_index), PAGE)
     request_pool.ask_all(
-        con, client, prompts, lambda p: distill.request_messages(p.prompt, p.context, options.system), options, store
+        db, client, prompts, lambda p: distill.request_messages(p.prompt, p.context, options.system), options, store
     )
 
 

@@ -5,14 +5,15 @@ normalized prompt (prompt_hash) and the k-NN search over the map's vectors. Each
 then judged on both sides (curator.duplicates: vectors where the map or a sibling embedding
 set of the same model has them, word sets where not), duplicates are linked into sets, and
 each set keeps its best member by quality score. Deleted pairs take no part. The run's
-parameters are recorded in duplicate_runs and its rows replace the previous run's.
+parameters are recorded in duplicate_runs and its rows replace the previous run's. The
+database is open only to read the pairs, vectors and the texts to compare, and to commit the
+sets: the search and the judging run with the file closed.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -23,6 +24,7 @@ from jobs.runner import Job, Progress, no_progress
 from storage import duplicates as dup_rows
 from storage import embeddings as vector_rows
 from storage import maps as map_rows
+from storage.db import Database
 
 if TYPE_CHECKING:
     from jobs.ray_pool import RayCluster
@@ -53,20 +55,21 @@ def find_map(con: duckdb.DuckDBPyConnection, name: str | None) -> map_rows.MapRo
     return chosen
 
 
-def ensure_signals(con: duckdb.DuckDBPyConnection, db_path: str | Path, progress: Progress) -> None:
+def ensure_signals(db: Database, progress: Progress) -> None:
     """Compute the quality signals first if some pair has none: the keep choice and the blob
     report read them."""
-    if dup_rows.unsignalled_pairs(con):
+    with db.reading() as con:
+        unsignalled = dup_rows.unsignalled_pairs(con)
+    if unsignalled:
         # Imported here: the signals job loads a language identifier and a tokenizer that a
         # database whose signals are up to date does not need.
         from jobs.signals import compute_signals
 
-        compute_signals(db_path, progress=progress)
+        compute_signals(db, progress=progress)
 
 
 def find_duplicates(
-    con: duckdb.DuckDBPyConnection,
-    db_path: str | Path,
+    db: Database,
     *,
     map_name: str | None = None,
     params: dedup.DuplicateParams | None = None,
@@ -75,8 +78,9 @@ def find_duplicates(
 ) -> DuplicateReport:
     """`cluster`: run the k-NN search's cells on this Ray cluster (the same edges and sets)."""
     params = params or dedup.DuplicateParams()
-    chosen = find_map(con, map_name)
-    ensure_signals(con, db_path, progress)
+    with db.reading() as con:
+        chosen = find_map(con, map_name)
+    ensure_signals(db, progress)
     started = time.perf_counter()
     job_params = {
         "map": chosen.name,
@@ -86,12 +90,13 @@ def find_duplicates(
         **asdict(params),
         "search": {"exact_max": dedup.EXACT_MAX, "cell_size": dedup.CELL_SIZE, "probes": dedup.PROBES},
     }
-    with Job(con, "duplicates", job_params, progress) as job:
+    with Job(db, "duplicates", job_params, progress) as job:
         steps = 4
         job.report(0, steps, "loading pairs and vectors")
-        pairs = dup_rows.live_pairs(con)
-        ids = pairs["id"]
-        vector_ids, vectors = vector_rows.load_vectors(con, chosen.set_id, ids)
+        with db.reading() as con:
+            pairs = dup_rows.live_pairs(con)
+            ids = pairs["id"]
+            vector_ids, vectors = vector_rows.load_vectors(con, chosen.set_id, ids)
         row_of_vector = np.searchsorted(ids, vector_ids)
         vector_of = np.full(len(ids), -1, dtype=np.int64)
         vector_of[row_of_vector] = np.arange(len(vector_ids))
@@ -114,9 +119,9 @@ def find_duplicates(
         map_similarity[missing] = _cosines(vectors, vector_of[i[missing]], vector_of[j[missing]])
 
         job.report(2, steps, f"judging {len(i):,} candidate pairs")
-        texts = _Texts(con, ids)
-        prompt = _side(con, chosen, "prompt", pairs["prompt_hash"], i, j, map_similarity, ids, texts)
-        response = _side(con, chosen, "response", pairs["response_hash"], i, j, map_similarity, ids, texts)
+        texts = _Texts(db, ids)
+        prompt = _side(db, chosen, "prompt", pairs["prompt_hash"], i, j, map_similarity, ids, texts)
+        response = _side(db, chosen, "response", pairs["response_hash"], i, j, map_similarity, ids, texts)
         duplicate, conflict = dedup.classify(
             map_similarity if chosen.field == "pair" else None, prompt, response, params
         )
@@ -130,20 +135,19 @@ def find_duplicates(
 
         job.report(3, steps, "saving")
         stored = (groups >= 0) | conflicted
-        con.begin()
-        run_id = dup_rows.replace(
-            con,
-            job.id,
-            job_params,
-            {
-                "pair_id": ids[stored],
-                "dup_group": groups[stored],
-                "dup_kind": kinds[stored],
-                "dup_keep": keep[stored],
-                "conflict": conflicted[stored],
-            },
-        )
-        con.commit()
+        with db.writing() as con:
+            run_id = dup_rows.replace(
+                con,
+                job.id,
+                job_params,
+                {
+                    "pair_id": ids[stored],
+                    "dup_group": groups[stored],
+                    "dup_kind": kinds[stored],
+                    "dup_keep": keep[stored],
+                    "conflict": conflicted[stored],
+                },
+            )
         grouped = groups >= 0
         report = DuplicateReport(
             job.id,
@@ -193,20 +197,21 @@ def _cosines(vectors: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class _Texts:
     """Prompts and responses of the rows that need a textual comparison, fetched once."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, ids: np.ndarray):
-        self.con, self.ids, self.cache = con, ids, {}
+    def __init__(self, db: Database, ids: np.ndarray):
+        self.db, self.ids, self.cache = db, ids, {}
 
     def of(self, field: str, rows: np.ndarray) -> dict[int, str]:
         missing = np.setdiff1d(rows, np.fromiter(self.cache, dtype=np.int64, count=len(self.cache)))
         if len(missing):
-            _, prompts, responses = vector_rows.pair_texts(self.con, self.ids[missing])
+            with self.db.reading() as con:
+                _, prompts, responses = vector_rows.pair_texts(con, self.ids[missing])
             self.cache.update(zip(missing.tolist(), zip(prompts, responses)))
         position = 0 if field == "prompt" else 1
         return {row: self.cache[row][position] for row in rows.tolist()}
 
 
 def _side(
-    con,
+    db: Database,
     chosen: map_rows.MapRow,
     field: str,
     hashes: np.ndarray,
@@ -223,10 +228,12 @@ def _side(
     if chosen.field == field:
         similarity[:] = map_similarity
     else:
-        sibling = dup_rows.sibling_set(con, chosen.set_id, field)
+        with db.reading() as con:
+            sibling = dup_rows.sibling_set(con, chosen.set_id, field)
+            if sibling is not None:
+                rows = np.unique(np.r_[i[~same], j[~same]])
+                vector_ids, vectors = vector_rows.load_vectors(con, sibling, ids[rows])
         if sibling is not None:
-            rows = np.unique(np.r_[i[~same], j[~same]])
-            vector_ids, vectors = vector_rows.load_vectors(con, sibling, ids[rows])
             vector_of = np.full(len(ids), -1, dtype=np.int64)
             vector_of[np.searchsorted(ids, vector_ids)] = np.arange(len(vector_ids))
             unequal = np.flatnonzero(~same)

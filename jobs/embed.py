@@ -1,20 +1,20 @@
 """The embed job: vectors for every pair that has none yet for (model, field).
 
 Batches are committed as they finish (a shard file plus its index rows), so kill -9 and a
-rerun continue where they stopped; pairs embedded before are never embedded again.
+rerun continue where they stopped; pairs embedded before are never embedded again. The
+database is open only to read a batch's texts and to commit its vectors: the encoding, nearly
+all of the time, runs with the file closed, so the app and other jobs read and write meanwhile.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
-
-import duckdb
 
 from curator import embedding
 from jobs.runner import Job, Progress, no_progress
 from storage import embeddings as vector_rows
+from storage.db import Database
 
 
 @dataclass
@@ -33,8 +33,7 @@ class EmbedReport:
 
 
 def embed(
-    con: duckdb.DuckDBPyConnection,
-    db_path: str | Path,
+    db: Database,
     *,
     model: str | None = None,
     field: str = "prompt",
@@ -50,25 +49,24 @@ def embed(
     embedding.check_field(field)
     encoder = encoder or embedding.load_encoder(model, fast=fast)
     params = {"model": encoder.name, "field": field, "fast": fast, "batch_size": batch_size}
-    with Job(con, "embed", params, progress) as job:
-        con.begin()
-        set_id, directory = vector_rows.ensure_set(
-            con, vector_rows.vectors_root(db_path), encoder.name, field, encoder.dim
-        )
-        con.commit()
-        missing = vector_rows.missing_pair_ids(con, set_id)
-        total = con.execute("SELECT count(*) FROM pairs").fetchone()[0]
-        already = total - len(missing)
+    with Job(db, "embed", params, progress) as job:
+        with db.writing() as con:
+            set_id, directory = vector_rows.ensure_set(
+                con, vector_rows.vectors_root(db.path), encoder.name, field, encoder.dim
+            )
+        with db.reading() as con:
+            missing = vector_rows.missing_pair_ids(con, set_id)
+            already = vector_rows.pair_count(con) - len(missing)
         started = time.perf_counter()
         done = 0
         for start in range(0, len(missing), commit_every):
-            ids, prompts, responses = vector_rows.pair_texts(con, missing[start : start + commit_every])
+            with db.reading() as con:
+                ids, prompts, responses = vector_rows.pair_texts(con, missing[start : start + commit_every])
             vectors = encoder.encode(embedding.field_texts(prompts, responses, field), batch_size=batch_size)
-            con.begin()
-            vector_rows.write_shard(con, set_id, directory, ids, vectors)
-            done += len(ids)
-            job.counts = {"embedded": done, "already": already}
-            job.report(done, len(missing), f"{encoder.name} {field}: {done:,}/{len(missing):,}")
-            con.commit()
+            with db.writing() as con:
+                vector_rows.write_shard(con, set_id, directory, ids, vectors)
+                done += len(ids)
+                job.counts = {"embedded": done, "already": already}
+                job.report(done, len(missing), f"{encoder.name} {field}: {done:,}/{len(missing):,}", con)
         job.counts = {"embedded": done, "already": already}
         return EmbedReport(job.id, set_id, encoder.name, field, done, already, time.perf_counter() - started)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
-
 from curator import evaluation
 from jobs.runner import Job, Progress, no_progress
+from storage.db import Database
 
 
 def evaluate(
-    con: duckdb.DuckDBPyConnection,
+    db: Database,
     models: list[str],
     data: str | Path,
     *,
@@ -37,7 +36,7 @@ def evaluate(
         "max_length": max_length,
         "plot": str(plot) if plot else None,
     }
-    with Job(con, "eval", params, progress) as job:
+    with Job(db, "eval", params, progress) as job:
         examples = evaluation.read_eval_examples(data)[:limit]
         total = len(examples) * len(models)
         results = []

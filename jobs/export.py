@@ -14,7 +14,6 @@ import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -24,6 +23,7 @@ from jobs.runner import Job, Progress, no_progress, prefetch
 from storage import export as export_rows
 from storage import maps as map_rows
 from storage import versions as version_rows
+from storage.db import Database
 
 TRAIN, VAL, MANIFEST = "train.jsonl", "val.jsonl", "manifest.json"
 
@@ -54,7 +54,7 @@ class ExportReport:
 
 
 def export(
-    con: duckdb.DuckDBPyConnection, directory: str | Path, options: ExportOptions, progress: Progress = no_progress
+    db: Database, directory: str | Path, options: ExportOptions, progress: Progress = no_progress
 ) -> ExportReport:
     """Write the curated pairs (every pair not deleted, or a version's) to `directory`: the
     contamination check, the leak-free split, train.jsonl, val.jsonl and manifest.json."""
@@ -64,66 +64,71 @@ def export(
         "eval_set": str(options.eval_set) if options.eval_set else None,
         "directory": str(directory),
     }
-    with Job(con, "export", params, progress) as job:
-        job.report(0, 1, "selecting pairs")
-        version = None
-        if options.version is not None:
-            pair_ids = version_rows.pair_ids(con, options.version)  # ValueError for an unknown name
-            version = version_rows.find(con, options.version)
-        else:
-            pair_ids = None
-        chosen = export_rows.selection(con, pair_ids)
-        if pair_ids is not None and len(chosen["id"]) != len(pair_ids):
-            raise ValueError(
-                f"version {options.version!r} names {len(pair_ids) - len(chosen['id']):,} "
-                "pairs that are no longer in the database"
+    with Job(db, "export", params, progress) as job:
+        # One read of the whole export: the selection, the files and the manifest must agree, so
+        # they come from one snapshot (a read: the app reads beside it; its writes wait for it).
+        with db.reading() as con:
+            job.report(0, 1, "selecting pairs")
+            version = None
+            if options.version is not None:
+                pair_ids = version_rows.pair_ids(con, options.version)  # ValueError for an unknown name
+                version = version_rows.find(con, options.version)
+            else:
+                pair_ids = None
+            chosen = export_rows.selection(con, pair_ids)
+            if pair_ids is not None and len(chosen["id"]) != len(pair_ids):
+                raise ValueError(
+                    f"version {options.version!r} names {len(pair_ids) - len(chosen['id']):,} "
+                    "pairs that are no longer in the database"
+                )
+
+            job.report(0, 1, "checking against the evaluation set")
+            contaminated, eval_report = contamination.check(
+                con, chosen["id"], chosen["prompt_hash"], options.eval_set, options.eval_threshold, options.eval_check
             )
+            kept = {name: values[~contaminated] for name, values in chosen.items() if name != "sources"}
 
-        job.report(0, 1, "checking against the evaluation set")
-        contaminated, eval_report = contamination.check(
-            con, chosen["id"], chosen["prompt_hash"], options.eval_set, options.eval_threshold, options.eval_check
-        )
-        kept = {name: values[~contaminated] for name, values in chosen.items() if name != "sources"}
+            job.report(0, 1, "splitting")
+            default_map = map_rows.default(con)
+            strata = (
+                np.where(kept["on_map"], kept["cluster"], np.iinfo(np.int64).min)
+                if default_map
+                else kept["source_code"]
+            )
+            keys = training_set.order_keys(kept["id"], options.seed)
+            groups = training_set.leak_groups(kept["prompt_hash"], kept["dup_group"], kept["in_dup_group"])
+            is_val = training_set.assign_split(groups, strata, keys, options.val_fraction)
+            order = np.argsort(keys, kind="stable")
+            ids, is_val = kept["id"][order], is_val[order]
 
-        job.report(0, 1, "splitting")
-        default_map = map_rows.default(con)
-        strata = (
-            np.where(kept["on_map"], kept["cluster"], np.iinfo(np.int64).min) if default_map else kept["source_code"]
-        )
-        keys = training_set.order_keys(kept["id"], options.seed)
-        groups = training_set.leak_groups(kept["prompt_hash"], kept["dup_group"], kept["in_dup_group"])
-        is_val = training_set.assign_split(groups, strata, keys, options.val_fraction)
-        order = np.argsort(keys, kind="stable")
-        ids, is_val = kept["id"][order], is_val[order]
+            directory.mkdir(parents=True, exist_ok=True)
+            shape = training_set.check_format(options.format)
+            total = len(ids)
+            files = {TRAIN: _write(con, job, directory / TRAIN, shape, ids[~is_val], 0, total)}
+            if options.val_fraction > 0:
+                files[VAL] = _write(con, job, directory / VAL, shape, ids[is_val], files[TRAIN]["records"], total)
+            else:
+                (directory / VAL).unlink(missing_ok=True)  # an earlier export's: not part of this one
 
-        directory.mkdir(parents=True, exist_ok=True)
-        shape = training_set.check_format(options.format)
-        total = len(ids)
-        files = {TRAIN: _write(con, job, directory / TRAIN, shape, ids[~is_val], 0, total)}
-        if options.val_fraction > 0:
-            files[VAL] = _write(con, job, directory / VAL, shape, ids[is_val], files[TRAIN]["records"], total)
-        else:
-            (directory / VAL).unlink(missing_ok=True)  # an earlier export's: not part of this one
-
-        up_to = None if version is None else (version["op_id"] or 0)
-        manifest = training_set.build_manifest(
-            fmt=options.format,
-            version=options.version,
-            seed=options.seed,
-            val_fraction=options.val_fraction,
-            selected=len(chosen["id"]),
-            files=files,
-            removed_by_eval_check=int(contaminated.sum()),
-            eval_check=eval_report,
-            multi_turn=int(kept["multi_turn"].sum()),
-            counts=export_rows.counts(con, ids, is_val),
-            groups=int(len(np.unique(groups))),
-            stratified_by=f"cluster (map {default_map.name})" if default_map else "source (no map)",
-            operations=export_rows.operations(con, up_to),
-            operations_up_to=up_to,
-            signals=export_rows.latest_run_params(con, "signal_runs"),
-            duplicates=export_rows.latest_run_params(con, "duplicate_runs"),
-        )
+            up_to = None if version is None else (version["op_id"] or 0)
+            manifest = training_set.build_manifest(
+                fmt=options.format,
+                version=options.version,
+                seed=options.seed,
+                val_fraction=options.val_fraction,
+                selected=len(chosen["id"]),
+                files=files,
+                removed_by_eval_check=int(contaminated.sum()),
+                eval_check=eval_report,
+                multi_turn=int(kept["multi_turn"].sum()),
+                counts=export_rows.counts(con, ids, is_val),
+                groups=int(len(np.unique(groups))),
+                stratified_by=f"cluster (map {default_map.name})" if default_map else "source (no map)",
+                operations=export_rows.operations(con, up_to),
+                operations_up_to=up_to,
+                signals=export_rows.latest_run_params(con, "signal_runs"),
+                duplicates=export_rows.latest_run_params(con, "duplicate_runs"),
+            )
         (directory / MANIFEST).write_bytes(training_set.manifest_bytes(manifest))
         job.counts = {
             "train": manifest["pairs"]["train"],

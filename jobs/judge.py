@@ -15,7 +15,6 @@ import itertools
 import time
 from dataclasses import asdict, dataclass, field
 
-import duckdb
 import pyarrow as pa
 
 from curator import distill
@@ -26,6 +25,7 @@ from jobs.request_pool import Outcome, RequestOptions
 from jobs.runner import Job, Progress, no_progress
 from storage import judge as judge_rows
 from storage import quality as quality_rows
+from storage.db import Database
 
 PAGE = 2048  # pairs read from the database at a time
 
@@ -65,7 +65,7 @@ class JudgeReport:
 
 
 def judge(
-    con: duckdb.DuckDBPyConnection, options: JudgeOptions, prices: dict | None = None, progress: Progress = no_progress
+    db: Database, options: JudgeOptions, prices: dict | None = None, progress: Progress = no_progress
 ) -> JudgeReport:
     """Rate every pair (not deleted) that this judge run has not scored yet."""
     base_url = request_pool.resolved_base_url(options)
@@ -84,21 +84,20 @@ def judge(
         **asdict(options.policy),
     }
     identity = judging.run_identity(options.model, options.rubric, options.max_tokens, options.temperature)
-    with Job(con, "judge", params, progress) as job:
-        con.begin()
-        run_id, existed = quality_rows.ensure_run(
-            con,
-            "judge",
-            identity,
-            options.model,
-            {**settings, "rubric": options.rubric},
-            job.id,
-            distill.public_url(base_url),
-            local,
-        )
-        judge_rows.queue(con, run_id)
-        counts = judge_rows.counts(con, run_id)
-        con.commit()
+    with Job(db, "judge", params, progress) as job:
+        with db.writing() as con:
+            run_id, existed = quality_rows.ensure_run(
+                con,
+                "judge",
+                identity,
+                options.model,
+                {**settings, "rubric": options.rubric},
+                job.id,
+                distill.public_url(base_url),
+                local,
+            )
+            judge_rows.queue(con, run_id)
+            counts = judge_rows.counts(con, run_id)
         report = JudgeReport(
             job.id,
             run_id,
@@ -113,12 +112,14 @@ def judge(
             report.status = "nothing to do"
         started = time.monotonic()
         try:
-            _judge_pairs(con, job, client, run_id, options, local, prices, report, started)
+            _judge_pairs(db, job, client, run_id, options, local, prices, report, started)
         finally:
             client.close()
             report.seconds = time.monotonic() - started
-            report.pending = judge_rows.counts(con, run_id)["pending"]
-            report.histogram = judging.histogram(judge_rows.score_counts(con, run_id))
+            with db.reading() as con:
+                report.pending = judge_rows.counts(con, run_id)["pending"]
+                score_counts = judge_rows.score_counts(con, run_id)
+            report.histogram = judging.histogram(score_counts)
             report.mean_score = judging.mean_score(report.histogram)
             job.counts = _job_counts(report)
     return report
@@ -143,7 +144,7 @@ def _job_counts(report: JudgeReport) -> dict:
 
 
 def _judge_pairs(
-    con,
+    db: Database,
     job: Job,
     client,
     run_id: int,
@@ -156,7 +157,7 @@ def _judge_pairs(
     todo = report.pairs - report.already
     total = todo if options.limit is None else min(todo, options.limit)
 
-    def store(batch: list[Outcome[PairText]]) -> None:
+    def store(con, batch: list[Outcome[PairText]]) -> None:
         judge_rows.record(con, run_id, _results(batch, options.model))
         _add_to_report(report, batch, local, prices)
         job.report(
@@ -170,13 +171,16 @@ def _judge_pairs(
                 time.monotonic() - started,
                 report.cost,
             ),
+            con,
         )
 
-    pairs = request_pool.keyset_pages(
-        lambda after, limit: judge_rows.todo(con, run_id, after, limit), lambda pair: pair.pair_id, PAGE
-    )
+    def todo(after: int | None, limit: int) -> list[PairText]:
+        with db.reading() as con:
+            return judge_rows.todo(con, run_id, after, limit)
+
+    pairs = request_pool.keyset_pages(todo, lambda pair: pair.pair_id, PAGE)
     request_pool.ask_all(
-        con,
+        db,
         client,
         itertools.islice(pairs, total),
         lambda pair: judging.request_messages(options.rubric, pair),

@@ -1,5 +1,8 @@
 """The map job: embed what is missing, project to 2-D, cluster, label topics.
 
+The database is open only to read the vectors and texts and to commit the map: the fit (minutes
+on a large set) runs with the file closed, so the app stays usable meanwhile.
+
 A map is built once (fitted) and then kept stable: pairs that arrive later are placed with
 the fitted projection (UMAP transform) and given their nearest fitted point's cluster,
 without moving any existing point; the map counts how many points were placed rather than
@@ -9,12 +12,9 @@ fitted. `rebuild=True` fits again from scratch.
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 
 from curator import embedding, parallel, projection, topics
@@ -22,6 +22,7 @@ from jobs.embed import embed
 from jobs.runner import Job, Progress, no_progress
 from storage import embeddings as vector_rows
 from storage import maps as map_rows
+from storage.db import Database
 
 if TYPE_CHECKING:
     from jobs.ray_pool import RayCluster
@@ -40,8 +41,7 @@ class MapReport:
 
 
 def build_map(
-    con: duckdb.DuckDBPyConnection,
-    db_path: str | Path,
+    db: Database,
     *,
     name: str | None = None,
     field: str = "prompt",
@@ -63,8 +63,9 @@ def build_map(
     params = params or projection.MapParams()
     encoder = cluster.encoder(model, fast=fast) if cluster else embedding.load_encoder(model, fast=fast)
     mapper = cluster.map if cluster else None
-    set_id = embed(con, db_path, field=field, encoder=encoder, progress=progress).set_id
-    existing = map_rows.find(con, name)
+    set_id = embed(db, field=field, encoder=encoder, progress=progress).set_id
+    with db.reading() as con:
+        existing = map_rows.find(con, name)
     job_params = {
         "name": name,
         "field": field,
@@ -74,19 +75,18 @@ def build_map(
         "base_url": base_url,
         **asdict(params),
     }
-    with Job(con, "map", job_params, progress) as job:
+    with Job(db, "map", job_params, progress) as job:
         if existing is not None and not rebuild:
             if existing.set_id != set_id:
                 raise ValueError(
                     f"map {name!r} was built from other vectors ({existing.params.get('model')}); "
                     "use --rebuild to fit it again with this model"
                 )
-            report = _place_new_points(con, job, existing, mapper)
+            report = _place_new_points(db, job, existing, mapper)
         else:
             report = _fit(
-                con,
+                db,
                 job,
-                db_path,
                 name,
                 field,
                 set_id,
@@ -101,9 +101,8 @@ def build_map(
 
 
 def _fit(
-    con,
+    db: Database,
     job: Job,
-    db_path,
     name: str,
     field: str,
     set_id: int,
@@ -115,7 +114,9 @@ def _fit(
 ) -> MapReport:
     steps = 5
     job.report(0, steps, "loading vectors")
-    pair_ids, vectors = vector_rows.load_vectors(con, set_id)
+    with db.reading() as con:
+        pair_ids, vectors = vector_rows.load_vectors(con, set_id)
+        texts = _texts(con, pair_ids, field)
     if len(pair_ids) < 3:
         raise ValueError(f"a map needs at least 3 pairs; the database has {len(pair_ids)}")
     job.report(1, steps, f"projecting {len(pair_ids):,} points")
@@ -126,7 +127,6 @@ def _fit(
     labels = projection.cluster(coords, params)
     parents = projection.coarse_clusters(coords, labels)
     job.report(3, steps, "labelling topics")
-    texts = _texts(con, pair_ids, field)
     fine_labels = topics.cluster_labels(texts, labels)
     if labeller is not None:
         job.report(3, steps, f"asking {labeller[0]} to name {len(fine_labels) - 1} clusters")
@@ -134,13 +134,12 @@ def _fit(
     coarse_of_point = np.array([parents.get(int(c), topics.NOISE) for c in labels], dtype=np.int32)
     coarse_labels = topics.cluster_labels(texts, coarse_of_point)
     job.report(4, steps, "saving")
-    path = _save_projection(db_path, name, fitted)
-    con.begin()
+    path = map_rows.save_projection(db.path, name, fitted)
     recorded = {"model": model, "label_model": labeller[0] if labeller else None, **asdict(params)}
-    map_id = map_rows.replace(con, name, field, set_id, recorded, str(path), len(pair_ids), make_default)
-    map_rows.add_points(con, map_id, pair_ids, coords, labels, placed=False)
-    map_rows.write_clusters(con, map_id, fine_labels, parents, coarse_labels)
-    con.commit()
+    with db.writing() as con:
+        map_id = map_rows.replace(con, name, field, set_id, recorded, str(path), len(pair_ids), make_default)
+        map_rows.add_points(con, map_id, pair_ids, coords, labels, placed=False)
+        map_rows.write_clusters(con, map_id, fine_labels, parents, coarse_labels)
     return MapReport(
         job.id,
         map_id,
@@ -153,21 +152,20 @@ def _fit(
     )
 
 
-def _place_new_points(con, job: Job, existing: map_rows.MapRow, mapper: parallel.Mapper | None) -> MapReport:
-    new_ids = map_rows.unmapped_pair_ids(con, existing.id)
-    points = map_rows.points(con, existing.id)
+def _place_new_points(db: Database, job: Job, existing: map_rows.MapRow, mapper: parallel.Mapper | None) -> MapReport:
+    with db.reading() as con:
+        new_ids = map_rows.unmapped_pair_ids(con, existing.id)
+        points = map_rows.points(con, existing.id)
+        new_ids, vectors = vector_rows.load_vectors(con, existing.set_id, new_ids)
     if len(new_ids):
         job.report(0, 2, f"placing {len(new_ids):,} new points")
-        with open(existing.projection, "rb") as f:
-            fitted = pickle.load(f)
-        new_ids, vectors = vector_rows.load_vectors(con, existing.set_id, new_ids)
+        fitted = map_rows.load_projection(existing.projection)
         coords = projection.place(fitted, vectors, lambda stage: job.report(0, 2, stage), mapper)
         fitted_coords = np.column_stack([points["x"], points["y"]])
         clusters = projection.nearest_cluster(fitted_coords, points["cluster"], coords)
-        con.begin()
-        map_rows.add_points(con, existing.id, new_ids, coords, clusters, placed=True)
-        map_rows.recount_clusters(con, existing.id)
-        con.commit()
+        with db.writing() as con:
+            map_rows.add_points(con, existing.id, new_ids, coords, clusters, placed=True)
+            map_rows.recount_clusters(con, existing.id)
     all_clusters = np.concatenate([points["cluster"], clusters]) if len(new_ids) else points["cluster"]
     return MapReport(
         job.id,
@@ -220,18 +218,3 @@ def _llm_labels(
 def _texts(con, pair_ids: np.ndarray, field: str) -> list[str]:
     _, prompts, responses = vector_rows.pair_texts(con, pair_ids)
     return embedding.field_texts(prompts, responses, field)
-
-
-def _save_projection(db_path, name: str, fitted: projection.Projection) -> Path:
-    directory = Path(f"{db_path}.maps")
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{_safe(name)}.projection.pkl"
-    partial = path.with_suffix(".partial")
-    with open(partial, "wb") as f:
-        pickle.dump(fitted, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(partial, path)
-    return path
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

@@ -5,7 +5,8 @@ Each function takes the database path and opens (and closes) its own connections
 `--where` predicate must run on a read-only connection, and DuckDB will not open one beside a
 read-write connection to the same file in one process. Other selectors are resolved inside
 the write transaction, so the pairs chosen and the pairs changed are the same snapshot.
-Operations are short, so they are recorded in the operations log, not as jobs.
+Operations are short, so they are recorded in the operations log, not as jobs. Each waits up
+to OPERATION_WAIT seconds for a job's short write to end (jobs hold the file only for moments).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from storage import operations as op_rows
 from storage import versions as version_rows
 from storage.operations import Operation
 
+OPERATION_WAIT = 30.0
 FAST_PREFIX = "fast:"  # how embedding sets name model2vec models distilled from a model
 
 
@@ -79,7 +81,7 @@ def resolve(con: duckdb.DuckDBPyConnection, selector: Selector) -> np.ndarray:
 def select(db_path: str | os.PathLike, selector: dict | Selector) -> np.ndarray:
     """Ids of the pairs a selector chooses, read-only (similar_to: best match first)."""
     selector = Selector.from_dict(selector)
-    con = storage.connect_read_only(db_path)
+    con = storage.connect_read_only(db_path, wait=OPERATION_WAIT)
     try:
         return resolve(con, selector)
     finally:
@@ -90,7 +92,7 @@ def preview(db_path: str | os.PathLike, kind: str, selector: dict | Selector, ta
     """--dry-run: how many pairs the selector chooses and how many `kind` would change, by
     source and by cluster of the selector's map (or the default map)."""
     selector = Selector.from_dict(selector)
-    con = storage.connect_read_only(db_path)
+    con = storage.connect_read_only(db_path, wait=OPERATION_WAIT)
     try:
         ids = resolve(con, selector)
         shown_map = map_rows.find(con, selector.map) if selector.map else map_rows.default(con)
@@ -115,7 +117,7 @@ def apply(
     """Tag, untag, delete (soft) or restore the selected pairs; one logged, undoable operation."""
     selector = Selector.from_dict(selector)
     chosen = select(db_path, selector) if selector.kind == "where" else None
-    con = storage.connect(db_path)
+    con = storage.connect(db_path, wait=OPERATION_WAIT)
     try:
         con.begin()
         ids = chosen if chosen is not None else resolve(con, selector)
@@ -133,7 +135,7 @@ def undo(db_path: str | os.PathLike, op_id: int | None = None) -> Operation:
     same tag) that changed some of the same pairs still stands: undo those first. So an undo
     always restores exactly the state its operation found.
     """
-    con = storage.connect(db_path)
+    con = storage.connect(db_path, wait=OPERATION_WAIT)
     try:
         con.begin()
         target = op_rows.get(con, op_id) if op_id is not None else op_rows.last_undoable(con)
@@ -148,7 +150,7 @@ def undo(db_path: str | os.PathLike, op_id: int | None = None) -> Operation:
 
 def log(db_path: str | os.PathLike) -> list[dict]:
     """The operations log, oldest first: id, kind, selector, tag, reason, count, undoes, undone_by, time."""
-    con = storage.connect_read_only(db_path)
+    con = storage.connect_read_only(db_path, wait=OPERATION_WAIT)
     try:
         return [asdict(op) for op in op_rows.listing(con)]
     finally:
@@ -159,7 +161,7 @@ def export_log(db_path: str | os.PathLike, path: str | os.PathLike) -> int:
     """Write the log as JSON Lines, one operation per line with the ids of the pairs it changed
     (`pair_ids`). Pair ids are stable across fresh ingests of the same files, so `replay` can
     apply the log to another database. Returns the number of operations written."""
-    con = storage.connect_read_only(db_path)
+    con = storage.connect_read_only(db_path, wait=OPERATION_WAIT)
     target = Path(path)
     partial = target.with_name(target.name + ".partial")
     try:
@@ -211,7 +213,7 @@ def replay(db_path: str | os.PathLike, path: str | os.PathLike) -> ReplayReport:
     the pairs it changed where it was recorded, each undo to the replayed operation it undid.
     Refused, changing nothing, when the log names pairs this database does not have."""
     entries = read_log(path)
-    con = storage.connect(db_path)
+    con = storage.connect(db_path, wait=OPERATION_WAIT)
     try:
         every_id = np.unique(np.concatenate([e["pair_ids"] for e in entries])) if entries else np.zeros(0, np.int64)
         missing = op_rows.missing_ids(con, every_id)
@@ -246,7 +248,7 @@ def replay(db_path: str | os.PathLike, path: str | os.PathLike) -> ReplayReport:
 
 def create_version(db_path: str | os.PathLike, name: str, note: str | None = None) -> dict:
     """Snapshot the pairs kept now as version `name`: id, name, note, op_id, pairs, created_at."""
-    con = storage.connect(db_path)
+    con = storage.connect(db_path, wait=OPERATION_WAIT)
     try:
         con.begin()
         made = version_rows.create(con, name, note)
@@ -258,7 +260,7 @@ def create_version(db_path: str | os.PathLike, name: str, note: str | None = Non
 
 def diff_versions(db_path: str | os.PathLike, a: str, b: str, map_name: str | None = None) -> dict:
     """What version b added and removed relative to a, by source and by cluster of the map."""
-    con = storage.connect_read_only(db_path)
+    con = storage.connect_read_only(db_path, wait=OPERATION_WAIT)
     try:
         shown_map = _map(con, map_name) if map_name else map_rows.default(con)
         return {

@@ -27,11 +27,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import duckdb
 from transformers import AutoTokenizer
 
 from curator import evaluation, gguf_export, training
 from jobs.runner import Job, Progress, no_progress
+from storage.db import Database
 
 REPORT_NAME = "quant_report.json"
 REFERENCE_NAME = "ppl_reference.json"
@@ -39,7 +39,7 @@ LOW_GAIN = 0.5  # below this share of the tuning gain kept, the file is flagged
 
 
 def quantize(
-    con: duckdb.DuckDBPyConnection,
+    db: Database,
     run_dir: str | Path,
     out: str | Path,
     qtype: str,
@@ -59,7 +59,7 @@ def quantize(
         "plain": plain,
         "base_gguf": str(base_gguf) if base_gguf else None,
     }
-    with Job(con, "quantize", params, progress) as job:
+    with Job(db, "quantize", params, progress) as job:
         job.report(0, 4, f"writing {out.name}")
         began = time.perf_counter()
         if adapter_only:

@@ -29,6 +29,7 @@ import openai
 
 from curator import distill
 from curator.distill import Answer, RetryPolicy
+from storage.db import Database
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -158,16 +159,16 @@ def _ask(
 
 
 def ask_all(
-    con: duckdb.DuckDBPyConnection,
+    db: Database,
     client: openai.OpenAI,
     items: Iterator[T],
     messages: Callable[[T], list[dict]],
     options: RequestOptions,
-    store: Callable[[list[Outcome[T]]], None],
+    store: Callable[[duckdb.DuckDBPyConnection, list[Outcome[T]]], None],
     validate: Callable[[Answer], object] | None = None,
 ) -> None:
     """Ask every item (messages(item) is what is sent) with `options.concurrency` requests in
-    flight, and call store(batch) inside a transaction committed right after it. Items come
+    flight, and call store(con, batch) inside a short write of its own. Items come
     from the iterator only as workers free up, so it may read the database a page at a time."""
     key = os.environ.get("OPENAI_API_KEY")
     stop = threading.Event()
@@ -183,9 +184,8 @@ def ask_all(
         nonlocal last_commit
         batch = arrived[:]
         arrived.clear()
-        con.begin()
-        store(batch)
-        con.commit()
+        with db.writing() as con:
+            store(con, batch)
         last_commit = time.monotonic()
 
     try:
@@ -215,7 +215,6 @@ def ask_all(
         # Interrupted: keep what has arrived, ask nothing more, do not wait for slow requests.
         stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
-        _rollback(con)
         arrived.extend(
             f.result()
             for f in in_flight
@@ -242,10 +241,3 @@ def keyset_pages(fetch: Callable[[K | None, int], list[T]], key: Callable[[T], K
         if len(rows) < page:
             return
         after = key(rows[-1])
-
-
-def _rollback(con) -> None:
-    try:
-        con.rollback()
-    except duckdb.TransactionException:
-        pass  # no transaction was open

@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from curator import scoring
 from jobs.runner import Job, Progress, no_progress
 from storage import training as run_rows
+from storage.db import Database
 
 
 @dataclass
@@ -27,15 +26,14 @@ class ScoreResult:
     summary: list[dict]  # per split: pairs, mean loss_base, mean loss_tuned, share improved
 
 
-def score(
-    con: duckdb.DuckDBPyConnection, run_dir: str | Path, *, batch_size: int = 16, progress: Progress = no_progress
-) -> ScoreResult:
+def score(db: Database, run_dir: str | Path, *, batch_size: int = 16, progress: Progress = no_progress) -> ScoreResult:
     """Per-pair losses of a training run's model on its own training examples, stored against
     the pairs they came from (a pair's loss: colourable and sortable in the app)."""
     directory = str(Path(run_dir).resolve())
-    with Job(con, "score", {"run": directory, "batch_size": batch_size}, progress) as job:
+    with Job(db, "score", {"run": directory, "batch_size": batch_size}, progress) as job:
         run = scoring.run_data(directory)
-        matches = run_rows.match_pairs(con, [e.prompt for e in run.examples], [e.response for e in run.examples])
+        with db.reading() as con:
+            matches = run_rows.match_pairs(con, [e.prompt for e in run.examples], [e.response for e in run.examples])
         rows = sorted({row for row, _ in matches})
         if not rows:
             raise ValueError(
@@ -45,18 +43,19 @@ def score(
         scores = scoring.score(run, [run.examples[r] for r in rows], batch_size, job.report)
         at = {row: i for i, row in enumerate(rows)}
         kept = [(pair_id, at[row]) for row, pair_id in matches if scores.tokens[at[row]]]
-        score_run_id = run_rows.save_scores(
-            con,
-            job.id,
-            directory,
-            run.report["base"],
-            [pair for pair, _ in kept],
-            [run.trained[rows[i]] for _, i in kept],
-            [scores.tokens[i] for _, i in kept],
-            [scores.loss_base[i] for _, i in kept],
-            [scores.loss_tuned[i] for _, i in kept],
-        )
-        summary = run_rows.score_summary(con, score_run_id)
+        with db.writing() as con:
+            score_run_id = run_rows.save_scores(
+                con,
+                job.id,
+                directory,
+                run.report["base"],
+                [pair for pair, _ in kept],
+                [run.trained[rows[i]] for _, i in kept],
+                [scores.tokens[i] for _, i in kept],
+                [scores.loss_base[i] for _, i in kept],
+                [scores.loss_tuned[i] for _, i in kept],
+            )
+            summary = run_rows.score_summary(con, score_run_id)
         pairs = sum(s["pairs"] for s in summary)
         job.counts = {"score_run": score_run_id, "examples": len(run.examples), "matched": len(rows), "pairs": pairs}
         return ScoreResult(job.id, score_run_id, len(run.examples), len(rows), pairs, summary)

@@ -3,7 +3,8 @@
 Each run is recorded (signal_runs: its thresholds as JSON and its job). Pairs already
 computed under identical thresholds are skipped, so a rerun only does new pairs, and a
 changed threshold, tokenizer or rule version recomputes everything. Batches are committed
-as they finish: after kill -9 a rerun continues where the last committed batch ended.
+as they finish: after kill -9 a rerun continues where the last committed batch ended. The
+database is open only to read a batch's pairs and to commit its signals.
 
 Per batch, the chat template is rendered in Python, then the Rust tokenizer counts tokens
 on a worker thread (it releases the GIL, and uses every core) while the main thread runs
@@ -15,13 +16,12 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-import storage
 from curator import chat_tokens, language
 from curator.signals import SignalParams, text_signals
 from jobs.runner import Job, Progress, no_progress
 from storage import signals as signal_rows
+from storage.db import Database
 
 BATCH_SIZE = 10_000  # pairs per committed batch: the resume granularity
 
@@ -56,42 +56,41 @@ class SignalReport:
 
 
 def compute_signals(
-    db_path: str | Path,
+    db: Database,
     params: SignalParams | None = None,
     progress: Progress | None = None,
     *,
     batch_size: int = BATCH_SIZE,
 ) -> SignalReport:
     """Quality signals for every pair without them under `params` (any change of params
-    recomputes all); opens its own connection, as the signals run in batches committed as
-    they finish."""
+    recomputes all), in batches committed as they finish."""
     params = params or SignalParams()
     key = params.to_json()
-    con = storage.connect(db_path)
-    try:
-        with Job(con, "signals", asdict(params), progress or no_progress) as job:
-            tokenizer = chat_tokens.load(params.tokenizer)
+    with Job(db, "signals", asdict(params), progress or no_progress) as job:
+        tokenizer = chat_tokens.load(params.tokenizer)
+        with db.writing() as con:
             run_id = signal_rows.start_run(con, job.id, key)
+        with db.reading() as con:
             pending = signal_rows.pending_pair_ids(con, key)
             already = signal_rows.pair_count(con) - len(pending)
-            started = time.perf_counter()
-            done = 0
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokens") as pool:
-                for start in range(0, len(pending), batch_size):
-                    ids = pending[start : start + batch_size]
-                    columns = _batch_signals(signal_rows.pair_inputs(con, ids), params, tokenizer, pool)
-                    con.begin()
+        started = time.perf_counter()
+        done = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokens") as pool:
+            for start in range(0, len(pending), batch_size):
+                ids = pending[start : start + batch_size]
+                with db.reading() as con:
+                    inputs = signal_rows.pair_inputs(con, ids)
+                columns = _batch_signals(inputs, params, tokenizer, pool)
+                with db.writing() as con:
                     signal_rows.write(con, run_id, ids, columns)
                     done += len(ids)
                     job.counts = {"computed": done, "already": already}
-                    job.report(done, len(pending), f"signals: {done:,}/{len(pending):,} pairs")
-                    con.commit()
-            seconds = time.perf_counter() - started
+                    job.report(done, len(pending), f"signals: {done:,}/{len(pending):,} pairs", con)
+        seconds = time.perf_counter() - started
+        with db.reading() as con:
             summary = signal_rows.summary(con, key)
-            job.counts = {"computed": done, "already": already, **summary["counts"]}
-            return SignalReport(job.id, run_id, params, tokenizer.name, done, already, seconds, summary)
-    finally:
-        con.close()
+        job.counts = {"computed": done, "already": already, **summary["counts"]}
+        return SignalReport(job.id, run_id, params, tokenizer.name, done, already, seconds, summary)
 
 
 def _batch_signals(

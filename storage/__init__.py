@@ -1,5 +1,5 @@
 """The only package that speaks SQL: schema, migrations and queries over one DuckDB file."""
 
-from storage.db import DEFAULT_DB, DatabaseLocked, connect, connect_read_only, resolve_db_path
+from storage.db import DEFAULT_DB, Database, DatabaseLocked, connect, connect_read_only, resolve_db_path
 
-__all__ = ["DEFAULT_DB", "DatabaseLocked", "connect", "connect_read_only", "resolve_db_path"]
+__all__ = ["DEFAULT_DB", "Database", "DatabaseLocked", "connect", "connect_read_only", "resolve_db_path"]

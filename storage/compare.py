@@ -22,7 +22,8 @@ _SNAPSHOT_NOTE = "curator compare: {what} (remade when that changes)"
 def snapshot(con: duckdb.DuckDBPyConnection, name: str) -> dict:
     """The version that holds reserved selection `name` as it is now. A comparison exports and
     names versions, so the selection is kept as one (`version diff @all v1` works too); it is
-    remade, under a new id, when the pairs it would hold have changed since."""
+    remade, under a new id, when the pairs it would hold have changed since. Call inside a write
+    transaction."""
     note = _SNAPSHOT_NOTE.format(what=RESERVED[name])
     include_deleted = name == "@all"
     existing = version_rows.find(con, name)
@@ -35,22 +36,16 @@ def snapshot(con: duckdb.DuckDBPyConnection, name: str) -> dict:
     now = con.execute(f"SELECT id FROM pairs {where} ORDER BY id").fetchnumpy()["id"]
     if existing is not None and np.array_equal(version_rows.pair_ids(con, name), now):
         return existing
-    con.begin()
-    try:
-        if existing is not None:
-            con.execute("DELETE FROM version_pairs WHERE version_id = ?", [existing["id"]])
-            con.execute("DELETE FROM versions WHERE id = ?", [existing["id"]])
-        made = version_rows.create(con, name, note)  # the kept pairs
-        if include_deleted:
-            con.execute("INSERT INTO version_pairs SELECT ?, id FROM pairs WHERE deleted_op IS NOT NULL", [made["id"]])
-            con.execute(
-                "UPDATE versions SET pairs = (SELECT count(*) FROM version_pairs WHERE version_id = $v) WHERE id = $v",
-                {"v": made["id"]},
-            )
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
+    if existing is not None:
+        con.execute("DELETE FROM version_pairs WHERE version_id = ?", [existing["id"]])
+        con.execute("DELETE FROM versions WHERE id = ?", [existing["id"]])
+    made = version_rows.create(con, name, note)  # the kept pairs
+    if include_deleted:
+        con.execute("INSERT INTO version_pairs SELECT ?, id FROM pairs WHERE deleted_op IS NOT NULL", [made["id"]])
+        con.execute(
+            "UPDATE versions SET pairs = (SELECT count(*) FROM version_pairs WHERE version_id = $v) WHERE id = $v",
+            {"v": made["id"]},
+        )
     return version_rows.find(con, name)
 
 

@@ -47,6 +47,11 @@ def missing_pair_ids(con: duckdb.DuckDBPyConnection, set_id: int) -> np.ndarray:
     ).fetchnumpy()["id"]
 
 
+def pair_count(con: duckdb.DuckDBPyConnection) -> int:
+    """Pairs in the database, deleted ones too (each has a place on the map)."""
+    return con.execute("SELECT count(*) FROM pairs").fetchone()[0]
+
+
 def pair_texts(con: duckdb.DuckDBPyConnection, pair_ids: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
     """(ids, prompts, responses) of these pairs, in the order given."""
     con.register(

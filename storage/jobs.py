@@ -26,19 +26,25 @@ def update(
     )
 
 
-def finish(con: duckdb.DuckDBPyConnection, job_id: int, counts: dict) -> None:
+def finish(con: duckdb.DuckDBPyConnection, job_id: int, counts: dict, longest_hold_s: float | None = None) -> None:
     con.execute(
-        "UPDATE jobs SET status = 'done', progress = 1, message = NULL, counts = ?, "
+        "UPDATE jobs SET status = 'done', progress = 1, message = NULL, counts = ?, longest_hold_s = ?, "
         "updated_at = now(), finished_at = now() WHERE id = ?",
-        [json.dumps(counts), job_id],
+        [json.dumps(counts), longest_hold_s, job_id],
     )
 
 
-def fail(con: duckdb.DuckDBPyConnection, job_id: int, error: str, counts: dict | None) -> None:
+def fail(
+    con: duckdb.DuckDBPyConnection,
+    job_id: int,
+    error: str,
+    counts: dict | None,
+    longest_hold_s: float | None = None,
+) -> None:
     con.execute(
-        "UPDATE jobs SET status = 'failed', error = ?, counts = coalesce(?, counts), "
+        "UPDATE jobs SET status = 'failed', error = ?, counts = coalesce(?, counts), longest_hold_s = ?, "
         "updated_at = now(), finished_at = now() WHERE id = ?",
-        [error, json.dumps(counts) if counts is not None else None, job_id],
+        [error, json.dumps(counts) if counts is not None else None, longest_hold_s, job_id],
     )
 
 
@@ -58,7 +64,7 @@ def listing(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict]:
     """Newest first. A 'running' job whose process is gone (kill -9, crash) reads 'interrupted'."""
     cursor = con.execute(
         "SELECT id, kind, status, progress, message, params, counts, error, pid, host, "
-        "started_at, finished_at FROM jobs ORDER BY id DESC LIMIT ?",
+        "started_at, finished_at, longest_hold_s FROM jobs ORDER BY id DESC LIMIT ?",
         [limit],
     )
     names = [d[0] for d in cursor.description]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -71,10 +74,6 @@ def replace(
         "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         [name, field, set_id, json.dumps(params, sort_keys=True), projection, is_default, fitted],
     ).fetchone()[0]
-
-
-def set_default(con: duckdb.DuckDBPyConnection, map_id: int) -> None:
-    con.execute("UPDATE maps SET is_default = (id = ?)", [map_id])
 
 
 def add_points(
@@ -186,3 +185,29 @@ def cluster_listing(con: duckdb.DuckDBPyConnection, map_id: int) -> list[dict]:
     for row in rows:
         row["top_sources"] = json.loads(row["top_sources"])
     return rows
+
+
+# --- the fitted projection, a pickle beside the database (as the vectors are) ---------------
+
+
+def save_projection(db_path: str | os.PathLike, name: str, fitted: object) -> Path:
+    """Write a map's fitted projection to curator.duckdb.maps/NAME.projection.pkl (atomically:
+    a crash leaves the previous file or the new one) and return its path."""
+    directory = Path(f"{db_path}.maps")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{_safe_file_name(name)}.projection.pkl"
+    partial = path.with_suffix(".partial")
+    with open(partial, "wb") as f:
+        pickle.dump(fitted, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(partial, path)
+    return path
+
+
+def load_projection(path: str | os.PathLike) -> object:
+    """The fitted projection save_projection wrote (the tool's own file, never user input)."""
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def _safe_file_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

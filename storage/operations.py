@@ -355,7 +355,3 @@ def changed_pair_ids(con: duckdb.DuckDBPyConnection, op_id: int) -> np.ndarray:
     return con.execute("SELECT pair_id FROM operation_pairs WHERE op_id = ? ORDER BY pair_id", [op_id]).fetchnumpy()[
         "pair_id"
     ]
-
-
-def last_id(con: duckdb.DuckDBPyConnection) -> int | None:
-    return con.execute("SELECT max(id) FROM operations").fetchone()[0]

@@ -528,4 +528,7 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE VIEW pairs_view AS SELECT b.* FROM pairs_view_base b",
     ],
+    # 8: how long a job held the database in one piece at most (jobs hold it only for short
+    # reads and writes, so that the app and other jobs get in between).
+    ["ALTER TABLE jobs ADD COLUMN longest_hold_s DOUBLE"],
 ]

@@ -3,8 +3,6 @@ run that computed it, linked to that run and so to its thresholds)."""
 
 from __future__ import annotations
 
-import json
-
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -135,10 +133,3 @@ def summary(con: duckdb.DuckDBPyConnection, params: str) -> dict:
             "template_errors": template_errors,
         },
     }
-
-
-def latest_run(con: duckdb.DuckDBPyConnection) -> dict | None:
-    row = con.execute("SELECT id, job_id, params, created_at FROM signal_runs ORDER BY id DESC LIMIT 1").fetchone()
-    if row is None:
-        return None
-    return {"id": row[0], "job_id": row[1], "params": json.loads(row[2]), "created_at": row[3]}

@@ -69,11 +69,6 @@ def runs(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict]:
     )
 
 
-def find_run(con: duckdb.DuckDBPyConnection, directory: str) -> dict | None:
-    found = _run(con.execute(f"SELECT {_RUN_COLUMNS} FROM train_runs WHERE directory = ?", [directory]))
-    return found[0] if found else None
-
-
 def losses(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict]:
     """The run's loss history in step order: {step, split ('train'|'val'), loss, lr, tokens}."""
     cursor = con.execute(
@@ -120,9 +115,10 @@ def save_scores(
     loss_base: list[float],
     loss_tuned: list[float],
 ) -> int:
-    """One score run and its per-pair losses, in one transaction (pairs_view shows the latest
-    score run, so it must never see half of one). A pair listed twice (an exact duplicate on
-    both sides of the split) keeps one row: the mean of its losses, trained if either was."""
+    """One score run and its per-pair losses; call inside the write transaction that commits
+    them together (pairs_view shows the latest score run, so it must never see half of one).
+    A pair listed twice (an exact duplicate on both sides of the split) keeps one row: the mean
+    of its losses, trained if either was."""
     train_run = con.execute("SELECT id FROM train_runs WHERE directory = ?", [directory]).fetchone()
     con.register(
         "new_losses",
@@ -136,7 +132,6 @@ def save_scores(
             }
         ),
     )
-    con.begin()
     try:
         run_id = con.execute(
             "INSERT INTO score_runs (job_id, train_run_id, directory, base, pairs) "
@@ -148,10 +143,6 @@ def save_scores(
             "avg(loss_tuned) FROM new_losses GROUP BY pair_id",
             [run_id],
         )
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
     finally:
         con.unregister("new_losses")
     return run_id

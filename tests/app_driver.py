@@ -101,6 +101,15 @@ def draw_lasso(page, frame, path: list[tuple[float, float]], shape: str = "lasso
             page.wait_for_timeout(16)
 
 
+def select_with_lasso(page, frame, path: list[tuple[float, float]]) -> int:
+    """Draw a lasso along `path` (see draw_lasso), release it, and return how many pairs the
+    page says are selected once the rerun it starts has finished."""
+    draw_lasso(page, frame, path)
+    page.mouse.up()
+    settle(page)
+    return selected_count(page)
+
+
 def settle(page) -> None:
     """Wait until Streamlit has finished the rerun the last action started."""
     page.wait_for_timeout(150)

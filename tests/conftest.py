@@ -52,8 +52,8 @@ def curator(db) -> Curator:
 
 
 def query(db, sql, params=None) -> list[tuple]:
-    """Rows of a read-only query on a test database."""
-    con = storage.connect_read_only(db)
+    """Rows of a read-only query on a test database (waiting out a running job's short write)."""
+    con = storage.connect_read_only(db, wait=30)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:

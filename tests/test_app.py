@@ -58,7 +58,7 @@ def test_jobs_page_starts_a_job_in_a_child_process_and_shows_its_end(curator, mo
     assert not app.exception
     from ui import background
 
-    child = background.get("job")
+    child = background.get("job:signals")
     assert child.args == ["signals"]
     assert child.process.wait(timeout=120) == 0
     app.run()

@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 
 from jobs import operations
-from tests.app_driver import draw_lasso, map_frame, map_report, plot_box, selected_count, settle, start_app, stop_app
+from tests.app_driver import (
+    draw_lasso,
+    map_frame,
+    map_report,
+    plot_box,
+    select_with_lasso,
+    selected_count,
+    settle,
+    start_app,
+    stop_app,
+)
 from tests.conftest import ROOT, copy_to, query, run_console
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -163,10 +173,7 @@ def test_hover_shows_the_start_of_the_pair(page, app_db):
 
 def test_lasso_selects_exactly_deletes_and_undo_restores(page, app_db):
     frame = map_frame(page)
-    draw_lasso(page, frame, PENTAGON)
-    page.mouse.up()
-    settle(page)
-    count = selected_count(page)
+    count = select_with_lasso(page, frame, PENTAGON)
     assert count > 0
     frame.wait_for_function(f"window.curatorMap.selectedCount === {count}")
     # Exact over every pair: the polygon the map sent, resolved by the database-side selector.

@@ -160,11 +160,7 @@ def test_demo_full_curates_then_skips_every_finished_stage(demo_db, tmp_path):
 
     directory = demo_job.full_dir(db)
     export_dir, run_dir = directory / "export", directory / "run"
-    con = storage.connect(db)
-    try:
-        export(con, export_dir, ExportOptions(version=demo_job.VERSION, eval_check=False))
-    finally:
-        con.close()
+    export(storage.Database(db), export_dir, ExportOptions(version=demo_job.VERSION, eval_check=False))
     assert demo_job.export_complete(export_dir)["pairs"]["exported"] == made["pairs"]
     run_dir.mkdir()
     manifest_sha = hashlib.sha256((export_dir / "manifest.json").read_bytes()).hexdigest()

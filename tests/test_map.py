@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 import storage
+from storage import embeddings as vector_rows
 from tests.conftest import DATA, needs_data, query, run_console
 
 # Slow (`make test-fast` leaves it out): every test embeds, fits UMAP or starts llama.cpp (~4 min).
@@ -191,7 +192,6 @@ def test_embed_resumes_after_kill_9(mixed_files, tmp_path):
 @needs_data
 def test_model_by_local_path_gives_the_same_vectors(mixed_files, tmp_path):
     from curator import embedding
-    from storage import embeddings as vector_rows
 
     db = tmp_path / "path.duckdb"
     small = tmp_path / "small.jsonl"
@@ -318,3 +318,41 @@ def test_label_model_that_never_answers_fails_the_job_with_its_error(small_map, 
         query(copy, "SELECT count(*) FROM pairs_view WHERE cluster IS NOT NULL")[0][0]
         == query(db, "SELECT count(*) FROM pairs_view WHERE cluster IS NOT NULL")[0][0]
     )
+
+
+@needs_data
+def test_a_crash_between_a_staged_shard_and_its_commit_loses_and_doubles_nothing(mixed_files, tmp_path):
+    """The shard file is written before the commit that indexes it: a crash in between leaves
+    an orphan file, which the rerun overwrites (same shard number) with the same pairs."""
+    from jobs.embed import embed
+
+    db = tmp_path / "staged.duckdb"
+    small = tmp_path / "small.jsonl"
+    small.write_bytes(b"".join((mixed_files / "alpaca.jsonl").read_bytes().splitlines(keepends=True)[:300]))
+    assert run_console("--db", db, "ingest", small).returncode == 0
+
+    class Crash(Exception):
+        pass
+
+    def crash_in_second_commit(done, total, message):
+        if done > 100:  # called inside the second batch's transaction, its shard already on disk
+            raise Crash()
+
+    with pytest.raises(Crash):
+        embed(storage.Database(db), commit_every=100, progress=crash_in_second_commit)
+    shards = sorted(p.name for p in (tmp_path / "staged.duckdb.vectors" / "set-1").glob("shard-*.npy"))
+    assert shards == ["shard-000001.npy", "shard-000002.npy"]  # the second staged, not committed
+    assert query(db, "SELECT count(*) FROM embeddings")[0][0] == 100
+    assert query(db, "SELECT status FROM jobs WHERE kind = 'embed'")[0][0] == "failed"
+
+    again = embed(storage.Database(db), commit_every=100)
+    assert (again.embedded, again.already) == (200, 100)
+    assert query(db, "SELECT count(*), count(DISTINCT pair_id), max(shard) FROM embeddings")[0] == (300, 300, 3)
+    fresh = tmp_path / "fresh.duckdb"
+    assert run_console("--db", fresh, "ingest", small).returncode == 0
+    embed(storage.Database(fresh))
+    with storage.Database(db).reading() as con:
+        ids, resumed = vector_rows.load_vectors(con, 1)
+    with storage.Database(fresh).reading() as con:
+        fresh_ids, whole = vector_rows.load_vectors(con, 1)
+    assert np.array_equal(ids, fresh_ids) and np.allclose(resumed, whole, atol=1e-5)

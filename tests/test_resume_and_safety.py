@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import orjson
 import pytest
@@ -33,7 +33,7 @@ def _unique_rows(n: int) -> bytes:
 
 
 def _count(db) -> tuple[int, int, int]:
-    con = storage.connect_read_only(db)
+    con = storage.connect_read_only(db, wait=10)
     try:
         return con.execute("SELECT count(*), count(DISTINCT id), count(DISTINCT line) FROM pairs").fetchone()
     finally:
@@ -47,7 +47,6 @@ def test_kill_9_then_rerun_ingests_every_row_exactly_once(tmp_path):
     data = tmp_path / "big.jsonl"
     data.write_bytes(_unique_rows(rows))
     db = tmp_path / "crash.duckdb"
-    wal = tmp_path / "crash.duckdb.wal"
     command = [
         str(os.path.join(os.path.dirname(sys.executable), "curator")),
         "--db",
@@ -57,13 +56,20 @@ def test_kill_9_then_rerun_ingests_every_row_exactly_once(tmp_path):
         "--batch-size",
         "500",
     ]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    # Kill once some batches are committed (the WAL grows with each commit), long before the end.
-    while child.poll() is None and time.monotonic() < deadline:
-        if wal.exists() and wal.stat().st_size > 2_000_000:
+    # Kill once some batches are committed, long before the end: the progress line names the
+    # line the batch being written ends at, so every batch before it is committed.
+    child = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "CURATOR_PROGRESS": "1"},
+    )
+    seen = b""
+    while child.poll() is None:
+        seen = (seen + os.read(child.stderr.fileno(), 4096))[-200:]
+        reached = [int(n.replace(b",", b"")) for n in re.findall(rb"line ([\d,]+)", seen)]
+        if reached and max(reached) >= 5_000:
             break
-        time.sleep(0.02)
     assert child.poll() is None, "ingest finished before it could be killed: make the file larger"
     child.send_signal(signal.SIGKILL)
     child.wait()
@@ -101,7 +107,8 @@ def test_a_held_database_is_reported_not_a_traceback(tmp_path):
         assert holder.stdout.readline().strip() == "ready"
         data = tmp_path / "x.jsonl"
         data.write_text('{"prompt": "Hi there", "response": "Hello"}\n')
-        result = run_console("--db", db, "ingest", data)
+        # A job waits for the file (CURATOR_LOCK_WAIT seconds) before it says who holds it.
+        result = run_console("--db", db, "ingest", data, env={"CURATOR_LOCK_WAIT": "1"})
         assert result.returncode != 0
         assert f"is in use by process {holder.pid}" in result.stderr
         assert "Traceback" not in result.stderr

@@ -15,6 +15,7 @@ import random
 
 import pytest
 
+import storage
 from conftest import DATA, needs_data, query
 from curator import chat_tokens, language
 from curator import signals as S
@@ -94,7 +95,7 @@ def signal_db(tmp_path_factory):
     t0 = [str(DATA / "t0_train_50k_data_per_template" / f"{name}.jsonl") for name in T0_TEMPLATES]
     result = runner.invoke(cli, ["--db", str(db), "ingest", str(DATA / "oasst2_filtered.jsonl"), *t0])
     assert result.exit_code == 0, result.output
-    report = compute_signals(db)
+    report = compute_signals(storage.Database(db))
     return db, report
 
 
@@ -348,10 +349,10 @@ def test_rerun_is_incremental_a_new_threshold_recomputes_and_a_crash_resumes(tmp
             raise Crash()
 
     with pytest.raises(Crash):
-        compute_signals(db, progress=crash_after_first_batch, batch_size=300)
+        compute_signals(storage.Database(db), progress=crash_after_first_batch, batch_size=300)
     assert query(db, "SELECT count(*) FROM signals")[0][0] == 300  # the committed batch survived
     assert query(db, "SELECT status FROM jobs ORDER BY id DESC LIMIT 1")[0][0] == "failed"
-    resumed = compute_signals(db, batch_size=300)
+    resumed = compute_signals(storage.Database(db), batch_size=300)
     assert (resumed.computed, resumed.already) == (505, 300)
 
     curator("ingest", EVAL / "falcon-7b-instruct" / "model_outputs.json")

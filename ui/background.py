@@ -1,8 +1,9 @@
 """Commands the app runs in child processes: `curator ...` on the app's database.
 
-A job holds the database's write lock until it ends (DuckDB allows one writer process), so the
-app starts it as a child process, as a terminal would, and stays usable; pages watch the
-child's log file for progress instead of the database, which the job holds meanwhile.
+The app starts a job as a child process, as a terminal would: its work (encoding, fitting,
+training) runs beside the app's server, not in it. The job opens the database only for short
+reads and writes (storage.Database), so pages keep reading it; the child's log file gives its
+latest progress line.
 """
 
 from __future__ import annotations

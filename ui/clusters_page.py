@@ -18,13 +18,9 @@ if len(maps) > 1:
     chosen_map = next(m for m in maps if m.name == st.sidebar.selectbox("Map", [m.name for m in maps]))
 
 st.subheader("Blob report: the most homogeneous and harmful clusters and sources first")
-# A write connection: the report computes the quality signals first when they are missing.
+# The report computes the quality signals first when they are missing (short writes).
 with state.database():
-    con = storage.connect(state.db_path())
-    try:
-        report = blobs.blob_report(con, state.db_path(), map_name=chosen_map.name)
-    finally:
-        con.close()
+    report = blobs.blob_report(storage.Database(state.db_path()), map_name=chosen_map.name)
 st.dataframe(
     [
         {

@@ -24,11 +24,7 @@ if st.button("Export", type="primary"):
         format=fmt, version=None if version.startswith("(") else version, val_fraction=val_fraction, seed=int(seed)
     )
     with state.database():
-        con = storage.connect(state.db_path())
-        try:
-            pairs = export.export(con, directory, options).manifest["pairs"]
-        finally:
-            con.close()
+        pairs = export.export(storage.Database(state.db_path()), directory, options).manifest["pairs"]
     st.session_state["export_dir"] = directory
     st.success(
         f"wrote {pairs['train']:,} training pairs and {pairs['val']:,} validation pairs to {directory}"

@@ -37,12 +37,9 @@ with st.form("start_job"):
     fast = st.toggle("embed / map: --fast (static embeddings, ~50x faster, rougher)")
     rebuild = st.toggle("map: --rebuild (fit again instead of placing new pairs)")
     if st.form_submit_button("Start", type="primary"):
-        running = background.get("job")
+        running = background.get(f"job:{kind}")
         if running is not None and running.running:
-            st.warning(
-                f"`curator {' '.join(running.args)}` is still running: one job at a time "
-                "(DuckDB lets one process write)."
-            )
+            st.warning(f"`curator {' '.join(running.args)}` is still running: wait for it to finish.")
         else:
             args = [kind]
             if kind == "ingest":
@@ -52,30 +49,39 @@ with st.form("start_job"):
             if kind == "ingest" and len(args) == 1:
                 st.warning("Give at least one path or upload a file to ingest.")
             else:
-                background.start("job", args, LOGS / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.log")
+                background.start(f"job:{kind}", args, LOGS / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.log")
 
 
 @st.fragment(run_every=2)
 def _progress() -> None:
-    """The job started here, refreshed every 2 s on its own: the rest of the page reads the
-    database, which the job holds until it ends."""
-    child = background.get("job")
-    if child is None:
-        return
-    command = f"`curator {' '.join(child.args)}`"
-    if child.running:
-        st.info(f"{command} running: {child.last_line() or 'starting…'}")
-    elif child.process.returncode == 0:
-        st.success(f"{command} finished: {child.last_line()}")
-    else:
-        st.error(f"{command} failed (exit {child.process.returncode}): {child.last_line()}")
+    """The jobs started here and every job's row, refreshed every 2 s on their own. A job
+    holds the database only for short writes, so the rest of the app stays usable meanwhile."""
+    for key in KINDS:
+        child = background.get(f"job:{key}")
+        if child is None:
+            continue
+        command = f"`curator {' '.join(child.args)}`"
+        if child.running:
+            st.info(f"{command} running: {child.last_line() or 'starting…'}")
+        elif child.process.returncode == 0:
+            st.success(f"{command} finished: {child.last_line()}")
+        else:
+            st.error(f"{command} failed (exit {child.process.returncode}): {child.last_line()}")
+    with state.reading() as con:
+        jobs = job_rows.listing(con, limit=50)
+    st.subheader("Jobs")
+    st.dataframe(
+        [
+            {k: job[k] for k in ("id", "kind", "status", "progress", "message", "started_at", "counts", "error")}
+            for job in jobs
+        ],
+        hide_index=True,
+        column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1)},
+    )
 
-
-_progress()
 
 with state.reading() as con:
     stats = pair_rows.stats(con)
-    jobs = job_rows.listing(con, limit=50)
     rejects = reject_rows.listing(con, limit=200)
 
 st.caption(f"database: {state.db_path()}")
@@ -88,17 +94,7 @@ duplicates.metric("exact duplicates", f"{stats['exact_duplicates']:,}")
 st.subheader("Sources")
 st.bar_chart({"pairs": stats["sources"]}, horizontal=True)
 
-st.subheader("Jobs")
-st.dataframe(
-    [
-        {k: job[k] for k in ("id", "kind", "status", "progress", "message", "started_at", "counts", "error")}
-        for job in jobs
-    ],
-    hide_index=True,
-    column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1)},
-)
-if any(job["status"] == "running" for job in jobs) and st.button("Refresh"):
-    st.rerun()
+_progress()
 
 st.subheader(f"Rejected records (first {len(rejects)})")
 st.dataframe(rejects, hide_index=True)

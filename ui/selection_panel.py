@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+import storage
 from curator.selection import Selector
 from jobs import concepts as concept_job
 from jobs import operations
@@ -101,7 +102,7 @@ def _concept(chosen: state.Selection) -> None:
     name = st.session_state.get("concept_name", "")
     try:
         with state.database():
-            report = concept_job.create(state.db_path(), name, Selector(ids=chosen.ids))
+            report = concept_job.create(storage.Database(state.db_path()), name, Selector(ids=chosen.ids))
     except ValueError as err:
         st.session_state["last_error"] = str(err)
         return
@@ -122,15 +123,15 @@ def _apply(kind: str, chosen: state.Selection) -> None:
     # the click arrives with the click.
     tag = st.session_state.get("tag_name") if kind == "tag" else None
     reason = (st.session_state.get("delete_reason") or None) if kind == "delete" else None
-    with state.database():
+    with state.writing(f"Applying {kind}…"):
         op = operations.apply(state.db_path(), kind, chosen.selector, tag=tag, reason=reason)
-    st.session_state["last_message"] = f"{kind}: {op.count:,} pairs changed (operation {op.id})"
+        st.session_state["last_message"] = f"{kind}: {op.count:,} pairs changed (operation {op.id})"
 
 
 def _undo() -> None:
-    with state.database():
+    with state.writing("Undoing…"):
         op = operations.undo(state.db_path())
-    st.session_state["last_message"] = f"undid operation {op.undoes}: {op.count:,} pairs restored to before"
+        st.session_state["last_message"] = f"undid operation {op.undoes}: {op.count:,} pairs restored to before"
 
 
 def _log_and_undo(snap: state.Snapshot) -> None:

@@ -1,8 +1,8 @@
 """What every page shares: the database, cached map frames, and the current selection.
 
 Reads open a read-only connection and close it at once, so a `curator` job in another process
-can take the write lock between two reruns. Writes go through jobs.operations, which opens and
-closes its own connection.
+can write between two reruns; a read that meets a job's short write waits for it (READ_WAIT).
+Writes go through jobs.operations, which opens and closes its own connection.
 
 Every connection the app opens is opened under `database()`, one at a time in the process:
 DuckDB refuses a read-only and a read-write connection to one file side by side in one
@@ -13,7 +13,6 @@ tab while another tab loads the map failed before this).
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -43,17 +42,13 @@ def database():
         yield
 
 
-def _connect_read_only(path: str, wait: float = 3.0):
-    """storage.connect_read_only, waiting up to `wait` seconds while another process writes:
-    a CLI command's short write should not blank the page."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return storage.connect_read_only(path)
-        except storage.DatabaseLocked:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+# Seconds a page waits for a job's write to end before saying the database is busy: jobs hold
+# the file for moments (ingest for up to ~5 s), so this is only reached by one that holds it long.
+READ_WAIT = 10.0
+
+
+def _connect_read_only(path: str):
+    return storage.connect_read_only(path, wait=READ_WAIT)
 
 
 @contextmanager
@@ -72,6 +67,18 @@ def reading():
             yield con
         finally:
             con.close()
+
+
+@contextmanager
+def writing(what: str):
+    """Around an operation the app applies (delete, tag, undo): it waits for a running job's
+    short write to end (jobs.operations.OPERATION_WAIT), saying so while it waits; if the job
+    holds the database longer, the operation is not applied and the page says to retry."""
+    with _DATABASE, st.spinner(f"{what} (waits for a running job's write, if any, to end)", show_time=True):
+        try:
+            yield
+        except storage.DatabaseLocked as err:
+            st.session_state["last_error"] = f"{err} Nothing was changed: try again when it is done."
 
 
 @dataclass(frozen=True)

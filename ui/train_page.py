@@ -1,10 +1,10 @@
 """Train page: export a version into a run folder beside the database, LoRA-train on it, watch
 the loss, read the report, score each pair.
 
-A run holds the database's write lock until it ends (DuckDB allows one writer process), so it
-runs as `curator train` in a child process, as it would from a terminal: the app stays usable
-(other pages wait for the database meanwhile, as they do for any job), and this page watches
-the run's folder (curator.run_log) instead of the database. Nothing here imports torch.
+A run is `curator train` in a child process, as it would be from a terminal; it opens the
+database only to record its start, its losses every few seconds and its end (storage.Database),
+so the other pages stay usable, and this page watches the run's folder (curator.run_log) for
+the loss as it comes. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -43,12 +43,10 @@ def _new_run(version: str | None, steps: int, lr: float, lora_r: int, template: 
     """Export the pairs into a new run folder and start training on them."""
     run = RUNS / (re.sub(r"[^\w.-]+", "-", version or "kept") + time.strftime("-%Y%m%d-%H%M%S"))
     with state.database():
-        con = storage.connect(state.db_path())
-        try:
-            # openai: the format that keeps every turn of a multi-turn pair, all of which are trained.
-            export.export(con, run / "export", export.ExportOptions(format="openai", version=version))
-        finally:
-            con.close()
+        # openai: the format that keeps every turn of a multi-turn pair, all of which are trained.
+        export.export(
+            storage.Database(state.db_path()), run / "export", export.ExportOptions(format="openai", version=version)
+        )
     background.start(
         f"train:{run}",
         [
@@ -182,7 +180,8 @@ busy = [child for child in background.children().values() if child.running]
 st.subheader("New run")
 if busy:
     st.info(
-        f"`curator {' '.join(busy[0].args[:2])}` is running and holds the database: a new run can start when it ends."
+        f"`curator {' '.join(busy[0].args[:2])}` is running: a new run can start when it ends (one at a time, "
+        "as each uses every core)."
     )
 else:
     with state.reading() as con:
