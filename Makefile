@@ -40,11 +40,19 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Where apt is missing (macOS, other distributions) the browser tests skip, saying so.
 $(CHROMIUM):
-	$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+	@if command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium); \
+	else \
+		echo "no apt-get here: the browser tests will skip (they need Debian's chromium at $(CHROMIUM))"; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
+# The environment, the default database and what the tool writes beside it (vectors, map
+# files, job logs, uploads, runs, exports, `demo --full`).
 clean:
-	rm -rf $(VENV) curator.duckdb curator.duckdb.wal
+	rm -rf $(VENV) curator.duckdb curator.duckdb.wal curator.duckdb.vectors curator.duckdb.maps \
+		runs logs uploads export demo-full

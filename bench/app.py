@@ -68,8 +68,7 @@ sys.path.insert(0, str(ROOT))  # run as a script: make `bench` and `curator` imp
 import storage  # noqa: E402  (after the path fix above)
 from bench import ingest as ingest_bench  # noqa: E402
 from bench import polygon as polygon_bench  # noqa: E402
-from curator.selection import points_in_polygon  # noqa: E402
-from tests.app_driver import (  # noqa: E402
+from bench.app_driver import (  # noqa: E402
     SELECTED,
     draw_lasso,
     map_frame,
@@ -78,6 +77,7 @@ from tests.app_driver import (  # noqa: E402
     start_app,
     stop_app,
 )
+from curator.selection import points_in_polygon  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 RENDERER = ROOT / "bench" / "static" / "regl-scatterplot.js"
@@ -86,7 +86,7 @@ DECKGL = ROOT / "bench" / "static" / "deckgl.js"  # the renderer regl-scatterplo
 LASSO = [(-0.8, -0.75), (0.75, -0.8), (0.8, 0.45), (0, 0.8), (-0.75, 0.6), (-0.8, -0.75)]
 
 
-# --- the map in the browser (starting the app, lassos, settling: tests/app_driver.py) -------------
+# --- the map in the browser (starting the app, lassos, settling: bench/app_driver.py) -------------
 
 
 def zoom_fps(page, frame, steps: int, report_js: str = "window.curatorMap.draws") -> float:

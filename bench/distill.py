@@ -15,7 +15,7 @@ Temperature 0 and the same prompts on both sides, so both ask the server for the
 runs alternate raw/job --repeat times and the medians are compared. The goal: job >= 0.95x
 raw (overhead <= 5%).
 
-A second table runs the same comparison against tests/fault_server.py with no faults: an
+A second table runs the same comparison against bench/fault_server.py with no faults: an
 instant loopback server, so the figures are the client side's own ceiling (HTTP, JSON and,
 for the job, DuckDB commits), with this process's CPU ms per request (not reported for the
 model server, whose decoding threads run in this same process). The last line turns the CPU
@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))
 import openai  # noqa: E402
 
 import storage  # noqa: E402
+from bench.fault_server import FaultServer  # noqa: E402
 from curator import llm_server  # noqa: E402
 from jobs.distill import DistillOptions, distill_prompts  # noqa: E402
-from tests.fault_server import FaultServer  # noqa: E402
 
 TOPICS = [
     "the sea",
@@ -219,7 +219,7 @@ def main() -> int:
             "smollm2", server.base_url, server.model, levels, args.prompts, args.max_tokens, args.repeat, cpu=False
         )
     with FaultServer() as instant:
-        print(f"instant loopback server (tests/fault_server.py), {args.instant_prompts} prompts", flush=True)
+        print(f"instant loopback server (bench/fault_server.py), {args.instant_prompts} prompts", flush=True)
         rows += compare(
             "instant",
             instant.base_url,

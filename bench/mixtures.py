@@ -38,6 +38,7 @@ FILES = [
     ("identity", "fastchat_identity", "dummy_conversation.json"),
 ]
 FAMILIES = sorted({family for family, _, _ in FILES})
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def family_of(source: str) -> str:
@@ -96,3 +97,17 @@ def build(db: Path, data_dir: Path, per_family: int | None = None, seed: int = 0
             path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
             paths.append(str(path))
         subprocess.run([str(exe), "--db", str(db), "ingest", *paths], check=True, stdout=subprocess.DEVNULL)
+
+
+def alpaca_split(data_dir: Path = DEFAULT_DATA) -> tuple[list[dict], list[dict]]:
+    """96 short Alpaca pairs to train on; 16 others, with answers of 250+ characters, to measure
+    (the short LoRA run that the quantize tests and benchmark measure files against)."""
+    records = [
+        r
+        for r in json.loads((data_dir / "alpaca_5000.json").read_text())
+        if r["output"].strip() and r["output"] != "<nooutput>"
+    ]
+    size = [len(r["instruction"]) + len(r["input"]) + len(r["output"]) for r in records]
+    train = [r for r, n in zip(records, size) if n < 400][:96]
+    val = [r for r, n in zip(records[2000:], size[2000:]) if len(r["output"]) >= 250 and n < 600][:16]
+    return train, val

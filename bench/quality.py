@@ -9,7 +9,7 @@ The mixture (bench/out/quality/mixture.duckdb, built once), all real public data
 - alpaca: the first 2,000 Alpaca records (text-davinci-003; no refusals, tests/test_signals.py);
 - p3: 25 records from each of 20 P3 templates (500 pairs, 20% of the Alpaca + P3 part);
 - guanaco-7b, falcon-7b-instruct, llama-2-7b-chat-hf: their 805 AlpacaEval outputs each, with
-  66 refusals and 33 hard negatives labelled by reading (tests/labelled_refusals.py);
+  66 refusals and 33 hard negatives labelled by reading (bench/labelled_refusals.py);
 - hh: the 80 labelled Anthropic HH answers (19 refusals), a held-out kind of refusal
   (conversational), never used for fitting;
 - identity: the first 300 FastChat identity conversations (a blob of canned answers).
@@ -45,9 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import storage  # noqa: E402
+from bench.labelled_refusals import HH_OTHERS, HH_REFUSALS, NOT_REFUSALS, REFUSALS  # noqa: E402
 from curator.selection import Selector  # noqa: E402
 from jobs import concepts as concept_job  # noqa: E402
-from tests.labelled_refusals import HH_OTHERS, HH_REFUSALS, NOT_REFUSALS, REFUSALS  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "out" / "quality"

@@ -44,14 +44,13 @@ FILES = [
 
 
 def short_run(work: Path) -> Path:
+    from bench.mixtures import alpaca_split
     from curator import training
-    from tests.test_quantize import alpaca_split
-    from tests.test_train import write_jsonl
 
     export = work / "export"
     export.mkdir()
     for name, records in zip(("train", "val"), alpaca_split()):
-        write_jsonl(export / f"{name}.jsonl", records)
+        (export / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     training.train(
         training.TrainConfig(
             data=str(export),

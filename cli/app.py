@@ -30,6 +30,18 @@ for _ in range(600):
 """
 
 
+# Streamlit's own command line, run so that Ctrl-C, the way to stop the app, is no error: its
+# click entry point would print "Aborted!" and exit 1 (and `make run` would report a failure).
+_SERVE = """
+import sys, click
+from streamlit.web import cli
+try:
+    cli.main(sys.argv[1:], prog_name="streamlit", standalone_mode=False)
+except (KeyboardInterrupt, click.exceptions.Abort):
+    pass
+"""
+
+
 def _has_browser() -> bool:
     """Whether a browser window can open here: not on a Linux box with no display (where
     Python's webbrowser would start a text browser on a terminal that isn't there) unless
@@ -53,8 +65,8 @@ def app(ctx, port, host, browser):
     env = {**os.environ, "CURATOR_DB": str(Path(database(ctx)).resolve())}
     argv = [
         sys.executable,
-        "-m",
-        "streamlit",
+        "-c",
+        _SERVE,
         "run",
         str(SERVER),
         "--server.address",
@@ -74,6 +86,9 @@ def app(ctx, port, host, browser):
         "false",
         "--client.toolbarMode",
         "minimal",
+        # The line above says where the app is; Streamlit's banner would say it again.
+        "--logger.hideWelcomeMessage",
+        "true",
     ]
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     click.echo(f"curator app: {url} (database {env['CURATOR_DB']}; Ctrl-C stops it)")

@@ -9,8 +9,7 @@ import click
 
 import storage
 from cli.common import database
-from cli.main import StageBars
-from cli.output import print_json, print_table
+from cli.output import StageBars, print_json, print_table
 
 
 @click.command()

@@ -2,102 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
-from typing import TypeVar
 
 import click
 
-import storage
-from cli.common import job_session, read
-from cli.output import ProgressBar, print_json, print_table
+from cli.common import price_table, read, request_options, retry_policy, run_and_report
+from cli.output import print_json, print_table
 from curator import distill
 from jobs.distill import DistillOptions, DistillReport, distill_prompts
 from storage import distill as distill_rows
 from storage import judge as judge_rows
-
-R = TypeVar("R")
-_POLICY = distill.RetryPolicy()
-
-
-def price_table(path: str | None) -> dict:
-    return distill.parse_prices(Path(path).read_text()) if path else distill.DEFAULT_PRICES
-
-
-def retry_policy(max_tries: int, backoff: float) -> distill.RetryPolicy:
-    return distill.RetryPolicy(max_tries=max_tries, base_delay=backoff, max_delay=max(_POLICY.max_delay, backoff))
-
-
-def request_options(what: str):
-    """The options of a command that sends chat requests to an OpenAI-compatible API (distill,
-    quality judge): model, server, concurrency, timeout, retries, prices. `what`: the unit
-    retried ("prompt", "pair")."""
-    options = [
-        click.option("--model", required=True, help="Model name as the API knows it."),
-        click.option(
-            "--base-url",
-            help="Any OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (default: "
-            "$OPENAI_BASE_URL, else OpenAI). The key is read from OPENAI_API_KEY.",
-        ),
-        click.option(
-            "--concurrency",
-            default=8,
-            show_default=True,
-            type=click.IntRange(min=1),
-            help="Requests in flight at once.",
-        ),
-        click.option(
-            "--timeout",
-            default=120.0,
-            show_default=True,
-            type=click.FloatRange(min=0, min_open=True),
-            help="Seconds per request before it counts as failed and is retried.",
-        ),
-        click.option(
-            "--max-tries",
-            default=_POLICY.max_tries,
-            show_default=True,
-            type=click.IntRange(min=1),
-            help=f"Requests per {what} before its error is recorded and the run moves on.",
-        ),
-        click.option(
-            "--backoff",
-            default=_POLICY.base_delay,
-            show_default=True,
-            type=click.FloatRange(min=0),
-            help="Seconds before the 2nd try; doubles each try (with jitter) up to 60. Retry-After wins.",
-        ),
-        click.option(
-            "--prices",
-            type=click.Path(exists=True, dir_okay=False),
-            help="Price table for the spend shown (see `curator cost`).",
-        ),
-    ]
-
-    def decorate(command):
-        for option in reversed(options):  # click lists options in the order they are given here
-            command = option(command)
-        return command
-
-    return decorate
-
-
-def run_and_report(
-    ctx,
-    unit: str,
-    work: Callable[[storage.Database, ProgressBar], R],
-    as_json: bool,
-    print_report: Callable[[R], None],
-) -> R:
-    """work(database, progress bar) -> a report dataclass, printed as JSON or by print_report."""
-    with job_session(ctx, unit=unit, unit_scale=False) as (db, bar):
-        report = work(db, bar)
-    if as_json:
-        print_json(asdict(report))
-    else:
-        print_report(report)
-    return report
 
 
 @click.command("distill")

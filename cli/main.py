@@ -7,7 +7,6 @@ import os
 from typing import TYPE_CHECKING
 
 import click
-import duckdb
 
 # OpenMP threads (torch's and llama.cpp's share one runtime, configured once, when it loads)
 # spin while waiting for each other; on a busy machine a spinning thread holds the core its
@@ -17,8 +16,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import storage
 from cli.common import database, job_session, ray_cluster, ray_options, read
-from cli.output import ProgressBar, print_json, print_table
+from cli.output import StageBars, print_json, print_table
 from curator import __version__, embedding, formats, projection, readers
+from curator.errors import UserError
 from jobs.ingest import IngestOptions, IngestReport
 from jobs.ingest import ingest as run_ingest
 from storage import jobs as job_rows
@@ -28,7 +28,6 @@ from storage import query
 from storage import rejects as reject_rows
 
 if TYPE_CHECKING:
-    from jobs.demo import Stage
     from jobs.map import MapReport
 
 # Commands that live in their own modules, one module per capability, by name. A module is
@@ -82,7 +81,9 @@ class CuratorGroup(click.Group):
             return super().invoke(ctx)
         except storage.DatabaseLocked as err:
             raise click.ClickException(str(err)) from None
-        except (OSError, ValueError, duckdb.Error) as err:  # OSError: missing files, unknown models
+        except (UserError, OSError) as err:  # OSError: missing files, unreadable folders
+            # What the user can fix, in one line; any other exception is a bug and keeps its
+            # traceback.
             raise click.ClickException(str(err)) from None
 
 
@@ -277,22 +278,6 @@ def demo(ctx, full):
     click.echo(f"\ndatabase {database(ctx)}: {result['pairs']:,} pairs from {len(result['sources'])} sources")
     print_table(["source", "pairs"], [(k, f"{v:,}") for k, v in result["sources"].items()])
     click.echo(f"\nnext: curator --db {database(ctx)} clusters")
-
-
-class StageBars:
-    """A progress bar per stage of `demo --full`, each stage's line printed as it ends."""
-
-    def __init__(self):
-        self.bar = ProgressBar(unit="", unit_scale=False)
-
-    def __call__(self, done: int, total: int, message: str) -> None:
-        self.bar(done, total, message)
-
-    def stage(self, stage: Stage) -> None:
-        self.bar.close()
-        detail = stage.detail if stage.ran else f"skipped, {stage.detail}"
-        click.echo(f"{stage.name}: {detail} ({stage.seconds:,.0f} s)")
-        self.bar = ProgressBar(unit="", unit_scale=False)
 
 
 def _demo_full(db_path: str) -> None:

@@ -8,9 +8,13 @@ import json
 import os
 import sys
 import uuid
+from typing import TYPE_CHECKING
 
 import click
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from jobs.demo import Stage
 
 
 def _plain(value):
@@ -75,3 +79,19 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class StageBars:
+    """A progress bar per stage of `demo --full`, each stage's line printed as it ends."""
+
+    def __init__(self):
+        self.bar = ProgressBar(unit="", unit_scale=False)
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        self.bar(done, total, message)
+
+    def stage(self, stage: Stage) -> None:
+        self.bar.close()
+        detail = stage.detail if stage.ran else f"skipped, {stage.detail}"
+        click.echo(f"{stage.name}: {detail} ({stage.seconds:,.0f} s)")
+        self.bar = ProgressBar(unit="", unit_scale=False)

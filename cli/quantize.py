@@ -12,8 +12,7 @@ import click
 
 from cli.common import job_session
 from cli.output import print_json, print_table
-
-TYPES = ("f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
+from curator.config import GGUF_TYPES
 
 
 def _mb(n_bytes: int) -> str:
@@ -25,7 +24,7 @@ def _mb(n_bytes: int) -> str:
 @click.option(
     "--type",
     "qtype",
-    type=click.Choice(TYPES),
+    type=click.Choice(GGUF_TYPES),
     default="q4_1",
     show_default=True,
     help="File type. Tensors the adapter changed are kept at Q8_0 in 4- and 5-bit files; the others "
@@ -129,7 +128,8 @@ def _print_quantized(entry: dict, report: Path) -> None:
 )
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a histogram PNG of the models.")
 @click.option(
-    "--tasks", help="lm-evaluation-harness tasks, comma-separated (needs lm-eval installed, and the internet)."
+    "--tasks",
+    help="lm-evaluation-harness tasks, comma-separated (needs the eval extra, curator[eval], and the internet).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {model, n, ppl_mean, ppl_median, ...}.")
 @click.pass_context
@@ -142,7 +142,7 @@ def eval_command(ctx, models, data, limit, lora, template, max_length, plot, tas
     if data is None and not tasks:
         raise click.UsageError("give --data (perplexity) or --tasks (lm-evaluation-harness), or both")
     if tasks and not evaluation.lm_eval_installed():
-        raise click.ClickException("--tasks needs lm-evaluation-harness: pip install lm-eval")
+        raise click.ClickException("--tasks needs lm-evaluation-harness: pip install 'curator[eval]'")
     if lora and not any(spec.endswith(".gguf") for spec in models):
         raise click.UsageError("--lora applies to GGUF models, and none is given")
     if tasks and any(spec.endswith(".gguf") for spec in models):

@@ -9,27 +9,18 @@ import click
 import storage
 from cli.common import database
 from cli.output import ProgressBar, print_json, print_table
-from curator.signals import SignalParams
+from curator.signals import FLAGS, SignalParams
 from jobs.signals import BATCH_SIZE, SignalReport, compute_signals
 
 _DEFAULTS = SignalParams()
 
-# What each flag means, with the thresholds it used (printed beside its count).
-_RULES = {
-    "refusal": lambda p: "declines, AI disclaimer or moralising (phrase rules)",
-    "short": lambda p: f"response under {p.short_words} words",
-    "truncated": lambda p: "cut mid-sentence, or finish_reason = length",
-    "malformed": lambda p: (
-        f"empty, placeholder, merged turns, special tokens, loop (zlib ratio >= "
-        f"{p.repetition_ratio:g} or a {p.loop_repeats}x tail over {p.loop_chars} chars), "
-        "unbalanced ```, echo"
-    ),
-    "pii": lambda p: "e-mail, phone, API key or private key in prompt or response",
-    "over_length": lambda p: f"pair over {p.max_tokens:,} tokens under the chat template",
-}
 
-
-@click.command("signals")
+@click.command(
+    "signals",
+    epilog="Flags (curator.signals.FLAGS): "
+    + "; ".join(f"{name}: {flag.meaning(_DEFAULTS)}" for name, flag in FLAGS.items())
+    + ".",
+)
 @click.option(
     "--short-words",
     default=_DEFAULTS.short_words,
@@ -61,7 +52,7 @@ _RULES = {
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.pass_context
 def signals(ctx, short_words, max_tokens, tokenizer, batch_size, as_json):
-    """Quality signals for every pair: refusal, short, truncated, malformed, lang, pii, token counts.
+    """Quality flags, the response's language and the pair's tokens, for every pair (flags below).
 
     Pairs already computed under the same thresholds are skipped; other thresholds recompute
     all. The columns appear in pairs_view (e.g. `curator sql "SELECT ... WHERE refusal"`)."""
@@ -84,7 +75,7 @@ def _print_report(report: SignalReport) -> None:
         f"{report.already:,} already current, {report.pairs_per_s:,.0f} pairs/s"
     )
     share = (lambda n: f"{n / summary['pairs']:.1%}") if summary["pairs"] else (lambda n: "-")
-    rows = [(flag, f"{n:,}", share(n), _RULES[flag](params)) for flag, n in summary["counts"].items()]
+    rows = [(flag, f"{n:,}", share(n), FLAGS[flag].meaning(params)) for flag, n in summary["counts"].items()]
     print_table(["signal", "pairs", "share", "rule"], rows, max_width=110)
     if summary["malformed_reasons"]:
         click.echo("malformed: " + ", ".join(f"{k} {v:,}" for k, v in summary["malformed_reasons"].items()))

@@ -1,8 +1,8 @@
 """`curator train` and `curator score` (registered by cli/main.py through COMMANDS).
 
 torch, transformers and peft load only when one of these commands runs: the rest of the CLI
-starts without them. So the defaults shown here are written out; they are TrainConfig's
-(tests/test_train.py checks that the two agree).
+starts without them. The defaults and choices shown come from curator.config, which imports
+none of them.
 """
 
 from __future__ import annotations
@@ -14,22 +14,9 @@ import click
 
 from cli.common import job_session
 from cli.output import print_json, print_table
+from curator import config
 
-DEFAULTS = {
-    "lr": 1e-3,
-    "lora_r": 8,
-    "lora_alpha": 32,
-    "lora_dropout": 0.1,
-    "targets": "q_proj,v_proj",
-    "max_length": 512,
-    "batch_size": 8,
-    "grad_accum": 1,
-    "val_fraction": 0.05,
-    "val_max": 64,
-    "template": "model",
-    "save_every": 0,
-    "seed": 42,
-}
+DEFAULTS = {**config.train_defaults(), "targets": ",".join(config.train_defaults()["targets"])}
 
 
 @click.command()
@@ -85,7 +72,7 @@ DEFAULTS = {
 )
 @click.option(
     "--template",
-    type=click.Choice(("model", "chatml", "gpt4all")),
+    type=click.Choice(config.TEMPLATES),
     default=DEFAULTS["template"],
     show_default=True,
     help="The base model's chat template, ChatML, or GPT4All's prompt\\nresponse<eos>.",
@@ -130,13 +117,12 @@ def train(
     as_json,
 ):
     """LoRA-train a base model on an export directory (train.jsonl, val.jsonl) or a JSONL file."""
-    from curator.training import TrainConfig
     from jobs.train import train as run_train
 
     if resume and out is None:
         raise click.UsageError("--resume needs the --out of the run to continue")
     out = out or Path("runs") / time.strftime("lora-%Y%m%d-%H%M%S")
-    config = TrainConfig(
+    settings = config.TrainConfig(
         data=str(data),
         out=str(out),
         base=base,
@@ -160,7 +146,7 @@ def train(
         merge=merge,
     )
     with job_session(ctx, unit="step", unit_scale=False) as (db, bar):
-        result = run_train(db, config, resume=resume, progress=bar)
+        result = run_train(db, settings, resume=resume, progress=bar)
     report = result.report
     if report["records_skipped"]:
         click.echo(
@@ -183,10 +169,10 @@ def train(
             f"{report['examples_val']:,} examples)"
         )
     click.echo(
-        f"adapter, train_report.json and loss_curve.png in {config.out}"
+        f"adapter, train_report.json and loss_curve.png in {settings.out}"
         + (f"; merged model in {report['merged']}" if report["merged"] else "")
     )
-    click.echo(f"next: curator score {config.out}")
+    click.echo(f"next: curator score {settings.out}")
 
 
 @click.command()

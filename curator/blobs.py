@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from curator.signals import blob_flags
+
 SAMPLE = 200  # texts per group for the n-gram measures (the same for every group: comparable)
 VECTOR_SAMPLE = 2000  # vectors per group for the mean similarity
 PHRASE_WORDS = 4
-SIGNALS = ("short", "refusal", "truncated", "malformed")
 FULL_SIZE = 10  # members from which a group's score counts in full
 WEIGHTS = {"similarity": 0.25, "lengths": 0.15, "responses": 0.2, "prompts": 0.15, "signals": 0.25}
 # A term at least this high is given as a reason (a tenth of refusals is already worth saying).
@@ -134,7 +135,7 @@ def terms(m: GroupMeasures) -> dict[str, float]:
         "lengths": 1 - _ramp(m.length_spread, 0.0, 0.5),
         "responses": 1 - _ramp(m.response_distinct, 0.0, 0.5),
         "prompts": max(m.prompt_phrase_share, 1 - _ramp(m.prompt_distinct, 0.0, 0.6)),
-        "signals": max((m.shares.get(name, 0.0) for name in SIGNALS), default=0.0),
+        "signals": max((m.shares.get(name, 0.0) for name in blob_flags()), default=0.0),
     }
 
 
@@ -159,7 +160,7 @@ def _reasons(m: GroupMeasures, term: str) -> list[str]:
         if m.prompt_phrase_share >= 1 - _ramp(m.prompt_distinct, 0.0, 0.6):
             return [f"{m.prompt_phrase_share:.0%} of prompts share \u201c{m.prompt_phrase}\u201d"]
         return [f"prompts repeat ({m.prompt_distinct:.0%} distinct n-grams)"]
-    return [f"{m.shares[name]:.0%} {name}" for name in SIGNALS if m.shares.get(name, 0.0) >= NOTABLE["signals"]]
+    return [f"{m.shares[name]:.0%} {name}" for name in blob_flags() if m.shares.get(name, 0.0) >= NOTABLE["signals"]]
 
 
 def _ramp(value: float, low: float, high: float) -> float:

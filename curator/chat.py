@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curator import llm_server
+from curator.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -104,9 +105,9 @@ def serve(
         return llm_server.start(model, lora=lora, port=port, host=host, **options)
     except RuntimeError as err:  # xllamacpp: "Failed to init server, please check the input params."
         if port and not _can_bind(host, port):
-            raise ValueError(f"cannot listen on {host}:{port}: in use, or not an address of this machine") from None
+            raise UserError(f"cannot listen on {host}:{port}: in use, or not an address of this machine") from None
         what = f"{model or llm_server.bundled_model()}" + (f" with the adapter {lora}" if lora else "")
-        raise ValueError(
+        raise UserError(
             f"llama.cpp could not load {what}: is it a GGUF model (and a LoRA GGUF made for that model)? ({err})"
         ) from None
 
@@ -158,7 +159,7 @@ class ChatModel:
                 if not isinstance(err.body, dict) or err.body.get("type") != "exceed_context_size_error":
                     raise
                 if not conversation.turns:
-                    raise ValueError(
+                    raise UserError(
                         f"the prompt does not fit the model's context of {self.server.context} tokens"
                     ) from None
                 conversation.turns.pop(0)

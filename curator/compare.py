@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from curator.errors import UserError
+
 BASE, A, B, A_SAME_SIZE = "base", "a", "b", "a-same-size"
 EVAL_SET, HELD_OUT = "eval", "heldout"  # the two sets; also the table's column prefixes
 BOOTSTRAP_ROUNDS = 2000
@@ -30,7 +32,7 @@ def same_size_subset(available: int, size: int, seed: int) -> np.ndarray:
     """`size` of `available` record positions drawn without replacement by a seeded draw, in
     file order: the control's training file."""
     if size > available:
-        raise ValueError(
+        raise UserError(
             f"version A has {available:,} training pairs, fewer than B's {size:,}: "
             "a same-size subset of A does not exist"
         )
@@ -83,7 +85,7 @@ def paired_difference(nll_x: list[float], nll_y: list[float], seed: int, rounds:
     the examples. An interval that holds 0 means the set cannot tell the two models apart."""
     diff = np.asarray(nll_x, dtype=np.float64) - np.asarray(nll_y, dtype=np.float64)
     if len(diff) == 0:
-        raise ValueError("no examples to compare")
+        raise UserError("no examples to compare")
     draws = np.random.default_rng(seed).integers(0, len(diff), size=(rounds, len(diff)))
     low, high = np.percentile(diff[draws].mean(axis=1), [2.5, 97.5])
     return {"ratio": math.expm1(diff.mean()), "low": math.expm1(low), "high": math.expm1(high), "examples": len(diff)}

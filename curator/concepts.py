@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from curator.errors import UserError
+
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 THRESHOLD = 0.5
 MAX_FOLDS = 5
@@ -26,7 +28,7 @@ MIN_RANDOM_NEGATIVES = 200
 def check_name(name: str) -> str:
     """A concept's name becomes the column concept_NAME: lower-case letters, digits and _."""
     if not NAME.fullmatch(name):
-        raise ValueError(f"concept name {name!r}: use 1-40 lower-case letters, digits or _, starting with a letter")
+        raise UserError(f"concept name {name!r}: use 1-40 lower-case letters, digits or _, starting with a letter")
     return name
 
 
@@ -63,7 +65,7 @@ def fit(vectors: np.ndarray, labels: np.ndarray, seed: int = 42) -> Fitted:
     labels = np.asarray(labels, dtype=bool)
     positives, negatives = int(labels.sum()), int((~labels).sum())
     if positives < 1 or negatives < 1:
-        raise ValueError(f"a concept needs positive and negative examples (got {positives} and {negatives})")
+        raise UserError(f"a concept needs positive and negative examples (got {positives} and {negatives})")
     x = _unit(np.asarray(vectors, dtype=np.float32))
     folds = min(MAX_FOLDS, positives, negatives)
     precision = recall = None

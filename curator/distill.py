@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from curator import formats
+from curator.errors import UserError
 
 # --- prompts -------------------------------------------------------------------------------
 
@@ -338,15 +339,15 @@ def parse_prices(text: str) -> dict[str, tuple[float, float]]:
     try:
         data = json.loads(text)
     except ValueError as err:
-        raise ValueError(f"prices file is not JSON: {err}") from None
+        raise UserError(f"prices file is not JSON: {err}") from None
     if not isinstance(data, dict):
-        raise ValueError('prices file must be a JSON object {"model": {"input": X, "output": Y}}')
+        raise UserError('prices file must be a JSON object {"model": {"input": X, "output": Y}}')
     prices = {}
     for model, entry in data.items():
         try:
             prices[model] = (float(entry["input"]), float(entry["output"]))
         except (TypeError, KeyError, ValueError):
-            raise ValueError(f'prices for {model!r} must be {{"input": USD per 1M tokens, "output": ...}}') from None
+            raise UserError(f'prices for {model!r} must be {{"input": USD per 1M tokens, "output": ...}}') from None
     return prices
 
 
@@ -415,13 +416,13 @@ def fill_template(template: str, values: dict[str, list[str]], sample: int | Non
     """
     slots = template_slots(template)
     if not slots:
-        raise ValueError("the template has no [SLOT] to fill (slots are [UPPERCASE] names)")
+        raise UserError("the template has no [SLOT] to fill (slots are [UPPERCASE] names)")
     missing = [s for s in slots if not values.get(s)]
     if missing:
-        raise ValueError(f"no values for {', '.join('[' + s + ']' for s in missing)}")
+        raise UserError(f"no values for {', '.join('[' + s + ']' for s in missing)}")
     unknown = sorted(set(values) - set(slots))
     if unknown:
-        raise ValueError(f"the template has no slot {', '.join('[' + s + ']' for s in unknown)}")
+        raise UserError(f"the template has no slot {', '.join('[' + s + ']' for s in unknown)}")
     lists = [values[s] for s in slots]
     total = math.prod(len(v) for v in lists)
     if sample is None or sample >= total:

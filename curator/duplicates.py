@@ -13,8 +13,9 @@ different normalized responses whose cosine is < `diverge_below` (or, without re
 vectors, whose word-set Jaccard is < `text_diverge_below`).
 
 Which member a set keeps (`dup_keep`) is decided by a quality score, not arbitrarily:
-fewest problem signals first, weighted refusal 8, malformed 4, truncated 2, short 1,
-over_length 1 (a refusal is worse than any combination of the milder problems); then the
+fewest problem flags first, each weighted by its penalty in curator.signals.FLAGS (refusal 8,
+malformed 4, truncated 2, short 1, over_length 1: a refusal is worse than any combination of
+the milder problems); then the
 longest response in words (among near-copies of one answer, the longer one is the complete
 one: the planted and real truncations are shorter); then the smallest pair id, so that the
 choice is the same on every run.
@@ -44,6 +45,8 @@ from scipy.sparse.csgraph import connected_components
 from threadpoolctl import threadpool_limits
 
 from curator import parallel
+from curator.errors import UserError
+from curator.signals import FLAGS
 
 EXACT_MAX = 8192  # vectors compared all against all; larger sets are partitioned first
 CELL_SIZE = 250  # vectors per k-means cell when partitioning
@@ -55,9 +58,6 @@ SEARCH_BATCH = 16_384  # rows of cells searched as one piece (by a thread or a R
 _BLOCK_ELEMENTS = 1 << 22  # similarities held at once (16 MiB of float32)
 _KMEANS_ITERATIONS = 8
 _KMEANS_SAMPLE_PER_CELL = 40
-
-# Penalty weights of the keep choice (module docstring).
-PENALTIES = {"refusal": 8, "malformed": 4, "truncated": 2, "short": 1, "over_length": 1}
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,9 @@ class DuplicateParams:
     def __post_init__(self) -> None:
         for name in ("threshold", "text_threshold", "diverge_below", "text_diverge_below"):
             if not 0 < getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in (0, 1], not {getattr(self, name)}")
+                raise UserError(f"{name} must be in (0, 1], not {getattr(self, name)}")
         if self.neighbours < 1:
-            raise ValueError(f"neighbours must be at least 1, not {self.neighbours}")
+            raise UserError(f"neighbours must be at least 1, not {self.neighbours}")
 
 
 Progress = Callable[[int, int, str], None]
@@ -299,11 +299,16 @@ def group_kinds(groups: np.ndarray, pair_hashes: np.ndarray) -> np.ndarray:
 # --- keep choice --------------------------------------------------------------------------
 
 
-def quality_penalty(signals: dict[str, np.ndarray]) -> np.ndarray:
-    """Weighted count of problem signals per row (PENALTIES; a missing signal counts as absent)."""
-    n = len(next(iter(signals.values())))
+def penalties() -> dict[str, int]:
+    """Each flag's weight in the keep choice (curator.signals.FLAGS; module docstring)."""
+    return {flag.name: flag.penalty for flag in FLAGS.values() if flag.penalty}
+
+
+def quality_penalty(signals: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Weighted count of problem flags per row of n (penalties(); a flag not given counts as
+    absent)."""
     penalty = np.zeros(n, dtype=np.int64)
-    for name, weight in PENALTIES.items():
+    for name, weight in penalties().items():
         if name in signals:
             penalty += weight * np.asarray(signals[name], dtype=bool)
     return penalty

@@ -26,8 +26,9 @@ from typing import Protocol
 
 import numpy as np
 
-from curator import parallel
+from curator import libraries, parallel
 from curator.cache import cache_dir
+from curator.errors import UserError
 
 BUNDLED_NAME = "all-MiniLM-L6-v2"
 BATCH_SIZE = 64
@@ -51,7 +52,7 @@ class Encoder(Protocol):
 
 def check_field(field: str) -> None:
     if field not in FIELDS:
-        raise ValueError(f"unknown field {field!r}; choose one of {', '.join(FIELDS)}")
+        raise UserError(f"unknown field {field!r}; choose one of {', '.join(FIELDS)}")
 
 
 def field_texts(prompts: Sequence[str], responses: Sequence[str], field: str) -> list[str]:
@@ -107,9 +108,10 @@ def load_encoder(model: str | None = None, *, fast: bool = False, device: str | 
 
 
 def _sentence_transformer(location: str, device: str):
-    from sentence_transformers import SentenceTransformer
+    with libraries.quietly():
+        from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(location, device=device)
+        return SentenceTransformer(location, device=device)
 
 
 class TorchEncoder:

@@ -24,6 +24,7 @@ import numpy as np
 
 from curator import formats, readers
 from curator.cache import cache_dir
+from curator.errors import UserError
 
 SELF_INSTRUCT = "self-instruct"  # the --eval-set value that fetches the default set
 SELF_INSTRUCT_NAME = "user_oriented_instructions.jsonl"
@@ -46,7 +47,7 @@ class EvalSet:
 def load(path: Path, origin: str) -> EvalSet:
     prompts = read_prompts(path)
     if not prompts:
-        raise ValueError(f"{path}: no prompts found in the evaluation set")
+        raise UserError(f"{path}: no prompts found in the evaluation set")
     return EvalSet(path, origin, readers.file_sha256(path), prompts)
 
 

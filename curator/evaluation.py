@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from curator import chat_tokens, formats, readers, training
+from curator import chat_tokens, formats, libraries, readers, training
+from curator.errors import UserError
 
 CLIP = 100.0
 DEFAULT_MAX_LENGTH = 1024
@@ -77,7 +78,7 @@ def _self_instruct(path: Path) -> list[training.Example]:
                     )
                 )
     if not examples:
-        raise ValueError(f"{path}: no Self-Instruct instance with an answer")
+        raise UserError(f"{path}: no Self-Instruct instance with an answer")
     return examples
 
 
@@ -100,7 +101,8 @@ class TorchModel:
         self.device, dtype = training.device_and_dtype()
         run = Path(spec).expanduser()
         if (run / "adapter_config.json").is_file():
-            from peft import PeftModel
+            with libraries.quietly():
+                from peft import PeftModel
 
             report = training.read_report(run)
             model, self.tokenizer, _, _ = training.load_base(report["base_path"], self.device, dtype)
@@ -160,7 +162,7 @@ class GgufModel:
         import llama_cpp
 
         if len(ids) > self.n_ctx:
-            raise ValueError(f"a sequence of {len(ids)} tokens is longer than the context ({self.n_ctx})")
+            raise UserError(f"a sequence of {len(ids)} tokens is longer than the context ({self.n_ctx})")
         ctx, wanted = self.llm.ctx, set(positions)
         batch = llama_cpp.llama_batch_init(len(ids), 0, 1)
         try:
@@ -249,7 +251,7 @@ def score(
     tokenizer = model.tokenizer
     encoded, _ = training.encode_all(examples, tokenizer, training.chat_template(tokenizer, template), max_length)
     if not encoded:
-        raise ValueError(f"no example keeps an answer token within {max_length} tokens")
+        raise UserError(f"no example keeps an answer token within {max_length} tokens")
     return score_encoded(model, encoded, done)
 
 

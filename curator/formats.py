@@ -58,6 +58,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from curator.errors import UserError
+
 FORMATS: tuple[str, ...] = ("gpt4all", "alpaca", "dolly", "sharegpt", "openai", "oasst", "hh")
 
 
@@ -168,7 +170,7 @@ def record_pairs(
         return [_field_pair(record, prompt_field, response_field)]
     parse = _PARSERS.get(fmt)
     if parse is None:
-        raise ValueError(f"unknown format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+        raise UserError(f"unknown format {fmt!r}; expected one of: {', '.join(FORMATS)}")
     return parse(record)
 
 

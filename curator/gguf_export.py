@@ -47,8 +47,9 @@ from pathlib import Path
 import numpy as np
 
 from curator import chat_tokens, training
+from curator.config import GGUF_TYPES
+from curator.errors import UserError
 
-TYPES = ("f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")
 # Architectures whose q/k projections llama.cpp stores permuted per head (its converter's
 # LlamaModel family; SmolLM2, Llama and Mistral files all say "llama").
 SUPPORTED_ARCHS = ("llama",)
@@ -57,8 +58,8 @@ SUPPORTED_ARCHS = ("llama",)
 def ggml_type(name: str):
     from gguf import GGMLQuantizationType
 
-    if name not in TYPES:
-        raise ValueError(f"unknown type {name!r}; choose one of {', '.join(TYPES)}")
+    if name not in GGUF_TYPES:
+        raise UserError(f"unknown type {name!r}; choose one of {', '.join(GGUF_TYPES)}")
     return GGMLQuantizationType[name.upper()]
 
 
@@ -99,7 +100,7 @@ def base_gguf_for(run_dir: str | Path, given: str | Path | None = None) -> Path:
     report = training.read_report(run_dir)
     if report["base_path"] == str(training.bundled_base_dir()):
         return chat_tokens.bundled_gguf()
-    raise ValueError(
+    raise UserError(
         f"{run_dir} was trained on {report['base']}: pass --base-gguf, a GGUF of that base model "
         "(llama.cpp's convert_hf_to_gguf.py writes one)"
     )
@@ -114,10 +115,10 @@ def read_lora(run_dir: str | Path, reader) -> Lora:
     config = json.loads((run_dir / "adapter_config.json").read_text())
     for key in ("use_dora", "modules_to_save", "rank_pattern", "alpha_pattern"):
         if config.get(key):
-            raise ValueError(f"{run_dir}: adapters with {key} are not supported in GGUF export")
+            raise UserError(f"{run_dir}: adapters with {key} are not supported in GGUF export")
     arch = _field(reader, "general.architecture")
     if arch not in SUPPORTED_ARCHS:
-        raise ValueError(f"base architecture {arch!r} is not supported (only {', '.join(SUPPORTED_ARCHS)})")
+        raise UserError(f"base architecture {arch!r} is not supported (only {', '.join(SUPPORTED_ARCHS)})")
     n_blocks = _field(reader, f"{arch}.block_count")
     heads = {
         "attn_q": _field(reader, f"{arch}.attention.head_count"),
@@ -133,11 +134,11 @@ def read_lora(run_dir: str | Path, reader) -> Lora:
         module = key.removeprefix("base_model.model.").split(".lora_A.")[0]
         name = names.get_name(module + ".weight", try_suffixes=(".weight",))
         if name is None or name not in shapes:
-            raise ValueError(f"{run_dir}: adapter module {module} has no tensor in the base GGUF")
+            raise UserError(f"{run_dir}: adapter module {module} has no tensor in the base GGUF")
         a = weights[key].astype(np.float32)
         b = weights[key.replace(".lora_A.", ".lora_B.")].astype(np.float32)
         if (b.shape[0], a.shape[1]) != shapes[name]:
-            raise ValueError(
+            raise UserError(
                 f"{run_dir}: adapter {module} is {b.shape[0]}x{a.shape[1]}, the base's {name} "
                 f"is {shapes[name][0]}x{shapes[name][1]}: not the same base model"
             )
@@ -146,7 +147,7 @@ def read_lora(run_dir: str | Path, reader) -> Lora:
             b = permute_rows(b, heads[kind])
         pairs[name] = (a, b)
     if not pairs:
-        raise ValueError(f"{run_dir}: the adapter holds no LoRA weights")
+        raise UserError(f"{run_dir}: the adapter holds no LoRA weights")
     rank = int(config["r"])
     scale = config["lora_alpha"] / (rank**0.5 if config.get("use_rslora") else rank)
     return Lora(pairs, scale, rank)
@@ -161,7 +162,7 @@ def permute_rows(rows: np.ndarray, n_head: int) -> np.ndarray:
 
 def _field(reader, key: str):
     if key not in reader.fields:
-        raise ValueError(f"the base GGUF has no {key}")
+        raise UserError(f"the base GGUF has no {key}")
     return reader.fields[key].contents()
 
 

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from curator.distill import MalformedAnswer
+from curator.errors import UserError
 
 PROMPT_PLACEHOLDER, RESPONSE_PLACEHOLDER = "{prompt}", "{response}"
 MIN_SCORE, MAX_SCORE = 1, 5
@@ -68,7 +69,7 @@ def check_rubric(rubric: str) -> None:
     """ValueError unless the rubric names both texts it is to be filled with."""
     missing = [p for p in (PROMPT_PLACEHOLDER, RESPONSE_PLACEHOLDER) if p not in rubric]
     if missing:
-        raise ValueError(f"the rubric must contain {' and '.join(missing)} (replaced by the pair's text)")
+        raise UserError(f"the rubric must contain {' and '.join(missing)} (replaced by the pair's text)")
 
 
 _PLACEHOLDER = re.compile(re.escape(PROMPT_PLACEHOLDER) + "|" + re.escape(RESPONSE_PLACEHOLDER))

@@ -68,6 +68,7 @@ import numpy as np
 
 from curator import map_measures, parallel
 from curator.cache import cache_dir
+from curator.errors import UserError
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
@@ -134,7 +135,7 @@ def fit_projection(
     places the distinct vectors outside the fit sample (see `place`)."""
     vectors = _rows(vectors)
     if len(vectors) < MIN_POINTS:
-        raise ValueError(f"a map needs at least {MIN_POINTS} points, got {len(vectors)}")
+        raise UserError(f"a map needs at least {MIN_POINTS} points, got {len(vectors)}")
     report = progress or _silent
     distinct, copy_of = distinct_rows(vectors)
     if len(distinct) < MIN_POINTS:  # (nearly) all one vector: nothing to lay out but copies
@@ -404,7 +405,7 @@ def _fit_sample(n: int, params: MapParams) -> np.ndarray | None:
     if params.fit_sample is None or n <= params.fit_sample:
         return None
     if params.fit_sample < MIN_POINTS:
-        raise ValueError(f"fit_sample must be at least {MIN_POINTS}, got {params.fit_sample}")
+        raise UserError(f"fit_sample must be at least {MIN_POINTS}, got {params.fit_sample}")
     return np.sort(np.random.default_rng(params.seed).choice(n, size=params.fit_sample, replace=False))
 
 

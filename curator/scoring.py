@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from curator import training
+from curator import libraries, training
 
 
 @dataclass
@@ -48,7 +48,9 @@ def score(
 ) -> Scores:
     """Losses of `examples` (some of run.examples) under the base and the tuned model."""
     import torch
-    from peft import PeftModel
+
+    with libraries.quietly():
+        from peft import PeftModel
 
     progress = progress or (lambda done, total, message: None)
     device, dtype = training.device_and_dtype()

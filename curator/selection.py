@@ -24,6 +24,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+
+from curator.errors import UserError
 
 KINDS = ("where", "cluster", "source", "tag", "ids", "polygon", "similar_to")
 LEVELS = ("fine", "coarse")
@@ -48,7 +51,7 @@ class Selector:
     def __post_init__(self) -> None:
         chosen = [k for k in KINDS if getattr(self, k) is not None]
         if len(chosen) != 1:
-            raise ValueError(
+            raise UserError(
                 "give exactly one selector: "
                 + " | ".join(f"--{k.replace('_', '-')}" for k in KINDS)
                 + (f" (got {', '.join(chosen)})" if chosen else "")
@@ -56,15 +59,15 @@ class Selector:
         kind = chosen[0]
         for name in ("where", "source", "tag", "similar_to", "map"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise ValueError(f"{name} must be a string, not {getattr(self, name)!r}")
+                raise UserError(f"{name} must be a string, not {getattr(self, name)!r}")
         if self.map is not None and kind not in _MAP_KINDS:
-            raise ValueError(f"a map only goes with --cluster, --polygon or --similar-to, not --{kind}")
+            raise UserError(f"a map only goes with --cluster, --polygon or --similar-to, not --{kind}")
         if (self.top is not None) != (kind == "similar_to"):
-            raise ValueError("--top goes with --similar-to, and --similar-to needs --top")
+            raise UserError("--top goes with --similar-to, and --similar-to needs --top")
         if self.level not in LEVELS or (self.level != "fine" and kind != "cluster"):
-            raise ValueError(f"level {self.level!r}: only --cluster takes a level (fine or coarse)")
+            raise UserError(f"level {self.level!r}: only --cluster takes a level (fine or coarse)")
         if kind == "where" and not self.where.strip():
-            raise ValueError("--where needs an expression, e.g. --where \"source = 'alpaca'\"")
+            raise UserError("--where needs an expression, e.g. --where \"source = 'alpaca'\"")
         if kind == "cluster":
             self.cluster = _integer(self.cluster, "cluster")
         if kind == "ids":
@@ -74,7 +77,7 @@ class Selector:
         if kind == "similar_to":
             self.top = _integer(self.top, "top")
             if self.top < 1 or not self.similar_to.strip():
-                raise ValueError("--similar-to needs a text and --top a positive count")
+                raise UserError("--similar-to needs a text and --top a positive count")
 
     @property
     def kind(self) -> str:
@@ -87,7 +90,7 @@ class Selector:
             return value
         unknown = set(value) - {*KINDS, "top", "map", "level"}
         if unknown:
-            raise ValueError(f"unknown selector key(s): {', '.join(sorted(unknown))}")
+            raise UserError(f"unknown selector key(s): {', '.join(sorted(unknown))}")
         return cls(**value)
 
     def describe(self) -> dict:
@@ -113,7 +116,7 @@ class Selector:
 
 def _integer(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, not {value!r}")
+        raise UserError(f"{name} must be an integer, not {value!r}")
     return int(value)
 
 
@@ -121,9 +124,9 @@ def _polygon(value) -> list[tuple[float, float]]:
     try:
         points = [(float(x), float(y)) for x, y in value]
     except (TypeError, ValueError):
-        raise ValueError("a polygon is a JSON list of [x, y] points, e.g. [[0,0],[1,0],[1,1]]") from None
+        raise UserError("a polygon is a JSON list of [x, y] points, e.g. [[0,0],[1,0],[1,1]]") from None
     if len(points) < 3 or not all(math.isfinite(c) for p in points for c in p):
-        raise ValueError(f"a polygon needs at least 3 points with finite coordinates (got {len(points)})")
+        raise UserError(f"a polygon needs at least 3 points with finite coordinates (got {len(points)})")
     return points
 
 
@@ -133,7 +136,7 @@ def parse_id_list(text: str) -> np.ndarray:
     if stripped.startswith("["):
         values = json.loads(stripped)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise ValueError("the ids' JSON array must hold integers only")
+            raise UserError("the ids' JSON array must hold integers only")
         return np.asarray(values, dtype=np.int64)
     ids = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -143,7 +146,7 @@ def parse_id_list(text: str) -> np.ndarray:
         try:
             ids.append(int(line))
         except ValueError:
-            raise ValueError(f"line {number}: {line[:40]!r} is not a pair id") from None
+            raise UserError(f"line {number}: {line[:40]!r} is not a pair id") from None
     return np.asarray(ids, dtype=np.int64)
 
 
@@ -195,3 +198,36 @@ def top_k(vectors: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
     k = min(k, len(scores))
     best = np.argpartition(-scores, k - 1)[:k]
     return best[np.argsort(-scores[best], kind="stable")]
+
+
+# --- what a selection holds ------------------------------------------------------------------
+
+BREAKDOWN_TOP = 20  # sources and topics listed, largest first
+
+
+def breakdown(columns, flags: list[str], mask: np.ndarray | None = None) -> dict[str, list[tuple[str, int]]]:
+    """Counts of the chosen rows by source, by topic and by flag: {"source": [(name, n)],
+    "topic": [...], "signal": [(flag, n) for flags set on some row]}, largest first (ties by
+    name), BREAKDOWN_TOP names at most. `columns`: a frame (or mapping of arrays) with `source`,
+    `topic`, `deleted` and each of `flags`; `mask`: the chosen rows (default: all). Categories
+    are counted by their codes: a lasso over half of a million points takes milliseconds."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for column in ("source", "topic"):
+        values = pd.Series(columns[column]).astype("category")
+        codes = values.cat.codes.to_numpy()
+        chosen = codes if mask is None else codes[mask]
+        counts = np.bincount(chosen + 1, minlength=len(values.cat.categories) + 1)[1:]  # code -1: missing
+        named = sorted(((str(name), int(n)) for name, n in zip(values.cat.categories, counts) if n), key=_largest)
+        out[column] = named[:BREAKDOWN_TOP]
+    signal = []
+    for name in ["deleted", *flags]:
+        values = pd.Series(columns[name]).to_numpy(dtype=bool, na_value=False)
+        n = int(np.count_nonzero(values if mask is None else values[mask]))
+        if n:
+            signal.append((name, n))
+    out["signal"] = signal
+    return out
+
+
+def _largest(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]

@@ -15,6 +15,11 @@ pulled apart, because a flag invites a bulk delete.
 - malformed, with the first reason that applies: empty, placeholder, merged_turns,
   special_tokens, repetition, unbalanced_fence, echo.
 - pii: e-mail addresses, phone numbers, API keys and private keys in prompt or response.
+- over_length: the pair is over `max_tokens` tokens under the chat template.
+
+Each flag is one `Flag` registered in FLAGS (below the rules): its name, meaning, computation,
+penalty in a duplicate set's keep choice and whether the blob report weighs it. Storage, the
+CLI, the app and the duplicates job read FLAGS; docs/signals.md, "Adding a signal".
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import bisect
 import json
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -572,28 +578,169 @@ def _looks_secret(kind: str, value: str) -> bool:
     return sum(bool(re.search(p, body)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]")) >= (3 if kind == "openai_key" else 2)
 
 
+# --- the registry: one definition per flag ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairText:
+    """What a flag is computed from: one pair's texts, its response's words and, for flags that
+    need them, its tokens under the chat template (None: the template refused it)."""
+
+    prompt: str
+    response: str
+    finish_reason: str | None
+    words: int
+    n_tokens: int | None = None
+
+
+# A flag's verdict: True/False (None: cannot tell), or (verdict, detail) for a flag with a detail.
+Verdict = bool | None | tuple[bool, str | None]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One quality flag, defined once. Everything else derives from FLAGS: its column in the
+    `signals` table and pairs_view (storage adds a column it has not seen, docs/signals.md
+    "Adding a signal"), the count and meaning `curator signals` prints, the app's colour and
+    filter choices, the blob report's shares and the keeper choice of a duplicate set."""
+
+    name: str  # the column: a lower-case identifier
+    description: str  # what it flags; {field} names a SignalParams threshold it uses
+    compute: Callable[[PairText, SignalParams], Verdict]
+    detail: str | None = None  # a text column saying why (compute then returns (flag, detail))
+    penalty: int = 0  # weight when a duplicate set keeps its best member (0: not weighed)
+    blob_share: bool = False  # its share in a cluster is a blob report measure
+    needs_tokens: bool = False  # computed once the pair's tokens are counted
+
+    def meaning(self, params: SignalParams) -> str:
+        return self.description.format(**asdict(params))
+
+
+FLAGS: dict[str, Flag] = {}
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def register(flag: Flag) -> Flag:
+    """Add a flag to FLAGS (at import time: the flags below are registered so)."""
+    for column in filter(None, (flag.name, flag.detail)):
+        if not _NAME.fullmatch(column) or column in FLAGS or column in MEASURES:
+            raise ValueError(f"flag column {column!r}: a new lower-case identifier is needed")
+    FLAGS[flag.name] = flag
+    return flag
+
+
+# Measures every run stores beside the flags: not flags, so not coloured or weighed.
+MEASURES = ("lang", "n_words", "n_tokens")
+
+register(
+    Flag(
+        "refusal",
+        "declines, AI disclaimer or moralising (phrase rules)",
+        lambda pair, params: is_refusal(pair.response),
+        penalty=8,  # a refusal is worse than any combination of the milder problems
+        blob_share=True,
+    )
+)
+register(
+    Flag(
+        "short",
+        "response under {short_words} words",
+        lambda pair, params: pair.words < params.short_words,
+        penalty=1,
+        blob_share=True,
+    )
+)
+register(
+    Flag(
+        "truncated",
+        "cut mid-sentence, or finish_reason = length",
+        lambda pair, params: is_truncated(pair.response, pair.finish_reason, params.prose_words),
+        penalty=2,
+        blob_share=True,
+    )
+)
+
+
+def _malformed(pair: PairText, params: SignalParams) -> tuple[bool, str | None]:
+    reason = malformed_reason(pair.prompt, pair.response, params)
+    return reason is not None, reason
+
+
+register(
+    Flag(
+        "malformed",
+        "empty, placeholder, merged turns, special tokens, loop (zlib ratio >= {repetition_ratio:g} or a "
+        "{loop_repeats}x tail over {loop_chars} chars), unbalanced ```, echo",
+        _malformed,
+        detail="malformed_reason",
+        penalty=4,
+        blob_share=True,
+    )
+)
+
+
+def _pii(pair: PairText, params: SignalParams) -> tuple[bool, str | None]:
+    kinds = pii_kinds(pair.prompt + "\n" + pair.response)
+    return bool(kinds), ",".join(kinds) or None
+
+
+register(Flag("pii", "e-mail, phone, API key or private key in prompt or response", _pii, detail="pii_kinds"))
+register(
+    Flag(
+        "over_length",
+        "pair over {max_tokens:,} tokens under the chat template",
+        lambda pair, params: None if pair.n_tokens is None else pair.n_tokens > params.max_tokens,
+        penalty=1,
+        needs_tokens=True,
+    )
+)
+
+
+def blob_flags() -> list[str]:
+    """The flags whose share in a group is a blob report measure."""
+    return [flag.name for flag in FLAGS.values() if flag.blob_share]
+
+
+def flag_columns() -> list[str]:
+    """The flags' columns and their detail columns, in registration order."""
+    return [column for flag in FLAGS.values() for column in (flag.name, flag.detail) if column]
+
+
 # --- a batch of pairs -------------------------------------------------------------------------
 
 
 def text_signals(
     prompts: list[str], responses: list[str], finish_reasons: list[str | None], params: SignalParams
 ) -> dict[str, list]:
-    """Every signal computed from the texts alone (lang and token counts come from
-    curator.language and curator.chat_tokens), one list per column, aligned with the input."""
-    columns: dict[str, list] = {
-        name: []
-        for name in ("refusal", "short", "truncated", "malformed", "malformed_reason", "pii", "pii_kinds", "n_words")
-    }
-    for prompt, response, finish_reason in zip(prompts, responses, finish_reasons):
-        words = count_words(response)
-        reason = malformed_reason(prompt, response, params)
-        kinds = pii_kinds(prompt + "\n" + response)
-        columns["refusal"].append(is_refusal(response))
-        columns["short"].append(words < params.short_words)
-        columns["truncated"].append(is_truncated(response, finish_reason, params.prose_words))
-        columns["malformed"].append(reason is not None)
-        columns["malformed_reason"].append(reason)
-        columns["pii"].append(bool(kinds))
-        columns["pii_kinds"].append(",".join(kinds) or None)
-        columns["n_words"].append(words)
+    """n_words and every flag computed from the texts alone, one list per column, aligned with
+    the input (lang and token counts come from curator.language and curator.chat_tokens; the
+    flags that need tokens from token_signals)."""
+    pairs = [PairText(p, r, f, count_words(r)) for p, r, f in zip(prompts, responses, finish_reasons)]
+    return {"n_words": [pair.words for pair in pairs], **_verdicts(pairs, params, needs_tokens=False)}
+
+
+def token_signals(
+    prompts: list[str],
+    responses: list[str],
+    finish_reasons: list[str | None],
+    n_words: list[int],
+    n_tokens: list[int | None],
+    params: SignalParams,
+) -> dict[str, list]:
+    """The flags that need the pairs' tokens under the chat template."""
+    pairs = [PairText(*row) for row in zip(prompts, responses, finish_reasons, n_words, n_tokens)]
+    return _verdicts(pairs, params, needs_tokens=True)
+
+
+def _verdicts(pairs: list[PairText], params: SignalParams, *, needs_tokens: bool) -> dict[str, list]:
+    columns: dict[str, list] = {}
+    for flag in FLAGS.values():
+        if flag.needs_tokens != needs_tokens:
+            continue
+        verdicts = [flag.compute(pair, params) for pair in pairs]
+        if flag.detail:
+            columns[flag.name] = [v[0] for v in verdicts]
+            columns[flag.detail] = [v[1] for v in verdicts]
+        else:
+            columns[flag.name] = verdicts
     return columns

@@ -16,7 +16,7 @@ by its commonest text.
 Terms are words and **phrases** (two adjacent words, neither a stop word: "movie review",
 "linked list"); a phrase replaces the words it contains when most of their texts have it.
 
-Words (``words``): lowercase runs of letters and digits that start with a letter (so no pure
+Words: lowercase runs of letters and digits that start with a letter (so no pure
 numbers), at least two characters long; "c++", "c#" and "python3" stay whole. HTML-like tags
 ("<br />" in scraped reviews) are skipped, possessives keep their stem ("movie's" -> "movie"),
 and contractions ("don't", "you're") are dropped like the stop words they are. Stop words are
@@ -98,11 +98,6 @@ def _token_stream(text: str) -> list[str | None]:
         keep = len(word) > 1 and tail in _KEPT_TAILS and word not in STOP_WORDS
         out.append(word if keep else None)
     return out
-
-
-def words(text: str) -> list[str]:
-    """The countable words of one text, in order."""
-    return [word for word in _token_stream(text) if word]
 
 
 def terms(text: str) -> list[str]:

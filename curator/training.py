@@ -31,22 +31,20 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from curator import chat_tokens, formats, readers
+from curator import chat_tokens, formats, libraries, readers
 from curator.cache import cache_dir
+from curator.config import CPU_DEFAULT_STEPS, TrainConfig
+from curator.errors import UserError
 
 BUNDLED_BASE = chat_tokens.BUNDLED
 BUNDLED_GGUF = chat_tokens.bundled_gguf().name
-TEMPLATES = ("model", "chatml", "gpt4all")
 IGNORE = -100  # label of a token that is not trained (prompt, padding)
-# Without --epochs or --max-steps a run is one epoch, but on a CPU at most this many steps:
-# 60 steps of 8 short pairs take ~5 minutes on 2 laptop cores (README: figures).
-CPU_DEFAULT_STEPS = 60
 
 CHATML_TEMPLATE = (
     "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>' + '\n' }}"
@@ -60,62 +58,6 @@ GPT4ALL_TEMPLATE = (
 
 Progress = Callable[[int, int, str], None]  # (done, total, message), as jobs.runner.Progress
 Event = Callable[[dict], None]  # {"kind": "train"|"val", "step", "loss", ...}
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides what a run computes. Defaults: GPT4All's LoRA shape (r 8,
-    alpha 32, dropout 0.1 on q_proj+v_proj). lr 1e-3: GPT4All's 5e-5 was for 7B at batch 32;
-    on the bundled 135M model at batch 8, 20 steps on the demo set took validation loss from
-    2.88 to 2.10 at 1e-3 and only to 2.65 at 2e-4 (README). Bases of billions of parameters
-    want less (1e-4 to 2e-4)."""
-
-    data: str
-    out: str
-    base: str | None = None  # None: the bundled SmolLM2-135M-Instruct
-    epochs: int | None = None  # default 1 when max_steps is not given either
-    max_steps: int | None = None
-    lr: float = 1e-3
-    lora_r: int = 8
-    lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    targets: tuple[str, ...] = ("q_proj", "v_proj")
-    max_length: int = 512
-    batch_size: int = 8
-    grad_accum: int = 1
-    val: str | None = None  # a validation file; default DATA/val.jsonl, else a split
-    val_fraction: float = 0.05  # held out of the training file when there is no val file
-    val_max: int = 64  # validation examples evaluated (a fixed, seeded subset):
-    # more would cost as much as the training itself on a CPU
-    template: str = "model"
-    warmup: float = 0.05  # fraction of the steps with a linear warm-up
-    eval_every: int | None = None  # default: four evaluations over the run, after the initial one
-    save_every: int = 0  # 0: no intermediate checkpoints
-    seed: int = 42
-    merge: bool = False
-
-    def __post_init__(self):
-        self.targets = tuple(self.targets)
-        # Absolute paths: the run's settings are compared on --resume and read by `curator score`,
-        # maybe from another directory.
-        self.data, self.out = str(Path(self.data).resolve()), str(Path(self.out).resolve())
-        if self.val:
-            self.val = str(Path(self.val).resolve())
-        if self.base and Path(self.base).expanduser().exists():
-            self.base = str(Path(self.base).expanduser().resolve())
-        if self.template not in TEMPLATES:
-            raise ValueError(f"unknown template {self.template!r}; choose one of {', '.join(TEMPLATES)}")
-        if self.epochs is not None and self.max_steps is not None:
-            raise ValueError("give --epochs or --max-steps, not both")
-        for name in ("max_length", "batch_size", "grad_accum", "lora_r", "val_max"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be at least 1")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError("val-fraction must be in [0, 1)")
-
-    def order_settings(self) -> dict:
-        """What a resumed run must share with the interrupted one to continue it exactly."""
-        return {k: v for k, v in asdict(self).items() if k not in ("out", "save_every", "merge")}
 
 
 # --- data --------------------------------------------------------------------------------
@@ -154,7 +96,7 @@ def read_examples(path: str | Path) -> tuple[list[Example], list[str]]:
                 ]
                 examples.append(Example(line, messages, pair.prompt, pair.response))
     if not examples:
-        raise ValueError(f"{path}: no examples" + (f" ({skipped[0]})" if skipped else ""))
+        raise UserError(f"{path}: no examples" + (f" ({skipped[0]})" if skipped else ""))
     return examples, skipped
 
 
@@ -188,7 +130,7 @@ def load_dataset(config: TrainConfig) -> Dataset:
             raise FileNotFoundError(f"no validation file at {val_file}")
         n_val = max(1, round(len(train) * config.val_fraction)) if config.val_fraction else 0
         if n_val >= len(train):
-            raise ValueError(f"{train_file}: too few examples ({len(train)}) to hold out validation")
+            raise UserError(f"{train_file}: too few examples ({len(train)}) to hold out validation")
         order = torch.randperm(len(train), generator=generator).tolist()
         held = set(order[:n_val])
         val = [e for i, e in enumerate(train) if i in held]
@@ -243,7 +185,7 @@ def assistant_spans(tokenizer, template: str, messages: list[dict]) -> tuple[str
         before = _render(tokenizer, template, messages[:i], True) if i else ""
         through = _render(tokenizer, template, messages[: i + 1], False)
         if not (text.startswith(through) and through.startswith(before)):
-            raise ValueError(
+            raise UserError(
                 "the chat template does not render conversations incrementally; use --template chatml or gpt4all"
             )
         turn = through[len(before) :]
@@ -396,21 +338,19 @@ def distinct_pad(tokenizer) -> int:
     for token_id in candidates:
         if token_id is not None and token_id not in taken:
             return token_id
-    raise ValueError("the tokenizer has no special token other than EOS/BOS to pad with")
+    raise UserError("the tokenizer has no special token other than EOS/BOS to pad with")
 
 
 def load_base(base: str | None, device: torch.device, dtype: torch.dtype):
     """(model, tokenizer, recorded name, location), the tokenizer's pad set to a distinct token."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # our own progress reports say what is loading
+    with libraries.quietly():  # our own progress reports say what is loading
+        from transformers import AutoModelForCausalLM, AutoTokenizer
     name, location = resolve_base(base)
     tokenizer = AutoTokenizer.from_pretrained(location)
     if not tokenizer.is_fast:
-        raise ValueError(f"{name}: training needs a fast tokenizer (character offsets)")
+        raise UserError(f"{name}: training needs a fast tokenizer (character offsets)")
     if tokenizer.eos_token is None:
-        raise ValueError(f"{name}: the tokenizer has no EOS token")
+        raise UserError(f"{name}: the tokenizer has no EOS token")
     tokenizer.pad_token = tokenizer.convert_ids_to_tokens(distinct_pad(tokenizer))
     model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype).to(device)
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -418,7 +358,8 @@ def load_base(base: str | None, device: torch.device, dtype: torch.dtype):
 
 
 def add_lora(model, config: TrainConfig):
-    from peft import LoraConfig, get_peft_model
+    with libraries.quietly():
+        from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(
         r=config.lora_r,
@@ -528,7 +469,8 @@ def _save_checkpoint(out: Path, step: int, model, optimizer, scheduler, history:
 
 
 def _load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, dict]:
-    from peft import set_peft_model_state_dict
+    with libraries.quietly():
+        from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
     set_peft_model_state_dict(model, load_file(path / "adapter_model.safetensors"))
@@ -562,15 +504,15 @@ def prepare_out(config: TrainConfig, resume: bool) -> tuple[Run, Path | None]:
     run = Run(Path(config.out))
     if run.config_file.exists():
         if not resume:
-            raise ValueError(
+            raise UserError(
                 f"{run.out} already holds a training run: pass --resume to continue it, or choose another --out"
             )
         if run.report_file.exists():
-            raise ValueError(f"{run.out} is a finished run: nothing to resume")
+            raise UserError(f"{run.out} is a finished run: nothing to resume")
         before = json.loads(run.config_file.read_text())
         changed = sorted(k for k, v in config.order_settings().items() if before.get(k) != _jsonable(v))
         if changed:
-            raise ValueError(f"cannot resume {run.out} with different settings: {', '.join(changed)}")
+            raise UserError(f"cannot resume {run.out} with different settings: {', '.join(changed)}")
         return run, last_checkpoint(run.out)
     run.out.mkdir(parents=True, exist_ok=True)
     run.config_file.write_text(json.dumps(_jsonable(config.order_settings()), indent=2))
@@ -600,7 +542,7 @@ def train(
     train_set, dropped = encode_all(data.train, tokenizer, template, config.max_length)
     val_set, _ = encode_all(data.val, tokenizer, template, config.max_length)
     if not train_set:
-        raise ValueError(f"no training example keeps an answer token within --max-length {config.max_length}")
+        raise UserError(f"no training example keeps an answer token within --max-length {config.max_length}")
     schedule = Schedule([len(e.input_ids) for e in train_set], config.batch_size, config.grad_accum, config.seed)
     total = config.max_steps or (config.epochs or 1) * schedule.steps_per_epoch
     if config.max_steps is None and config.epochs is None and device.type == "cpu":

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from curator import __version__
+from curator.errors import UserError
 
 FORMATS: tuple[str, ...] = ("gpt4all", "alpaca", "sharegpt", "openai")
 
@@ -66,36 +67,12 @@ SHAPES: dict[str, dict[str, object]] = {
 def check_format(fmt: str) -> dict[str, object]:
     shape = SHAPES.get(fmt)
     if shape is None:
-        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return shape
 
 
 def holds_conversations(fmt: str) -> bool:
     return any(isinstance(value, Turns) for value in check_format(fmt).values())
-
-
-def conversation(prompt: str, response: str, messages: list[dict] | None) -> list[dict]:
-    """The turns of a pair: its stored conversation, else its one exchange."""
-    if messages:
-        return messages
-    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-
-
-def render_record(fmt: str, prompt: str, response: str, source: str, messages: list[dict] | None) -> dict:
-    """One pair as a record of the format: the reference definition of what storage/export.py
-    builds in SQL (tests compare the two)."""
-    texts = {PROMPT: prompt, RESPONSE: response, SOURCE: source, EMPTY: ""}
-    record = {}
-    for key, value in check_format(fmt).items():
-        if isinstance(value, Turns):
-            names = dict(value.roles)
-            record[key] = [
-                {value.role_key: names[turn["role"]], value.text_key: turn["content"]}
-                for turn in conversation(prompt, response, messages)
-            ]
-        else:
-            record[key] = texts[value]
-    return record
 
 
 # --- the split -----------------------------------------------------------------------------
@@ -165,7 +142,7 @@ def assign_split(groups: np.ndarray, strata: np.ndarray, keys: np.ndarray, val_f
     one repeated prompt still gets its other prompts into validation, not the repeated one).
     """
     if not 0 <= val_fraction < 1:
-        raise ValueError(f"the validation fraction must be in [0, 1); got {val_fraction}")
+        raise UserError(f"the validation fraction must be in [0, 1); got {val_fraction}")
     n = len(groups)
     if n == 0 or val_fraction == 0:
         return np.zeros(n, dtype=bool)

@@ -11,6 +11,7 @@ import json
 import numpy as np
 
 from curator import blobs
+from curator.signals import blob_flags
 from jobs.duplicates import ensure_signals, find_map
 from jobs.runner import Progress, no_progress
 from storage import blobs as blob_rows
@@ -49,7 +50,7 @@ def blob_report(
             [sample["prompt"][k] for k in texts],
             [sample["response"][k] for k in texts],
             (group["q1"], group["q3"]),
-            {name: group[name] for name in blobs.SIGNALS},
+            {name: group[name] for name in blob_flags()},
         )
         score, reasons = blobs.score(measures)
         entry = {"kind": group["kind"]}
@@ -95,5 +96,5 @@ def _metrics(m: blobs.GroupMeasures) -> dict:
         "prompt_distinct_ngrams": round(m.prompt_distinct, 4),
         "prompt_phrase": m.prompt_phrase,
         "prompt_phrase_share": round(m.prompt_phrase_share, 4),
-        **{name: round(m.shares[name], 4) for name in blobs.SIGNALS},
+        **{name: round(m.shares[name], 4) for name in blob_flags()},
     }

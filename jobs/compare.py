@@ -32,6 +32,7 @@ import orjson
 
 from curator import compare as plan
 from curator import evalset, training
+from curator.errors import UserError
 from jobs.demo import Notify, Stage  # the stages of `demo --full`, which the CLI prints alike
 from jobs.evaluate import evaluate
 from jobs.export import MANIFEST, TRAIN, VAL, ExportOptions, export
@@ -58,9 +59,9 @@ class CompareOptions:
 
     def __post_init__(self):
         if self.steps < 1:
-            raise ValueError("--steps must be at least 1")
+            raise UserError("--steps must be at least 1")
         if self.eval_limit is not None and self.eval_limit < 1:
-            raise ValueError("--eval-limit must be at least 1")
+            raise UserError("--eval-limit must be at least 1")
 
 
 @dataclass
@@ -185,7 +186,7 @@ def _eval_set(path: Path | None) -> evalset.EvalSet:
         return evalset.load(Path(path), "--eval-set")
     found, why_none = evalset.default_set()
     if found is None:
-        raise ValueError(f"curator compare scores every model on an evaluation set: {why_none}")
+        raise UserError(f"curator compare scores every model on an evaluation set: {why_none}")
     return found
 
 
@@ -308,7 +309,7 @@ def _split(
         directory.mkdir(parents=True, exist_ok=True)
         heldout = _lines(Path(exports[plan.B]["directory"]) / VAL)
         if not heldout:
-            raise ValueError(
+            raise UserError(
                 f"version {versions[plan.B]['name']!r} is too small to hold out a split "
                 f"of {options.heldout_fraction:.0%}"
             )

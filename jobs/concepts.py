@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from curator import concepts
+from curator.errors import UserError
 from curator.selection import Selector
 from jobs.operations import resolve
 from jobs.runner import Job, Progress, no_progress
@@ -60,11 +61,11 @@ def create(
         negative_ids = np.unique(resolve(reader, negative)) if negative is not None else None
         all_ids, vectors = vector_rows.load_vectors(reader, set_id)
     if len(positive_ids) == 0:
-        raise ValueError(f"the positive selector {positive.describe()} chooses no pair")
+        raise UserError(f"the positive selector {positive.describe()} chooses no pair")
     if negative_ids is not None:
         overlap = np.intersect1d(positive_ids, negative_ids)
         if len(overlap):
-            raise ValueError(f"{len(overlap):,} pairs are both positive and negative (e.g. pair {overlap[0]})")
+            raise UserError(f"{len(overlap):,} pairs are both positive and negative (e.g. pair {overlap[0]})")
     have = np.isin(positive_ids, all_ids)
     missing = int((~have).sum()) + (int((~np.isin(negative_ids, all_ids)).sum()) if negative_ids is not None else 0)
     positive_ids = positive_ids[have]
@@ -73,7 +74,7 @@ def create(
     else:
         negative_ids = negative_ids[np.isin(negative_ids, all_ids)]
     if len(positive_ids) == 0:
-        raise ValueError(f"none of the positive pairs has a {set_field} vector of {model}: run `curator embed`")
+        raise UserError(f"none of the positive pairs has a {set_field} vector of {model}: run `curator embed`")
     labelled = np.concatenate([positive_ids, negative_ids])
     labels = np.concatenate([np.ones(len(positive_ids), bool), np.zeros(len(negative_ids), bool)])
     row = np.searchsorted(all_ids, labelled)  # load_vectors gives ids ascending

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from curator import demo, llm_server
+from curator.errors import UserError
 from curator.selection import Selector
 from jobs import operations
 from jobs.ingest import IngestOptions, IngestReport, ingest
@@ -269,7 +270,7 @@ def _train(db_path, export_dir: Path, run_dir: Path, progress: Progress, stage) 
     if report_file.is_file():
         report = json.loads(report_file.read_text())
         if report["manifest_sha256"] != manifest_sha:
-            raise ValueError(f"{run_dir} was trained on another export than {export_dir}: remove it to train again")
+            raise UserError(f"{run_dir} was trained on another export than {export_dir}: remove it to train again")
         stage("train", False, f"{run_dir} is a finished run")
         return report
     from curator.training import TrainConfig

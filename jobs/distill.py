@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from curator import distill, formats, readers
 from curator.distill import Prompt
+from curator.errors import UserError
 from jobs import request_pool
 from jobs.request_pool import Outcome, RequestOptions
 from jobs.runner import Job, Progress, no_progress
@@ -74,7 +75,7 @@ def distill_prompts(
 ) -> DistillReport:
     """Answer every prompt of a prompts file (or of a source's pairs) not answered yet."""
     if (prompts is None) == (from_source is None):
-        raise ValueError("give a prompts file or --from-source NAME (one of them)")
+        raise UserError("give a prompts file or --from-source NAME (one of them)")
     base_url = request_pool.resolved_base_url(options)
     client = request_pool.client(base_url, options)
     local = distill.is_loopback(base_url)
@@ -148,7 +149,7 @@ def _open_run(
         shown, size, stem = str(path), path.stat().st_size, path.name.split(".")[0]
     else:
         if not distill_rows.source_exists(con, from_source):
-            raise ValueError(f"no pairs with source {from_source!r} (see `curator stats`)")
+            raise UserError(f"no pairs with source {from_source!r} (see `curator stats`)")
         key, shown, size, stem = f"source:{from_source}", f"source:{from_source}", 0, from_source
     identity = distill.run_identity(key, options.model, options.system, options.max_tokens, options.temperature)
     public = distill.public_url(base_url)
@@ -168,7 +169,7 @@ def _open_run(
     else:
         source = distill_rows.run_settings(con, row.id)["source"]
         if options.source and options.source != source:
-            raise ValueError(
+            raise UserError(
                 f"this run was started with --source {source!r}: rerun with it to resume, "
                 "or change the model or a setting to start another run"
             )
@@ -191,7 +192,7 @@ def _open_run(
         rejects=rejects,
     )
     if report.prompts == 0:
-        raise ValueError(
+        raise UserError(
             f"no prompts in {shown}"
             + (f" ({rejects:,} records rejected: `curator rejects --job {job.id}`)" if rejects else "")
         )

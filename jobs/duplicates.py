@@ -20,6 +20,7 @@ import duckdb
 import numpy as np
 
 from curator import duplicates as dedup
+from curator.errors import UserError
 from jobs.runner import Job, Progress, no_progress
 from storage import duplicates as dup_rows
 from storage import embeddings as vector_rows
@@ -51,7 +52,7 @@ class DuplicateReport:
 def find_map(con: duckdb.DuckDBPyConnection, name: str | None) -> map_rows.MapRow:
     chosen = map_rows.find(con, name) if name else map_rows.default(con)
     if chosen is None:
-        raise ValueError(f"no map {name!r}" if name else "no map yet: run `curator map` first")
+        raise UserError(f"no map {name!r}" if name else "no map yet: run `curator map` first")
     return chosen
 
 
@@ -128,7 +129,7 @@ def find_duplicates(
 
         groups = dedup.number_groups(dedup.components(len(ids), i[duplicate], j[duplicate]), ids)
         kinds = dedup.group_kinds(groups, pairs["pair_hash"])
-        penalty = dedup.quality_penalty({name: pairs[name] for name in dedup.PENALTIES})
+        penalty = dedup.quality_penalty({name: pairs[name] for name in dedup.penalties()}, len(ids))
         keep = dedup.keep_members(groups, penalty, pairs["words"], ids)
         conflicted = np.zeros(len(ids), dtype=bool)
         conflicted[i[conflict]] = conflicted[j[conflict]] = True

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from curator import training_set
+from curator.errors import UserError
 from jobs import contamination
 from jobs.runner import Job, Progress, no_progress, prefetch
 from storage import export as export_rows
@@ -41,9 +42,9 @@ class ExportOptions:
     def __post_init__(self):
         training_set.check_format(self.format)
         if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"--val-fraction must be in [0, 1); got {self.val_fraction}")
+            raise UserError(f"--val-fraction must be in [0, 1); got {self.val_fraction}")
         if not 0 < self.eval_threshold <= 1:
-            raise ValueError(f"--eval-threshold must be in (0, 1]; got {self.eval_threshold}")
+            raise UserError(f"--eval-threshold must be in (0, 1]; got {self.eval_threshold}")
 
 
 @dataclass
@@ -77,7 +78,7 @@ def export(
                 pair_ids = None
             chosen = export_rows.selection(con, pair_ids)
             if pair_ids is not None and len(chosen["id"]) != len(pair_ids):
-                raise ValueError(
+                raise UserError(
                     f"version {options.version!r} names {len(pair_ids) - len(chosen['id']):,} "
                     "pairs that are no longer in the database"
                 )

@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 
 from curator import formats, readers
+from curator.errors import UserError
 from jobs.runner import Job, Progress, no_progress, prefetch
 from storage import files as file_rows
 from storage import pairs as pair_rows
@@ -23,8 +24,8 @@ from storage import rejects as reject_rows
 from storage.db import Database
 
 # Seconds ingest keeps the file open across batches before it closes it for readers (a page of
-# the app waits up to 10 s). Each close checkpoints what was written: 1M pairs took 13.0 s held
-# throughout, 26.3 s closed after every batch, 18.6 s with 3 s, 16.3 s with 5 s (bench/ingest.py).
+# the app waits up to 10 s). Each close checkpoints what was written, so closing after every
+# batch doubled the time of a 1M-pair ingest; docs/benchmarks.md "Ingest" has the figures.
 HOLD_SECONDS = 4.0
 
 
@@ -38,9 +39,9 @@ class IngestOptions:
 
     def __post_init__(self):
         if (self.prompt_field is None) != (self.response_field is None):
-            raise ValueError("--prompt-field and --response-field go together: give both or neither")
+            raise UserError("--prompt-field and --response-field go together: give both or neither")
         if self.format != "auto" and self.format not in formats.FORMATS:
-            raise ValueError(f"unknown format {self.format!r}; choose auto or one of {', '.join(formats.FORMATS)}")
+            raise UserError(f"unknown format {self.format!r}; choose auto or one of {', '.join(formats.FORMATS)}")
 
     def reading(self) -> dict:
         """The options that decide what rows a file yields: a resumed file must reuse them."""

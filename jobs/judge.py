@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from curator import distill
 from curator import judge as judging
+from curator.errors import UserError
 from curator.judge import PairText
 from jobs import request_pool
 from jobs.request_pool import Outcome, RequestOptions
@@ -41,7 +42,7 @@ class JudgeOptions(RequestOptions):
         super().__post_init__()
         judging.check_rubric(self.rubric)
         if self.limit is not None and self.limit < 1:
-            raise ValueError("--limit must be at least 1")
+            raise UserError("--limit must be at least 1")
 
 
 @dataclass
@@ -107,7 +108,7 @@ def judge(
             already=counts["done"],
         )
         if report.pairs == 0:
-            raise ValueError("no pairs to judge: `curator ingest` some first")
+            raise UserError("no pairs to judge: `curator ingest` some first")
         if report.already == report.pairs:
             report.status = "nothing to do"
         started = time.monotonic()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from curator import embedding, parallel, projection, topics
+from curator.errors import UserError
 from jobs.embed import embed
 from jobs.runner import Job, Progress, no_progress
 from storage import embeddings as vector_rows
@@ -78,7 +79,7 @@ def build_map(
     with Job(db, "map", job_params, progress) as job:
         if existing is not None and not rebuild:
             if existing.set_id != set_id:
-                raise ValueError(
+                raise UserError(
                     f"map {name!r} was built from other vectors ({existing.params.get('model')}); "
                     "use --rebuild to fit it again with this model"
                 )
@@ -118,7 +119,7 @@ def _fit(
         pair_ids, vectors = vector_rows.load_vectors(con, set_id)
         texts = _texts(con, pair_ids, field)
     if len(pair_ids) < 3:
-        raise ValueError(f"a map needs at least 3 pairs; the database has {len(pair_ids)}")
+        raise UserError(f"a map needs at least 3 pairs; the database has {len(pair_ids)}")
     job.report(1, steps, f"projecting {len(pair_ids):,} points")
     fitted, coords = projection.fit_projection(
         vectors, params, lambda stage: job.report(1, steps, f"projecting {len(pair_ids):,} points: {stage}"), mapper
@@ -211,7 +212,7 @@ def _llm_labels(
         answers = list(pool.map(name, named))
     errors = [error for _, _, error in answers if error]
     if named and len(errors) == len(named):
-        raise ValueError(f"--label-model {model}: every request failed, first: {errors[0]}")
+        raise UserError(f"--label-model {model}: every request failed, first: {errors[0]}")
     return {**term_labels, **{cluster: label for cluster, label, _ in answers if label}}
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 import storage
 from curator import embedding
+from curator.errors import UserError
 from curator.selection import Selector, points_in_polygon, top_k
 from storage import embeddings as vector_rows
 from storage import maps as map_rows
@@ -36,7 +37,7 @@ FAST_PREFIX = "fast:"  # how embedding sets name model2vec models distilled from
 def _map(con: duckdb.DuckDBPyConnection, name: str | None) -> map_rows.MapRow:
     chosen = map_rows.find(con, name) if name else map_rows.default(con)
     if chosen is None:
-        raise ValueError(
+        raise UserError(
             f"no map {name!r} (`curator map --name {name}` builds it)"
             if name
             else "this selector needs a map: run `curator map` first"
@@ -140,7 +141,7 @@ def undo(db_path: str | os.PathLike, op_id: int | None = None) -> Operation:
         con.begin()
         target = op_rows.get(con, op_id) if op_id is not None else op_rows.last_undoable(con)
         if target is None:
-            raise ValueError(f"no operation {op_id}" if op_id is not None else "nothing to undo")
+            raise UserError(f"no operation {op_id}" if op_id is not None else "nothing to undo")
         op = op_rows.undo(con, target, {})
         con.commit()
         return op
@@ -201,9 +202,9 @@ def read_log(path: str | os.PathLike) -> list[dict]:
                 entry = json.loads(line)
                 entry["pair_ids"] = np.asarray(entry["pair_ids"], dtype=np.int64)
                 if entry["kind"] not in (*op_rows.KINDS, op_rows.UNDO):
-                    raise ValueError(f"unknown kind {entry['kind']!r}")
+                    raise UserError(f"unknown kind {entry['kind']!r}")
             except (ValueError, KeyError, TypeError) as err:
-                raise ValueError(f"{path}:{number}: not an operations log line ({err})") from None
+                raise UserError(f"{path}:{number}: not an operations log line ({err})") from None
             entries.append(entry)
     return entries
 
@@ -218,7 +219,7 @@ def replay(db_path: str | os.PathLike, path: str | os.PathLike) -> ReplayReport:
         every_id = np.unique(np.concatenate([e["pair_ids"] for e in entries])) if entries else np.zeros(0, np.int64)
         missing = op_rows.missing_ids(con, every_id)
         if len(missing):
-            raise ValueError(
+            raise UserError(
                 f"{len(missing):,} pair id(s) of {path} are not in this database (first: "
                 f"{missing[0]}): replay onto a database that ingested the same files"
             )
@@ -228,7 +229,7 @@ def replay(db_path: str | os.PathLike, path: str | os.PathLike) -> ReplayReport:
             origin = {"replay": {"op": entry["id"], "selector": entry["selector"]}}
             if entry["kind"] == op_rows.UNDO:
                 if entry["undoes"] not in new_ids:
-                    raise ValueError(
+                    raise UserError(
                         f"{path}: operation {entry['id']} undoes {entry['undoes']}, which is not in the log"
                     )
                 op = op_rows.undo(con, op_rows.get(con, new_ids[entry["undoes"]]), origin)

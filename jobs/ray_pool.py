@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from curator import embedding
+from curator.errors import UserError
 
 RESTARTS = 3  # times an actor's process may die and be restarted
 START_TIMEOUT = 120  # seconds for every worker to start: longer means the cluster is short of CPUs
@@ -106,7 +107,7 @@ class RayCluster:
         ready, _ = ray.wait([a.pid.remote() for a in self.actors], num_returns=self.workers, timeout=START_TIMEOUT)
         if len(ready) < self.workers:
             self.close()
-            raise ValueError(
+            raise UserError(
                 f"only {len(ready)} of {self.workers} Ray workers ({self.cpus_per_worker} CPU"
                 f"{'s' * (self.cpus_per_worker > 1)} each) started in {START_TIMEOUT} s: the cluster has "
                 f"{ray.available_resources().get('CPU', 0):g} of {cpus} CPUs free; ask for fewer --workers"

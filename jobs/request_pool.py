@@ -29,6 +29,7 @@ import openai
 
 from curator import distill
 from curator.distill import Answer, RetryPolicy
+from curator.errors import UserError
 from storage.db import Database
 
 T = TypeVar("T")
@@ -56,11 +57,11 @@ class RequestOptions:
 
     def __post_init__(self):
         if self.concurrency < 1:
-            raise ValueError("--concurrency must be at least 1")
+            raise UserError("--concurrency must be at least 1")
         if self.max_tokens < 1:
-            raise ValueError("--max-tokens must be at least 1")
+            raise UserError("--max-tokens must be at least 1")
         if self.policy.max_tries < 1:
-            raise ValueError("--max-tries must be at least 1")
+            raise UserError("--max-tries must be at least 1")
 
 
 def resolved_base_url(options: RequestOptions) -> str | None:
@@ -71,7 +72,7 @@ def client(base_url: str | None, options: RequestOptions) -> openai.OpenAI:
     key = os.environ.get("OPENAI_API_KEY")
     if not key:
         if not distill.is_loopback(base_url):
-            raise ValueError(
+            raise UserError(
                 "set OPENAI_API_KEY (the key is read from the environment only), "
                 "or use --base-url with a server on this machine"
             )
@@ -225,7 +226,7 @@ def ask_all(
         raise
     pool.shutdown(wait=True)
     if aborted is not None:
-        raise ValueError(
+        raise UserError(
             f"stopped: {aborted} (every request would fail alike; what was stored so far is kept, "
             "rerun the same command to resume)"
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curator import scoring
+from curator.errors import UserError
 from jobs.runner import Job, Progress, no_progress
 from storage import training as run_rows
 from storage.db import Database
@@ -36,7 +37,7 @@ def score(db: Database, run_dir: str | Path, *, batch_size: int = 16, progress: 
             matches = run_rows.match_pairs(con, [e.prompt for e in run.examples], [e.response for e in run.examples])
         rows = sorted({row for row, _ in matches})
         if not rows:
-            raise ValueError(
+            raise UserError(
                 f"none of the {len(run.examples):,} examples of {directory} is a pair in this "
                 "database (scoring needs the pairs the export came from)"
             )

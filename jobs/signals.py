@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from curator import chat_tokens, language
-from curator.signals import SignalParams, text_signals
+from curator.signals import SignalParams, text_signals, token_signals
 from jobs.runner import Job, Progress, no_progress
 from storage import signals as signal_rows
 from storage.db import Database
@@ -69,6 +69,7 @@ def compute_signals(
     with Job(db, "signals", asdict(params), progress or no_progress) as job:
         tokenizer = chat_tokens.load(params.tokenizer)
         with db.writing() as con:
+            signal_rows.ensure_columns(con)  # a flag registered since the last run gets its column
             run_id = signal_rows.start_run(con, job.id, key)
         with db.reading() as con:
             pending = signal_rows.pending_pair_ids(con, key)
@@ -106,8 +107,6 @@ def _batch_signals(
     counting = pool.submit(tokenizer.count_rendered, *rendered)
     columns = text_signals(prompts, responses, finish_reasons, params)
     columns["lang"] = language.identify(responses, params.lang_min_letters, params.lang_min_confidence)
-    counts = counting.result()
-    known = counts >= 0  # -1: the template refused the conversation
-    columns["n_tokens"] = [int(n) if ok else None for n, ok in zip(counts, known)]
-    columns["over_length"] = [bool(n > params.max_tokens) if ok else None for n, ok in zip(counts, known)]
+    columns["n_tokens"] = [int(n) if n >= 0 else None for n in counting.result()]  # -1: template refused it
+    columns.update(token_signals(prompts, responses, finish_reasons, columns["n_words"], columns["n_tokens"], params))
     return columns

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/map_screenshot.py DB OUT.png [--color-by source] [--size 1400x900]
 
-Starts a real `curator app` on DB (tests/app_driver.py), opens the Map page in Debian's
+Starts a real `curator app` on DB (bench/app_driver.py), opens the Map page in Debian's
 headless Chromium, waits until every point is drawn, and saves the page.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: make `tests` importable
 
-from tests import app_driver  # noqa: E402  (after the path fix above)
+from bench import app_driver  # noqa: E402  (after the path fix above)
 
 
 def main() -> int:

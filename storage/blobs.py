@@ -6,15 +6,16 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 
-# Pairs that are not deleted, each once as a member of its fine cluster on the map and once of
-# its coarse cluster (noise and pairs not on the map excluded), and once of its source.
+from curator.signals import blob_flags
+
+# Pairs that are not deleted (with the flags whose shares the report weighs, at {flags}), each
+# once as a member of its fine cluster on the map and once of its coarse cluster (noise and
+# pairs not on the map excluded), and once of its source.
 _MEMBERS = r"""
 WITH live AS (
     SELECT p.id, p.source, mp.cluster, fc.parent AS coarse,
            coalesce(s.n_words, len(string_split_regex(p.response, '\s+'))) AS words,
-           coalesce(s."short", false) AS "short", coalesce(s.refusal, false) AS refusal,
-           coalesce(s.truncated, false) AS truncated, coalesce(s.malformed, false) AS malformed,
-           qi.ifd, qj.score AS judge_score
+           {flags}qi.ifd, qj.score AS judge_score
     FROM pairs p
     LEFT JOIN map_points mp ON mp.pair_id = p.id AND mp.map_id = $map
     LEFT JOIN clusters fc ON fc.map_id = $map AND fc.level = 'fine' AND fc.id = mp.cluster
@@ -34,20 +35,24 @@ members AS (
 """
 
 
+def _members() -> str:
+    flags = "".join(f'coalesce(s."{name}", false) AS "{name}", ' for name in blob_flags())
+    return _MEMBERS.replace("{flags}", flags)
+
+
 def group_counts(con: duckdb.DuckDBPyConnection, map_id: int) -> list[dict]:
     """kind (cluster, coarse or source), key, size, response word quartiles (q1, q3), share of
     each signal, mean IFD and judge score (NULL when unscored), label, parent (a fine cluster's
     coarse cluster) and the largest sources, per group. A source's label is that of the fine
     cluster holding most of it."""
+    shares = "".join(f'avg("{name}"::DOUBLE) AS "{name}", ' for name in blob_flags())
     cursor = con.execute(
-        _MEMBERS
+        _members()
         + """
         , counts AS (
             SELECT kind, "key", count(*) AS size,
                    quantile_cont(words, 0.25) AS q1, quantile_cont(words, 0.75) AS q3,
-                   avg("short"::DOUBLE) AS "short", avg(refusal::DOUBLE) AS refusal,
-                   avg(truncated::DOUBLE) AS truncated, avg(malformed::DOUBLE) AS malformed,
-                   avg(ifd) AS ifd_mean, avg(judge_score) AS judge_mean
+                   {shares}avg(ifd) AS ifd_mean, avg(judge_score) AS judge_mean
             FROM members GROUP BY kind, "key"
         ),
         per_source AS (
@@ -72,7 +77,7 @@ def group_counts(con: duckdb.DuckDBPyConnection, map_id: int) -> list[dict]:
         LEFT JOIN clusters l ON l.map_id = $map AND l.level = if(c.kind = 'coarse', 'coarse', 'fine')
               AND l.id = CASE WHEN c.kind = 'source' THEN sc.cluster ELSE c."key"::INTEGER END
         ORDER BY c.kind, c."key"
-        """,
+        """.replace("{shares}", shares),
         {"map": map_id},
     )
     names = [d[0] for d in cursor.description]
@@ -84,7 +89,7 @@ def samples(con: duckdb.DuckDBPyConnection, map_id: int, vectors: int, texts: in
     id), with prompt and response for the first `texts` of them (None beyond). Lists, but the
     ids: a numpy array."""
     table = con.execute(
-        _MEMBERS
+        _members()
         + """
         SELECT m.kind, m."key", m.id,
                CASE WHEN m.rank <= $texts THEN p.prompt END AS prompt,

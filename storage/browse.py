@@ -1,4 +1,4 @@
-"""What the web app reads: map points with their colouring columns, pairs by id, breakdowns."""
+"""What the web app reads: map points with their colouring columns, pairs by id, what a selection holds."""
 
 from __future__ import annotations
 
@@ -7,10 +7,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from curator.errors import UserError
+from curator.signals import FLAGS
 from storage import concepts as concept_rows
 
-# Columns a map can be coloured by, besides source and topic (all in pairs_view).
-SIGNAL_COLUMNS = ["refusal", "short", "truncated", "malformed", "pii", "over_length", "conflict"]
+
+def signal_columns() -> list[str]:
+    """Flags a map can be coloured and filtered by, besides source and topic (all in pairs_view):
+    the signal flags (curator.signals.FLAGS) and duplicates' conflict."""
+    return [*FLAGS, "conflict"]
+
+
 # Per-pair losses of the latest `curator score` run (NULL: not scored), and what tuning changed.
 LOSS_COLUMNS = ["loss_base", "loss_tuned", "loss_change"]
 # Model-based quality of the latest `curator quality` runs; concepts add concept_NAME columns.
@@ -29,8 +36,7 @@ def is_score(column: str) -> bool:
 # tags) is read apart, cheaply, after every operation (`marks`).
 _POINTS = """
 SELECT mp.pair_id AS id, mp.x, mp.y, mp.cluster, coalesce(c.label, 'noise') AS topic,
-       v.source, v.refusal, v."short", v.truncated, v.malformed, v.pii, v.over_length,
-       v.conflict, v.dup_group, v.loss_base, v.loss_tuned, v.loss_tuned - v.loss_base AS loss_change,
+       v.source, {flags}, v.dup_group, v.loss_base, v.loss_tuned, v.loss_tuned - v.loss_base AS loss_change,
        v.ifd, v.judge_score{concepts}
 FROM map_points mp
 JOIN pairs_view v ON v.id = mp.pair_id
@@ -47,7 +53,8 @@ def map_points(con: duckdb.DuckDBPyConnection, map_id: int) -> pd.DataFrame:
     Python string of every value first (1.1 s of 1.3 s at 1M points). Columns with NULLs keep
     pandas' nullable types (boolean, Int64), as .df() gives them."""
     concepts = "".join(f', v."{column}"' for column in concept_rows.columns(con))
-    table = con.execute(_POINTS.format(concepts=concepts), [map_id]).arrow().read_all()
+    flags = ", ".join(f'v."{name}"' for name in signal_columns())
+    table = con.execute(_POINTS.format(flags=flags, concepts=concepts), [map_id]).arrow().read_all()
     frame = table.to_pandas(strings_to_categorical=True)
     nullable = {}
     for field in table.schema:
@@ -116,7 +123,7 @@ def ids_by_score(
     `column` must be one of pairs_view's score columns (checked: it is spliced into the SQL)."""
     allowed = {*SCORE_COLUMNS, *QUALITY_COLUMNS, *concept_rows.columns(con)} - {"loss_change"}
     if column not in allowed:
-        raise ValueError(f"cannot sort by {column!r}; one of: {', '.join(sorted(allowed))}")
+        raise UserError(f"cannot sort by {column!r}; one of: {', '.join(sorted(allowed))}")
     _register_ids(con, ids)
     try:
         return con.execute(
@@ -128,22 +135,27 @@ def ids_by_score(
         con.unregister("chosen_ids")
 
 
-def breakdown(con: duckdb.DuckDBPyConnection, ids: np.ndarray) -> dict[str, list[tuple]]:
-    """Counts of the chosen pairs by source, by topic and by signal, largest first."""
+NOT_ON_MAP = "(not on the map)"
+
+
+def breakdown_columns(con: duckdb.DuckDBPyConnection, ids: np.ndarray, map_id: int | None) -> pd.DataFrame:
+    """What curator.selection.breakdown counts, for the chosen pairs: source; topic on map
+    `map_id` as the map shows it (its fine cluster's label, 'noise' outside every cluster,
+    NOT_ON_MAP for pairs it does not hold); deleted and signal_columns() (NULL: not computed)."""
     _register_ids(con, ids)
+    flags = ", ".join(f'v."{s}"' for s in signal_columns())
     try:
-        out = {}
-        for column in ("source", "topic"):
-            out[column] = con.execute(f"""
-                SELECT coalesce(v.{column}, '(none)'), count(*) AS n
-                FROM pairs_view v JOIN chosen_ids USING (id) GROUP BY 1 ORDER BY n DESC, 1 LIMIT 20
-            """).fetchall()
-        counts = ", ".join(f'count(*) FILTER (WHERE v."{s}") AS "{s}"' for s in SIGNAL_COLUMNS)
-        row = con.execute(
-            f"SELECT count(*) FILTER (WHERE v.deleted), {counts} FROM pairs_view v JOIN chosen_ids USING (id)"
-        ).fetchone()
-        out["signal"] = [(name, n) for name, n in zip(["deleted", *SIGNAL_COLUMNS], row) if n]
-        return out
+        return con.execute(
+            f"""
+            SELECT v.source,
+                   CASE WHEN mp.pair_id IS NULL THEN ? ELSE coalesce(c.label, 'noise') END AS topic,
+                   v.deleted, {flags}
+            FROM pairs_view v JOIN chosen_ids USING (id)
+            LEFT JOIN map_points mp ON mp.map_id = ? AND mp.pair_id = v.id
+            LEFT JOIN clusters c ON c.map_id = mp.map_id AND c.level = 'fine' AND c.id = mp.cluster
+            """,
+            [NOT_ON_MAP, map_id],
+        ).df()
     finally:
         con.unregister("chosen_ids")
 
@@ -163,7 +175,7 @@ def keyword_hits(con: duckdb.DuckDBPyConnection, text: str, limit: int) -> np.nd
 
 def cluster_table(con: duckdb.DuckDBPyConnection, map_id: int) -> pd.DataFrame:
     """One row per fine cluster of a map: label, parent, size, kept, signal rates, top sources."""
-    rates = ", ".join(f'avg(v."{s}"::INT) AS "{s}"' for s in SIGNAL_COLUMNS)
+    rates = ", ".join(f'avg(v."{s}"::INT) AS "{s}"' for s in signal_columns())
     return con.execute(
         f"""
         SELECT c.id AS cluster, c.label, c.parent, c.size,

@@ -9,6 +9,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from curator.errors import UserError
 from storage import versions as version_rows
 
 # Names `curator compare` accepts besides versions: selections of the pairs as they are now.
@@ -28,7 +29,7 @@ def snapshot(con: duckdb.DuckDBPyConnection, name: str) -> dict:
     include_deleted = name == "@all"
     existing = version_rows.find(con, name)
     if existing is not None and existing["note"] != note:
-        raise ValueError(
+        raise UserError(
             f"version {name!r} was made by hand; {name} is reserved by curator compare "
             f"({RESERVED[name]}): rename that version to use it"
         )

@@ -1,6 +1,6 @@
 """Concepts, their labelled pairs and scores, and the concept_NAME columns of pairs_view.
 
-pairs_view is pairs_view_base plus one column per concept. It is rebuilt (refresh_view)
+pairs_view is pairs_view_base plus one column per concept. It is rebuilt (storage.views)
 whenever a concept is created or deleted; names are checked identifiers (curator.concepts.NAME)
 and concept ids integers, so nothing a user typed is spliced into the view's SQL unchecked.
 """
@@ -13,9 +13,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from curator.concepts import check_name
+from curator.errors import UserError
+from storage import views
 
-COLUMN_PREFIX = "concept_"
+COLUMN_PREFIX = views.CONCEPT_PREFIX
 
 
 def names(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -25,22 +26,6 @@ def names(con: duckdb.DuckDBPyConnection) -> list[str]:
 def columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     """pairs_view's concept columns."""
     return [COLUMN_PREFIX + name for name in names(con)]
-
-
-def refresh_view(con: duckdb.DuckDBPyConnection) -> None:
-    """pairs_view = pairs_view_base + a concept_NAME score column per concept (NULL: no vector)."""
-    joins, selected = [], ["b.*"]
-    for concept_id, name in con.execute("SELECT id, name FROM concepts ORDER BY name").fetchall():
-        check_name(name)
-        alias = f"c{int(concept_id)}"
-        selected.append(f'{alias}.score AS "{COLUMN_PREFIX}{name}"')
-        joins.append(
-            f"LEFT JOIN (SELECT pair_id, score FROM concept_scores WHERE concept_id = {int(concept_id)}) "
-            f"{alias} ON {alias}.pair_id = b.id"
-        )
-    con.execute(
-        f"CREATE OR REPLACE VIEW pairs_view AS SELECT {', '.join(selected)} FROM pairs_view_base b " + " ".join(joins)
-    )
 
 
 def find(con: duckdb.DuckDBPyConnection, name: str) -> dict | None:
@@ -75,7 +60,7 @@ def delete(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     for table in ("concept_scores", "concept_labels"):
         con.execute(f"DELETE FROM {table} WHERE concept_id = ?", [row[0]])
     con.execute("DELETE FROM concepts WHERE id = ?", [row[0]])
-    refresh_view(con)
+    views.refresh_pairs_view(con)
     return True
 
 
@@ -123,7 +108,7 @@ def save(
     finally:
         con.unregister("concept_batch")
         con.unregister("score_batch")
-    refresh_view(con)
+    views.refresh_pairs_view(con)
     return concept_id
 
 
@@ -135,12 +120,12 @@ def embedding_set(con: duckdb.DuckDBPyConnection, field: str | None, map_name: s
         [map_name] if map_name else [],
     ).fetchone()
     if map_name and row is None:
-        raise ValueError(f"no map {map_name!r}")
+        raise UserError(f"no map {map_name!r}")
     map_set = row[0] if row else None
     sets = con.execute("SELECT id, model, field FROM embedding_sets ORDER BY id = ? DESC, id", [map_set]).fetchall()
     chosen = next((s for s in sets if (s[2] == field if field else s[0] == map_set)), None)
     if chosen is None:
         if field:
-            raise ValueError(f"no {field} embeddings yet: run `curator embed --field {field}`")
-        raise ValueError("no map yet to take embeddings from: run `curator map` (or give --field)")
+            raise UserError(f"no {field} embeddings yet: run `curator embed --field {field}`")
+        raise UserError("no map yet to take embeddings from: run `curator map` (or give --field)")
     return chosen

@@ -8,15 +8,15 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from curator.signals import FLAGS
+
 # Every pair that is not deleted, in id order, with what the duplicate search and the keep
-# choice need. `words` falls back to a whitespace count where no signals row exists yet.
+# choice need: the flags that weigh on the choice (curator.signals.FLAGS' penalties). `words`
+# falls back to a whitespace count where no signals row exists yet.
 _LIVE_PAIRS = r"""
 SELECT p.id, p.prompt_hash, p.pair_hash,
        md5_number_lower(normalize_text(p.response)) AS response_hash,
-       coalesce(s.n_words, len(string_split_regex(p.response, '\s+')))::BIGINT AS words,
-       coalesce(s.refusal, false) AS refusal, coalesce(s.malformed, false) AS malformed,
-       coalesce(s.truncated, false) AS truncated, coalesce(s."short", false) AS "short",
-       coalesce(s.over_length, false) AS over_length
+       coalesce(s.n_words, len(string_split_regex(p.response, '\s+')))::BIGINT AS words{flags}
 FROM pairs p LEFT JOIN signals s ON s.pair_id = p.id
 WHERE p.deleted_op IS NULL
 ORDER BY p.id
@@ -24,7 +24,8 @@ ORDER BY p.id
 
 
 def live_pairs(con: duckdb.DuckDBPyConnection) -> dict[str, np.ndarray]:
-    return con.execute(_LIVE_PAIRS).fetchnumpy()
+    flags = "".join(f', coalesce(s."{f.name}", false) AS "{f.name}"' for f in FLAGS.values() if f.penalty)
+    return con.execute(_LIVE_PAIRS.format(flags=flags)).fetchnumpy()
 
 
 def unsignalled_pairs(con: duckdb.DuckDBPyConnection) -> int:

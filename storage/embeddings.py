@@ -16,6 +16,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from curator.errors import UserError
+
 
 def vectors_root(db_path: str | os.PathLike) -> Path:
     """Where a database keeps its vectors: curator.duckdb -> curator.duckdb.vectors/."""
@@ -36,7 +38,7 @@ def ensure_set(con: duckdb.DuckDBPyConnection, root: Path, model: str, field: st
         )
         return set_id, directory
     if row[2] != dim:
-        raise ValueError(f"{model} made {row[2]}-d vectors of {field} before and {dim}-d now")
+        raise UserError(f"{model} made {row[2]}-d vectors of {field} before and {dim}-d now")
     return row[0], Path(row[1])
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curator.errors import UserError
 from curator.training_set import EMPTY, PROMPT, RESPONSE, SOURCE, Turns
 
 _DEFAULT_MAP_POINTS = (
@@ -218,6 +219,6 @@ def operations(con: duckdb.DuckDBPyConnection, up_to: int | None) -> list[tuple]
 def latest_run_params(con: duckdb.DuckDBPyConnection, table: str) -> dict | None:
     """params of the latest signals or duplicates run ({run, params}), None before any."""
     if table not in ("signal_runs", "duplicate_runs"):
-        raise ValueError(f"not a run table: {table}")
+        raise UserError(f"not a run table: {table}")
     row = con.execute(f"SELECT id, params FROM {table} ORDER BY id DESC LIMIT 1").fetchone()
     return None if row is None else {"run": row[0], "params": json.loads(row[1])}

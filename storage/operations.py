@@ -24,6 +24,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from curator.errors import UserError
+
 KINDS = ("tag", "untag", "delete", "restore")
 UNDO = "undo"
 # Operations interact only within a family: deletes and restores move pairs.deleted_op; tags
@@ -84,9 +86,9 @@ def where_sql(predicate: str) -> str:
         duckdb.SQLExpression(predicate)
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as err:
-        raise ValueError(f"--where must be one boolean expression over pairs_view: {err}") from None
+        raise UserError(f"--where must be one boolean expression over pairs_view: {err}") from None
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        raise ValueError(f"--where must be one boolean expression over pairs_view, not {predicate!r}")
+        raise UserError(f"--where must be one boolean expression over pairs_view, not {predicate!r}")
     return sql
 
 
@@ -95,7 +97,7 @@ def where_ids(con: duckdb.DuckDBPyConnection, predicate: str) -> np.ndarray:
     try:
         return con.execute(sql).fetchnumpy()["id"]
     except duckdb.Error as err:
-        raise ValueError(f"--where {predicate!r}: {err}") from None
+        raise UserError(f"--where {predicate!r}: {err}") from None
 
 
 def source_ids(con: duckdb.DuckDBPyConnection, source: str) -> np.ndarray:
@@ -112,7 +114,7 @@ def cluster_ids(con: duckdb.DuckDBPyConnection, map_id: int, cluster: int, level
         "SELECT count(*) FROM clusters WHERE map_id = ? AND level = ? AND id = ?", [map_id, level, cluster]
     ).fetchone()[0]
     if not known:
-        raise ValueError(f"no {level} cluster {cluster} on this map (`curator clusters` lists them)")
+        raise UserError(f"no {level} cluster {cluster} on this map (`curator clusters` lists them)")
     if level == "fine":
         return con.execute(
             "SELECT pair_id AS id FROM map_points WHERE map_id = ? AND cluster = ?", [map_id, cluster]
@@ -220,9 +222,9 @@ def apply(
 ) -> Operation:
     """Apply one operation to the chosen pairs and log it. Call inside a transaction."""
     if kind not in KINDS:
-        raise ValueError(f"unknown operation {kind!r}; one of {', '.join(KINDS)}")
+        raise UserError(f"unknown operation {kind!r}; one of {', '.join(KINDS)}")
     if (tag is None) == (kind in ("tag", "untag")):
-        raise ValueError("tag and untag need a tag name; delete and restore take none")
+        raise UserError("tag and untag need a tag name; delete and restore take none")
     op_id = con.execute("SELECT nextval('operation_id_seq')").fetchone()[0]
     if kind == "delete":
         # The lasso's hot path (bench/polygon.py): update straight from the chosen ids, then log
@@ -308,14 +310,14 @@ _UNDO = {
 def undo(con: duckdb.DuckDBPyConnection, target: Operation, selector: dict) -> Operation:
     """Revert exactly the target's changes and log an undo operation. Call inside a transaction."""
     if target.kind == UNDO:
-        raise ValueError(
+        raise UserError(
             f"operation {target.id} is itself an undo; to redo operation {target.undoes}, run its command again"
         )
     if target.undone_by is not None:
-        raise ValueError(f"operation {target.id} was already undone by operation {target.undone_by}")
+        raise UserError(f"operation {target.id} was already undone by operation {target.undone_by}")
     blocking = blockers(con, target)
     if blocking:
-        raise ValueError(
+        raise UserError(
             f"operation {target.id} ({target.kind}) cannot be undone while later operation(s) "
             f"{', '.join(map(str, blocking))} that changed the same pairs stand: undo those first"
         )

@@ -14,6 +14,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from curator.errors import UserError
+
 
 def ensure_run(
     con: duckdb.DuckDBPyConnection,
@@ -79,7 +81,7 @@ def texts(con: duckdb.DuckDBPyConnection, pair_ids: np.ndarray) -> tuple[list[st
     finally:
         con.unregister("wanted_ids")
     if len(rows) != len(pair_ids):
-        raise ValueError(f"{len(pair_ids) - len(rows)} of the pairs to score are no longer in the database")
+        raise UserError(f"{len(pair_ids) - len(rows)} of the pairs to score are no longer in the database")
     return [r[0] for r in rows], [r[1] for r in rows]
 
 

@@ -7,28 +7,42 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-# The per-pair columns, in table order after (pair_id, run_id).
-COLUMNS = (
-    "refusal",
-    "short",
-    "truncated",
-    "malformed",
-    "malformed_reason",
-    "lang",
-    "pii",
-    "pii_kinds",
-    "n_words",
-    "n_tokens",
-    "over_length",
-)
-FLAGS = ("refusal", "short", "truncated", "malformed", "pii", "over_length")
-_ARROW_TYPES = {
-    "malformed_reason": pa.string(),
-    "lang": pa.string(),
-    "pii_kinds": pa.string(),
-    "n_words": pa.int32(),
-    "n_tokens": pa.int32(),
-}
+from curator.signals import FLAGS, flag_columns
+from storage import views
+
+# Measures' Arrow types; a flag is a boolean and its detail a string (curator.signals.FLAGS).
+_MEASURE_TYPES = {"lang": pa.string(), "n_words": pa.int32(), "n_tokens": pa.int32()}
+
+
+def flags() -> list[str]:
+    """The registered flags' names (curator.signals.FLAGS), in registration order."""
+    return list(FLAGS)
+
+
+def columns() -> dict[str, pa.DataType]:
+    """Every per-pair column a run writes besides (pair_id, run_id), with its Arrow type."""
+    details = {flag.detail for flag in FLAGS.values() if flag.detail}
+    return {
+        **{name: pa.string() if name in details else pa.bool_() for name in flag_columns()},
+        **_MEASURE_TYPES,
+    }
+
+
+def ensure_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Add a column to `signals` for each registered flag (or detail) it lacks, and show it in
+    pairs_view: a flag registered after the schema was made needs no migration. Returns the
+    columns added. Column names are curator.signals' checked identifiers."""
+    have = {
+        row[0]
+        for row in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'signals'").fetchall()
+    }
+    added = [name for name in columns() if name not in have]
+    for name in added:
+        kind = "VARCHAR" if columns()[name] == pa.string() else "BOOLEAN"
+        con.execute(f'ALTER TABLE signals ADD COLUMN "{name}" {kind}')
+    if added:
+        views.refresh_pairs_view(con)
+    return added
 
 
 def start_run(con: duckdb.DuckDBPyConnection, job_id: int, params: str) -> int:
@@ -67,18 +81,19 @@ def pair_inputs(con: duckdb.DuckDBPyConnection, pair_ids: np.ndarray) -> pa.Tabl
         con.unregister("wanted_ids")
 
 
-def write(con: duckdb.DuckDBPyConnection, run_id: int, pair_ids: np.ndarray, columns: dict) -> None:
+def write(con: duckdb.DuckDBPyConnection, run_id: int, pair_ids: np.ndarray, values: dict) -> None:
     """Replace these pairs' signal rows with the run's (call inside the batch's transaction)."""
+    written = columns()
     batch = pa.table(
         {
             "pair_id": pa.array(pair_ids, pa.int64()),
-            **{name: pa.array(columns[name], _ARROW_TYPES.get(name, pa.bool_())) for name in COLUMNS},
+            **{name: pa.array(values[name], kind) for name, kind in written.items()},
         }
     )
     con.register("signal_batch", batch)
     try:
         con.execute("DELETE FROM signals WHERE pair_id IN (SELECT pair_id FROM signal_batch)")
-        names = ", ".join(f'"{name}"' for name in COLUMNS)
+        names = ", ".join(f'"{name}"' for name in written)
         con.execute(
             f"INSERT INTO signals (pair_id, run_id, {names}) SELECT pair_id, ?, {names} FROM signal_batch", [run_id]
         )
@@ -93,15 +108,16 @@ def summary(con: duckdb.DuckDBPyConnection, params: str) -> dict:
         "FROM pairs p LEFT JOIN (SELECT s.* FROM signals s JOIN signal_runs r ON r.id = s.run_id "
         "WHERE r.params = ?) s ON s.pair_id = p.id WHERE p.deleted_op IS NULL"
     )
-    flags = ", ".join(f'count(*) FILTER (WHERE s."{flag}")' for flag in FLAGS)
+    names = flags()
+    counted = ", ".join(f'count(*) FILTER (WHERE s."{flag}")' for flag in names)
     row = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE s.pair_id IS NULL), {flags}, "
+        f"SELECT count(*), count(*) FILTER (WHERE s.pair_id IS NULL), {counted}, "
         "max(s.n_tokens), avg(s.n_tokens), quantile_disc(s.n_tokens, 0.5), quantile_disc(s.n_tokens, 0.95), "
         "count(*) FILTER (WHERE s.pair_id IS NOT NULL AND s.n_tokens IS NULL) " + current,
         [params],
     ).fetchone()
-    pairs, missing, *flag_counts = row[: 2 + len(FLAGS)]
-    max_tokens, mean_tokens, p50, p95, template_errors = row[2 + len(FLAGS) :]
+    pairs, missing, *flag_counts = row[: 2 + len(names)]
+    max_tokens, mean_tokens, p50, p95, template_errors = row[2 + len(names) :]
 
     def grouped(expression: str) -> dict:
         rows = con.execute(
@@ -121,7 +137,7 @@ def summary(con: duckdb.DuckDBPyConnection, params: str) -> dict:
     return {
         "pairs": pairs,
         "missing": missing,
-        "counts": dict(zip(FLAGS, flag_counts)),
+        "counts": dict(zip(names, flag_counts)),
         "malformed_reasons": reasons,
         "pii_kinds": dict(kinds),
         "languages": grouped("s.lang"),

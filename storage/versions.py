@@ -5,6 +5,8 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 
+from curator.errors import UserError
+
 _COLUMNS = "id, name, note, op_id, pairs, created_at"
 
 
@@ -16,9 +18,9 @@ def _rows(cursor) -> list[dict]:
 def create(con: duckdb.DuckDBPyConnection, name: str, note: str | None) -> dict:
     """Snapshot the pairs kept now (not deleted) under `name`. Call inside a transaction."""
     if not name.strip():
-        raise ValueError("a version needs a name")
+        raise UserError("a version needs a name")
     if find(con, name) is not None:
-        raise ValueError(f"version {name!r} exists already; pick another name")
+        raise UserError(f"version {name!r} exists already; pick another name")
     version_id = con.execute("SELECT nextval('version_id_seq')").fetchone()[0]
     con.execute("INSERT INTO version_pairs SELECT ?, id FROM pairs WHERE deleted_op IS NULL", [version_id])
     con.execute(
@@ -45,7 +47,7 @@ def _version_id(con: duckdb.DuckDBPyConnection, name: str) -> int:
     version = find(con, name)
     if version is None:
         known = ", ".join(v["name"] for v in listing(con)) or "none yet: `curator version create NAME`"
-        raise ValueError(f"no version {name!r} (versions: {known})")
+        raise UserError(f"no version {name!r} (versions: {known})")
     return version["id"]
 
 

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 import storage
-from tests.app_driver import start_app, stop_app
+from bench.app_driver import start_app, stop_app
 
 
 def _status(url: str) -> int:

@@ -7,14 +7,14 @@ drives it, `playwright install` is never needed.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from jobs import operations
-from tests.app_driver import (
+from bench.app_driver import (
     draw_lasso,
     map_frame,
     map_report,
@@ -25,6 +25,7 @@ from tests.app_driver import (
     start_app,
     stop_app,
 )
+from jobs import operations
 from tests.conftest import ROOT, copy_to, query, run_console
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -280,12 +281,17 @@ def test_export_writes_a_file(page, app_db, app_url, tmp_path):
     settle(page)
     page.get_by_role("button", name="Export", exact=True).click()
     settle(page)
-    page.get_by_text(re.compile(r"wrote [\d,]+ training pairs")).wait_for()
-    kept = query(app_db, "SELECT count(*) FROM pairs_view WHERE NOT deleted")[0][0]
-    lines = (out / "train.jsonl").read_text().splitlines()
-    val = out / "val.jsonl"
-    assert len(lines) + (len(val.read_text().splitlines()) if val.exists() else 0) <= kept
-    assert lines
+    said = page.get_by_text(re.compile(r"wrote [\d,]+ training pairs")).inner_text()
+    manifest = json.loads((out / "manifest.json").read_text())
+    train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    val = [json.loads(line) for line in (out / "val.jsonl").read_text().splitlines()]
+    # Every kept pair is written once (train or val) but those the evaluation-set check removed,
+    # and the page says the counts the files hold.
+    kept = query(app_db, "SELECT prompt FROM pairs_view WHERE NOT deleted")
+    removed = manifest["pairs"]["removed_by_eval_check"] or 0
+    assert len(kept) > 0 and len(train) + len(val) == len(kept) - removed
+    assert {r["prompt"] for r in train + val} <= {row[0] for row in kept}
+    assert f"wrote {len(train):,} training pairs and {len(val):,} validation pairs" in said
     _shot(page, "6-export")
 
 

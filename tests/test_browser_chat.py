@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.app_driver import settle
 from curator import llm_server
-from tests.app_driver import settle
 from tests.test_browser import _shot, app_url, page, playwright_driver, pytestmark  # noqa: F401 (fixtures)
 
 

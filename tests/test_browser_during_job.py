@@ -17,8 +17,8 @@ import pytest
 
 import storage
 from bench import mixtures
+from bench.app_driver import map_frame, select_with_lasso, settle, start_app, stop_app
 from storage import embeddings as vector_rows
-from tests.app_driver import map_frame, select_with_lasso, settle, start_app, stop_app
 from tests.conftest import DATA, Curator, needs_data, query
 from tests.test_browser import CHROMIUM, PENTAGON
 

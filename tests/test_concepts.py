@@ -1,7 +1,7 @@
 """Concepts (`curator concept`) on real model outputs: a refusal concept from 20 labelled refusals.
 
 Three models' AlpacaEval outputs (guanaco-7b, falcon-7b-instruct, llama-2-7b-chat-hf: 2,415
-pairs, 66 refusals labelled by reading, tests/labelled_refusals.py), their response openings
+pairs, 66 refusals labelled by reading, bench/labelled_refusals.py), their response openings
 embedded with the bundled model (~30 s). The concept is fitted on 20 of the refusals against
 random other pairs; the other 46 are held out.
 """
@@ -13,9 +13,9 @@ import random
 import numpy as np
 import pytest
 
+from bench.labelled_refusals import NOT_REFUSALS, REFUSALS
 from curator import concepts
 from tests.conftest import DATA, Curator, needs_data, query
-from tests.labelled_refusals import NOT_REFUSALS, REFUSALS
 
 pytestmark = needs_data
 

@@ -1,7 +1,7 @@
 """`curator distill`, `cost`, `prompts template`: a real llama.cpp server and a faulty one, on 127.0.0.1.
 
 The real server is the bundled SmolLM2-135M behind llama.cpp's OpenAI-compatible server
-(curator.llm_server); the fault server (tests/fault_server.py) answers deterministically
+(curator.llm_server); the fault server (bench/fault_server.py) answers deterministically
 and misbehaves on cue, and counts every request per prompt, which is how exactly-once is
 checked through retries and kill -9.
 """
@@ -19,10 +19,10 @@ import pytest
 
 import jobs.distill
 import storage
+from bench.fault_server import CONTEXT_FIT, FaultServer, answer_for, usage_for
 from curator import distill, formats, llm_server
 from storage import jobs as job_rows
 from tests.conftest import DATA, needs_data, query, run_console
-from tests.fault_server import CONTEXT_FIT, FaultServer, answer_for, usage_for
 
 KEY = "sk-test-curator-DISTINCTIVE-8f3a9c2e71"  # must never reach the database or the output
 

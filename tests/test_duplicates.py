@@ -307,7 +307,8 @@ def test_keep_prefers_fewer_problems_then_more_words_then_smaller_id():
             "refusal": np.array([1, 0, 0, 0, 0, 0, 0, 0]),
             "short": np.array([0, 1, 0, 0, 0, 0, 0, 0]),
             "truncated": np.array([0, 0, 1, 0, 0, 0, 0, 0]),
-        }
+        },
+        8,
     )
     words = np.array([500, 3, 80, 10, 40, 7, 7, 99])
     ids = np.array([1, 2, 3, 9, 8, 5, 4, 6])

@@ -22,7 +22,7 @@ import pytest
 
 import curator
 import storage
-from curator import evalset, formats, training_set
+from curator import chat_tokens, evalset, formats, training_set
 from tests import curation_data
 from tests.conftest import DATA, Curator, needs_data, query
 
@@ -152,6 +152,24 @@ def key(pair_or_row) -> tuple[str, str]:
 # --- formats -----------------------------------------------------------------------------------
 
 
+def reference_record(fmt: str, prompt: str, response: str, source: str, messages: str | None) -> dict:
+    """One pair as a record of the format, built in Python from training_set.SHAPES: what
+    storage/export.py builds in SQL must equal it."""
+    texts = {training_set.PROMPT: prompt, training_set.RESPONSE: response, training_set.SOURCE: source}
+    texts[training_set.EMPTY] = ""
+    record = {}
+    for key, value in training_set.check_format(fmt).items():
+        if isinstance(value, training_set.Turns):
+            names = dict(value.roles)
+            record[key] = [
+                {value.role_key: names[turn["role"]], value.text_key: turn["content"]}
+                for turn in chat_tokens.conversation(prompt, response, messages)
+            ]
+        else:
+            record[key] = texts[value]
+    return record
+
+
 @needs_data
 @pytest.mark.parametrize("fmt", training_set.FORMATS)
 @pytest.mark.slow
@@ -162,15 +180,14 @@ def test_every_format_is_the_reference_record_and_reads_back_as_the_same_pairs(w
     rows = kept_rows(world)
     assert len(records) == len(rows) == manifest["pairs"]["exported"]
 
-    # Each line is exactly what curator.training_set.render_record makes of its pair (SQL == reference).
+    # Each line is exactly what the reference renderer below makes of its pair (SQL == reference).
     by_key = collections.defaultdict(list)
     for row in rows:
         by_key[key(row)].append(row)
     for record in records:
         # Several rows can share a prompt and answer (the identity conversations' "Goodbye").
         candidates = [
-            training_set.render_record(fmt, r[1], r[2], r[3], json.loads(r[4]) if r[4] else None)
-            for r in by_key[key(formats.record_pairs(record, fmt)[0])]
+            reference_record(fmt, r[1], r[2], r[3], r[4]) for r in by_key[key(formats.record_pairs(record, fmt)[0])]
         ]
         assert record in candidates
         assert list(record) == list(training_set.SHAPES[fmt])

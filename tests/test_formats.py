@@ -119,8 +119,35 @@ def test_detect_format_takes_a_dict_valued_gpt4all_prompt_as_gpt4all():
     assert detect_format({"prompt": {"value": "Say hi"}, "response": "Hi"}) == "gpt4all"
 
 
-def test_formats_lists_every_format():
-    assert FORMATS == ("gpt4all", "alpaca", "dolly", "sharegpt", "openai", "oasst", "hh")
+# One record of each shape the module docstring promises, written from those formats' own
+# documentation: each must be detected as its format and give the same pair.
+SHAPES = {
+    "gpt4all": {"prompt": "Name a colour.", "response": "Blue."},
+    "alpaca": {"instruction": "Name a colour.", "input": "", "output": "Blue."},
+    "dolly": {"instruction": "Name a colour.", "context": "", "response": "Blue.", "category": "open_qa"},
+    "sharegpt": {"conversations": [{"from": "human", "value": "Name a colour."}, {"from": "gpt", "value": "Blue."}]},
+    "openai": {"messages": [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]},
+    "oasst": {
+        "message_id": "m1",
+        "parent_id": None,
+        "role": "prompter",
+        "text": "Name a colour.",
+        "replies": [{"message_id": "m2", "role": "assistant", "text": "Blue.", "replies": []}],
+    },
+    "hh": {"chosen": "\n\nHuman: Name a colour.\n\nAssistant: Blue.", "rejected": "\n\nHuman: x\n\nAssistant: y"},
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(SHAPES))
+def test_every_documented_shape_is_detected_and_read(fmt):
+    record = SHAPES[fmt]
+    assert detect_format(record) == fmt
+    (pair,) = record_pairs(record, fmt)
+    assert (pair.prompt, pair.response) == ("Name a colour.", "Blue.")
+
+
+def test_every_format_offered_has_a_reader_of_its_shape():
+    assert sorted(FORMATS) == sorted(SHAPES)  # `--format` offers what is read, no more, no less
 
 
 # --- exact counts on whole real files ------------------------------------------------------

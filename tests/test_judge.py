@@ -2,7 +2,7 @@
 
 The real server is the bundled SmolLM2-135M behind llama.cpp's server (curator.llm_server):
 too small to follow a rubric reliably, so what is checked is what must hold whatever it says.
-The fault server (tests/fault_server.py) answers judge-formatted verdicts through its `answer`
+The fault server (bench/fault_server.py) answers judge-formatted verdicts through its `answer`
 hook, keyed by the pair whose rubric it was sent, misbehaves on cue and counts every request,
 which is how exactly-once is checked through retries and kill -9.
 """
@@ -16,12 +16,12 @@ import sys
 import pytest
 
 import storage
+from bench.fault_server import FaultServer, usage_for
 from curator import judge as judging
 from curator import llm_server
 from curator.distill import MalformedAnswer
 from curator.judge import PairText
 from tests.conftest import DATA, needs_data, query, run_console
-from tests.fault_server import FaultServer, usage_for
 
 pytestmark = needs_data
 RUBRIC = judging.DEFAULT_RUBRIC

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.path import Path as MplPath
 
+import storage
 from curator.selection import Selector, parse_id_list, points_in_polygon, top_k
 from jobs import operations
 from tests.conftest import DATA, Curator, needs_data, query
@@ -345,3 +346,41 @@ def test_delete_undo_replay_gives_the_same_kept_set(mapped, curator, tmp_path, t
     refused = Curator(partial)("replay", exported, ok=False)
     assert "not in this database" in refused.output
     assert count(partial, "SELECT count(*) FROM operations") == 0
+
+
+def test_one_breakdown_whether_counted_on_the_map_frame_or_in_the_database(mapped, curator):
+    """The selection panel counts a selection on the cached map frame when it can, else in the
+    database: both are curator.selection.breakdown over the same columns, so they agree
+    (noise named 'noise', the chosen map's topics)."""
+    from curator.selection import breakdown
+    from storage import browse
+    from storage import maps as map_rows
+
+    curator("signals")
+    curator("delete", "--where", "source = 'code_alpaca'", "--reason", "breakdown test")
+    with storage.Database(mapped).reading() as con:
+        chosen_map = map_rows.default(con)
+        frame = browse.map_points(con, chosen_map.id)
+        deleted, _ = browse.marks(con)
+        frame["deleted"] = np.isin(frame["id"].to_numpy(), deleted)
+        rng = np.random.default_rng(0)
+        mask = rng.random(len(frame)) < 0.4
+        ids = frame["id"].to_numpy()[mask]
+        from_database = breakdown(browse.breakdown_columns(con, ids, chosen_map.id), browse.signal_columns())
+    from_frame = breakdown(frame, browse.signal_columns(), mask)
+    assert from_frame == from_database
+    topics = dict(from_frame["topic"])
+    assert sum(dict(from_frame["source"]).values()) == len(ids)
+    assert "noise" in topics or (frame["cluster"].to_numpy()[mask] >= 0).all()
+    signals = dict(from_frame["signal"])
+    assert signals["deleted"] == count(
+        mapped, "SELECT count(*) FROM pairs WHERE deleted_op IS NOT NULL AND id IN (SELECT unnest(?))", [ids.tolist()]
+    )
+    # A pair the map does not hold yet is counted as such, not under some topic.
+    late = mapped.with_name("late.jsonl")
+    late.write_text('{"prompt": "A pair ingested after the map", "response": "Not placed yet."}\n')
+    curator("ingest", late)
+    with storage.Database(mapped).reading() as con:
+        (outside,) = con.execute("SELECT id FROM pairs WHERE prompt = 'A pair ingested after the map'").fetchone()
+        columns = browse.breakdown_columns(con, np.array([ids[0], outside]), chosen_map.id)
+    assert dict(breakdown(columns, browse.signal_columns())["topic"])[browse.NOT_ON_MAP] == 1

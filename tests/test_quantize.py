@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli import quantize as quantize_cli
+from bench.mixtures import alpaca_split
 from curator import chat_tokens, evaluation, gguf_export, training
 from tests.conftest import DATA, Curator, needs_data, query
 from tests.test_train import write_jsonl
@@ -31,19 +31,6 @@ FILES = {
     "q4_0-plain": ["--type", "q4_0", "--plain"],  # the naive Q4_0 file: reported, no bar
     "adapter": ["--adapter-only"],
 }
-
-
-def alpaca_split() -> tuple[list[dict], list[dict]]:
-    """96 short Alpaca pairs to train on; 16 others, with answers of 250+ characters, to measure."""
-    records = [
-        r
-        for r in json.loads((DATA / "alpaca_5000.json").read_text())
-        if r["output"].strip() and r["output"] != "<nooutput>"
-    ]
-    size = [len(r["instruction"]) + len(r["input"]) + len(r["output"]) for r in records]
-    train = [r for r, n in zip(records, size) if n < 400][:96]
-    val = [r for r, n in zip(records[2000:], size[2000:]) if len(r["output"]) >= 250 and n < 600][:16]
-    return train, val
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +76,6 @@ def val_encoded(run, n: int) -> list[training.Encoded]:
     examples, template, max_length = evaluation.run_val_set(run["out"])
     tokenizer = AutoTokenizer.from_pretrained(run["out"])
     return training.encode_all(examples[:n], tokenizer, training.chat_template(tokenizer, template), max_length)[0]
-
-
-def test_cli_types_are_export_types():
-    assert quantize_cli.TYPES == gguf_export.TYPES
 
 
 def test_permutation_interleaves_each_heads_rotary_halves():
@@ -298,4 +281,4 @@ def test_tasks_without_lm_eval_is_a_clear_error(tmp_path):
     if evaluation.lm_eval_installed():
         pytest.skip("lm-evaluation-harness is installed here")
     result = Curator(tmp_path / "eval.duckdb")("eval", training.BUNDLED_BASE, "--tasks", "boolq", ok=False)
-    assert result.exit_code != 0 and "pip install lm-eval" in result.output
+    assert result.exit_code != 0 and "pip install 'curator[eval]'" in result.output

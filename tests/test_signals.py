@@ -16,11 +16,11 @@ import random
 import pytest
 
 import storage
+from bench.labelled_refusals import HH_OTHERS, HH_REFUSALS, NOT_REFUSALS, REFUSALS
 from conftest import DATA, needs_data, query
 from curator import chat_tokens, language
 from curator import signals as S
 from jobs.signals import compute_signals
-from tests.labelled_refusals import HH_OTHERS, HH_REFUSALS, NOT_REFUSALS, REFUSALS
 
 pytestmark = needs_data
 
@@ -390,6 +390,45 @@ def test_cli_prints_counts_and_thresholds(curator):
     assert "already current" in out
     bad = curator("signals", "--tokenizer", "/nonexistent/model.gguf", ok=False)
     assert bad.exit_code != 0 and "no GGUF file" in bad.output
+
+
+@needs_data
+def test_a_flag_defined_in_one_place_reaches_storage_the_cli_the_app_and_the_keeper_choice(
+    curator, monkeypatch, tmp_path
+):
+    """Adding a signal touches curator/signals.py only: a toy flag registered there gets its
+    column in `signals` and pairs_view, its line in `curator signals`, a place among the map's
+    colour choices, a share in the blob report and its weight in a duplicate set's keep choice."""
+    from curator.duplicates import penalties
+    from curator.signals import FLAGS, Flag, blob_flags
+    from storage import browse
+    from storage import duplicates as dup_rows
+
+    shouting = Flag(
+        "shouting",
+        "response in capitals, over {short_words} words",
+        lambda pair, params: pair.response.isupper() and pair.words >= params.short_words,
+        penalty=16,
+        blob_share=True,
+    )
+    monkeypatch.setitem(FLAGS, shouting.name, shouting)
+    records = json.loads((DATA / "alpaca_5000.json").read_text())[:40]
+    records[3]["output"] = "THIS ANSWER IS WRITTEN ENTIRELY IN CAPITAL LETTERS, AS IF SHOUTING."
+    records[4]["output"] = records[3]["output"].lower()  # not shouting
+    path = tmp_path / "alpaca.json"
+    path.write_text(json.dumps(records))
+    curator("ingest", path)
+
+    out = curator("signals").output
+    assert "shouting" in out and "response in capitals, over 5 words" in out
+    rows = query(curator.db, "SELECT response, shouting FROM pairs_view WHERE shouting IS NOT NULL")
+    assert len(rows) == 40 and [r for r, flagged in rows if flagged] == [records[3]["output"]]
+    assert "shouting" in browse.signal_columns() and "shouting" in blob_flags()
+    assert penalties()["shouting"] == 16
+    with storage.Database(curator.db).reading() as con:
+        live = dup_rows.live_pairs(con)
+    assert live["shouting"].sum() == 1
+    assert curator.json("signals")["counts"]["shouting"] == 1  # a rerun: already current, counted
 
 
 @pytest.mark.slow

@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli import train as train_cli
-from curator import run_log, training
+from curator import config, run_log, training
 from storage import training as run_rows
-from tests.conftest import DATA, needs_data, query
+from tests.conftest import DATA, ROOT, needs_data, query
 
 pytestmark = needs_data
 
@@ -154,7 +153,7 @@ def test_every_assistant_turn_of_a_conversation_is_trained(tokenizer):
         for e in training.read_examples(DATA / "en_100_tree.jsonl")[0]
         if [m["role"] for m in e.messages] == ["user", "assistant", "user", "assistant"]
     )
-    for name in training.TEMPLATES:
+    for name in config.TEMPLATES:
         encoded = training.encode(example, tokenizer, training.chat_template(tokenizer, name), 4096)
         trained = tokenizer.decode([t for t in encoded.labels if t != training.IGNORE])
         answers = [m["content"] for m in example.messages if m["role"] == "assistant"]
@@ -193,11 +192,29 @@ def test_length_grouping_cuts_padding(alpaca):
     assert training.length_grouped(lengths, 8, seed=0) == batches
 
 
-def test_cli_defaults_are_train_config_defaults():
-    config = training.TrainConfig(data=".", out=".")
-    for name, value in train_cli.DEFAULTS.items():
-        expected = ",".join(config.targets) if name == "targets" else getattr(config, name)
-        assert value == expected, name
+def test_the_cli_shows_the_trainers_settings_without_loading_torch():
+    """`curator train --help` and `quantize --help` show TrainConfig's defaults and the GGUF
+    types from curator.config, and starting the CLI loads no torch (seconds on a laptop)."""
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from click.testing import CliRunner; from cli.main import cli; "
+            "out = CliRunner().invoke(cli, ['train', '--help']).output + "
+            "CliRunner().invoke(cli, ['quantize', '--help']).output; "
+            "print('torch' in sys.modules, 'transformers' in sys.modules); print(out)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert probe.returncode == 0, probe.stderr
+    loaded, help_text = probe.stdout.split("\n", 1)
+    assert loaded == "False False"
+    defaults = training.TrainConfig(data=".", out=".")
+    assert f"[default: {defaults.lr}]" in help_text and f"[default: {defaults.lora_r}]" in help_text
+    assert "[default: q_proj,v_proj]" in help_text
+    assert "q4_1" in help_text and "chatml" in help_text
 
 
 # --- the run ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import storage
-from curator import run_log, training
+from curator import config, run_log, training
 from storage import training as run_rows
 from tests.conftest import needs_data
 from tests.test_app import APP
@@ -33,8 +33,8 @@ def test_train_page_trains_a_version_and_shows_the_report(curator, tmp_path, mon
     # The form's defaults are the trainer's.
     defaults = training.TrainConfig(data=".", out=".")
     assert app.number_input(key="lr").value == defaults.lr and app.number_input(key="lora_r").value == defaults.lora_r
-    assert app.number_input(key="max_steps").value == training.CPU_DEFAULT_STEPS
-    assert app.selectbox(key="template").options == list(training.TEMPLATES)
+    assert app.number_input(key="max_steps").value == config.CPU_DEFAULT_STEPS
+    assert app.selectbox(key="template").options == list(config.TEMPLATES)
 
     app.number_input(key="max_steps").set_value(2)
     next(b for b in app.button if b.label == "Export and train").click().run()

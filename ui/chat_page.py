@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from curator import chat, llm_server
+from curator.errors import UserError
 from ui import state
 
 NONE = "(none)"
@@ -96,7 +97,7 @@ for model, lora in choices:
             st.stop()
 try:
     chat_models = [_chat_model(model, lora) for model, lora in choices]
-except ValueError as err:  # not a GGUF model, or an adapter made for another model
+except UserError as err:  # not a GGUF model, or an adapter made for another model
     st.error(str(err))
     st.stop()
 

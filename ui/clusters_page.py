@@ -48,7 +48,7 @@ event = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     key="cluster_table",
-    column_config={s: st.column_config.NumberColumn(format="percent") for s in browse.SIGNAL_COLUMNS},
+    column_config={s: st.column_config.NumberColumn(format="percent") for s in browse.signal_columns()},
 )
 rows = event.selection.rows if event is not None else []
 if rows:

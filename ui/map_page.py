@@ -12,7 +12,7 @@ from ui import mapview, selection_panel, state
 COLOR_CHOICES = [
     "source",
     "topic",
-    *browse.SIGNAL_COLUMNS,
+    *browse.signal_columns(),
     "tag",
     "dup_group",
     "deleted",
@@ -59,7 +59,7 @@ with st.sidebar:
     st.divider()
     st.caption("Filter: points outside it are greyed, not removed")
     sources = st.multiselect("Sources", sorted(frame["source"].unique()))
-    signal = st.selectbox("Signal", ["(any)", *browse.SIGNAL_COLUMNS])
+    signal = st.selectbox("Signal", ["(any)", *browse.signal_columns()])
     hide_deleted = st.toggle("Grey out deleted pairs", value=True)
     scored = [c for c in frame.columns if browse.is_score(c) or c == "judge_score"]
     score = st.selectbox("Score", ["(any)", *scored])

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from storage.browse import SIGNAL_COLUMNS, is_score
+from curator.errors import UserError
+from storage.browse import is_score, signal_columns
 from ui import map_component, state
 
 MAX_LEGEND = 12  # categories with a colour of their own; the rest are "other"
@@ -74,7 +75,7 @@ def categories(frame: pd.DataFrame, color_by: str) -> pd.Series:
         return _named(column.notna().to_numpy(np.int8), ["unique", "duplicate"], frame.index)
     if color_by == "deleted":
         return _named(column.to_numpy(bool).astype(np.int8), ["kept", "deleted"], frame.index)
-    if color_by in SIGNAL_COLUMNS or column.dtype == bool:
+    if color_by in signal_columns() or column.dtype == bool:
         flags = column.to_numpy(dtype=float, na_value=np.nan)
         return _named(np.where(np.isnan(flags), 2, flags).astype(np.int8), ["no", "yes", "unknown"], frame.index)
     values = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype(str).astype("category")
@@ -204,7 +205,7 @@ def gesture(map_row, frame: pd.DataFrame, *, key: str) -> None:
     if kind == "polygon":
         try:
             state.select_polygon(map_row, frame, event["polygon"], event.get("shape", "lasso"))
-        except ValueError as err:  # a degenerate lasso: say why, keep the selection there was
+        except UserError as err:  # a degenerate lasso: say why, keep the selection there was
             st.warning(f"That {event.get('shape', 'lasso')} selects nothing: {err}")
     elif kind == "click" and 0 <= int(event["index"]) < len(frame):
         pair_id = int(frame["id"].iat[int(event["index"])])  # point i is row i (both ordered by id)

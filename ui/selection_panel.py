@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import storage
+from curator.errors import UserError
 from curator.selection import Selector
 from jobs import concepts as concept_job
 from jobs import operations
@@ -103,7 +104,7 @@ def _concept(chosen: state.Selection) -> None:
     try:
         with state.database():
             report = concept_job.create(storage.Database(state.db_path()), name, Selector(ids=chosen.ids))
-    except ValueError as err:
+    except UserError as err:
         st.session_state["last_error"] = str(err)
         return
     cv = (

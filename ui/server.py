@@ -17,13 +17,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from storage import browse
-from ui import map_component, state
 
 APP_SCRIPT = Path(__file__).resolve().parents[1] / "app.py"
 HOVER_CHARS = 240
 
 
+# The ui modules are imported by the routes, when they are first called: this module is loaded
+# before Streamlit's runtime starts, and cached functions defined then log "No runtime found".
+
+
 def blob(request) -> Response:
+    from ui import map_component
+
     data = map_component.BLOBS.get(request.path_params["digest"])
     if data is None:
         return Response("gone: rerun the page for fresh map data", status_code=404)
@@ -37,6 +42,8 @@ def blob(request) -> Response:
 
 
 def pair(request) -> Response:
+    from ui import map_component, state
+
     layout = map_component.layout_of(request.path_params["digest"])
     index = request.path_params["index"]
     if layout is None or not 0 <= index < len(layout.ids):

@@ -22,6 +22,7 @@ import streamlit as st
 
 import storage
 from curator.selection import Selector, points_in_polygon
+from curator.selection import breakdown as selection_breakdown
 from jobs import operations
 from storage import browse
 from storage import maps as map_rows
@@ -178,9 +179,10 @@ def map_clusters(token: tuple) -> list[dict]:
 
 
 def breakdown(chosen: Selection, snap: Snapshot | None = None) -> dict[str, list[tuple]]:
-    """Counts of the chosen pairs by source, topic and signal, as browse.breakdown gives them.
-    Counted on the cached map frame when every chosen pair is on that map (a lasso over a
-    million points: a tenth of a second instead of a join in DuckDB), else in the database."""
+    """Counts of the chosen pairs by source, topic (on the map they were chosen on, else the
+    default map) and signal: curator.selection.breakdown, over the cached map frame when every
+    chosen pair is on that map (a lasso over a million points: a tenth of a second instead of a
+    join in DuckDB), else over the same columns read from the database."""
     snap = snap or snapshot()
     ids, map_id = chosen.ids, chosen.source_map
     if map_id is None:
@@ -190,26 +192,10 @@ def breakdown(chosen: Selection, snap: Snapshot | None = None) -> dict[str, list
         frame = map_frame(map_id, snap)
         mask = selected_mask(chosen, frame)
         if np.count_nonzero(mask) == len(ids):
-            # Column by column under the mask, categories counted by their codes: copying the
-            # chosen rows first cost ~2 s for a lasso over half of a million points.
-            out = {}
-            for column in ("source", "topic"):
-                values = frame[column].astype("category")
-                counts = np.bincount(values.cat.codes.to_numpy()[mask] + 1, minlength=len(values.cat.categories) + 1)
-                named = sorted(
-                    ((str(name), int(n)) for name, n in zip(values.cat.categories, counts[1:]) if n),
-                    key=lambda item: (-item[1], item[0]),
-                )
-                out[column] = named[:20]
-            flags = [("deleted", frame["deleted"])] + [(s, frame[s]) for s in browse.SIGNAL_COLUMNS]
-            counts = [
-                (name, int(np.count_nonzero(values.to_numpy(dtype=bool, na_value=False)[mask])))
-                for name, values in flags
-            ]
-            out["signal"] = [(name, n) for name, n in counts if n]
-            return out
+            return selection_breakdown(frame, browse.signal_columns(), mask)
     with reading() as con:
-        return browse.breakdown(con, ids)
+        columns = browse.breakdown_columns(con, ids, map_id)
+    return selection_breakdown(columns, browse.signal_columns())
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -19,13 +19,13 @@ import pandas as pd
 import streamlit as st
 
 import storage
-from curator import run_log
+from curator import config, run_log
+from curator.errors import UserError
 from jobs import export
 from storage import versions
 from ui import background, state
 
 KEPT = "(current kept pairs)"
-TEMPLATES = ("model", "chatml", "gpt4all")  # curator.training.TEMPLATES
 RUNS = Path(state.db_path()).resolve().parent / "runs"
 
 
@@ -192,15 +192,18 @@ else:
         max_steps = steps.number_input(
             "Max steps",
             min_value=1,
-            value=60,
+            value=config.CPU_DEFAULT_STEPS,
             key="max_steps",
             help="60 steps of 8 short pairs take ~5 minutes on 2 CPU cores",
         )
-        rate = lr.number_input("Learning rate", min_value=1e-6, value=1e-3, step=1e-4, format="%.1e", key="lr")
-        rank = lora_r.number_input("LoRA r", min_value=1, value=8, key="lora_r")
+        defaults = config.train_defaults()
+        rate = lr.number_input(
+            "Learning rate", min_value=1e-6, value=defaults["lr"], step=1e-4, format="%.1e", key="lr"
+        )
+        rank = lora_r.number_input("LoRA r", min_value=1, value=defaults["lora_r"], key="lora_r")
         chosen_template = template.selectbox(
             "Template",
-            TEMPLATES,
+            config.TEMPLATES,
             key="template",
             help="model: the base model's chat template; gpt4all: prompt\\nresponse",
         )
@@ -208,7 +211,7 @@ else:
             try:
                 with st.spinner("exporting…"):
                     started = _new_run(None if version == KEPT else version, max_steps, rate, rank, chosen_template)
-            except (ValueError, storage.DatabaseLocked) as err:
+            except (UserError, storage.DatabaseLocked) as err:
                 st.error(str(err))
             else:
                 st.session_state["train_run"] = str(started)

@@ -37,6 +37,8 @@ import numpy as np
 import streamlit.components.v1 as components
 from scipy.ndimage import gaussian_filter
 
+from curator.errors import UserError
+
 BUILD = Path(__file__).with_name("build")
 
 
@@ -276,7 +278,7 @@ def map_chart(
     n = len(layout.ids)
     layout.republish()
     if len(codes) != n or len(legend) > 254:
-        raise ValueError(f"{len(codes)} codes for {n} points, {len(legend)} legend entries (254 at most)")
+        raise UserError(f"{len(codes)} codes for {n} points, {len(legend)} legend entries (254 at most)")
     dim_count = int(np.count_nonzero(dim)) if dim is not None else 0
     selected_count = int(np.count_nonzero(selected)) if selected is not None else 0
     shown_labels = []

@@ -1,6 +1,6 @@
-"""Drives a real `curator app` and its map component in a browser: the helpers the browser tests
-(tests/test_browser.py, tests/test_browser_chat.py, tests/test_app_server.py) and the web app
-benchmark (bench/app.py) share.
+"""Drives a real `curator app` and its map component in a browser: the helpers the web app
+benchmarks (bench/app.py, bench/concurrency.py), the browser tests (tests/test_browser*.py,
+tests/test_app_server.py) and scripts/map_screenshot.py share.
 
 start_app/stop_app run `curator app` as a child process on a free loopback port; the others take
 a Playwright page or the map component's frame. Playwright itself is not imported here.
