@@ -29,8 +29,8 @@ What it does:
    - pan/zoom: frames the map drew per second (its 'draw' events) during a scripted zoom of
      --zoom-steps mouse-wheel steps; JS heap of the page (performance.memory).
 3. Raw baselines in the same run:
-   - the renderer alone: bench/static/regl-scatterplot.js (built from the component's own
-     lockfile) on a static page served from 127.0.0.1, fetching the same float32 positions and
+   - the renderer alone: regl-scatterplot (bundled on first use from the component's own
+     lockfile into bench/out/static/) on a static page served from 127.0.0.1, fetching the same float32 positions and
      colour codes, drawing them with the same options: first paint, a colour redraw, zoom
      frames per second, JS heap;
    - selection: curator.selection.points_in_polygon over the same points in this process;
@@ -41,7 +41,7 @@ What it does:
 4. A screenshot of the map after the lasso goes to bench/out/app_ROWS.png.
 
 --positions-only: no database and no app; regl-scatterplot and deck.gl (ScatterplotLayer on
-binary attributes, bench/static/deckgl.js, the other renderer the issue named) each alone on
+binary attributes, bundled beside it, the other renderer the issue named) each alone on
 --rows random points, alternating: first paint, a colour redraw, zoom frames per second, heap.
 """
 
@@ -54,6 +54,7 @@ import json
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -80,8 +81,25 @@ from bench.app_driver import (  # noqa: E402
 from curator.selection import points_in_polygon  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-RENDERER = ROOT / "bench" / "static" / "regl-scatterplot.js"
-DECKGL = ROOT / "bench" / "static" / "deckgl.js"  # the renderer regl-scatterplot was measured against
+# The renderers alone, bundled on first use from the map component's own lockfile (npm, which
+# only the benchmark needs: the app ships its built bundle) into the git-ignored bench/out/.
+FRONTEND = ROOT / "ui" / "map_component" / "frontend"
+RENDERER = ROOT / "bench" / "out" / "static" / "regl-scatterplot.js"
+DECKGL = ROOT / "bench" / "out" / "static" / "deckgl.js"  # the renderer regl-scatterplot was measured against
+
+
+def build_renderers() -> None:
+    """Bundle RENDERER and DECKGL (`npm ci`, then `npm run build:bench`) unless they exist."""
+    if RENDERER.exists() and DECKGL.exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit("the renderer baselines are bundled with npm on first use: install node and npm")
+    if not (FRONTEND / "node_modules").is_dir():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=FRONTEND, check=True)
+    subprocess.run([npm, "run", "build:bench"], cwd=FRONTEND, check=True)
+
+
 # A lasso over about half of the map, as fractions of the map's half side from its centre.
 LASSO = [(-0.8, -0.75), (0.75, -0.8), (0.8, 0.45), (0, 0.8), (-0.75, 0.6), (-0.8, -0.75)]
 
@@ -431,6 +449,7 @@ def main() -> int:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
+    build_renderers()
     launch = {
         "executable_path": CHROMIUM,
         "headless": True,

@@ -10,7 +10,8 @@ import click
 
 # OpenMP threads (torch's and llama.cpp's share one runtime, configured once, when it loads)
 # spin while waiting for each other; on a busy machine a spinning thread holds the core its
-# partner needs. Measured on 2 shared cores: torch scoring 19 s -> 4 s, llama.cpp 26 s -> 6 s.
+# partner needs. Measured on 2 shared cores: torch scoring 19 s -> 4 s, llama.cpp 26 s -> 6 s
+# (bench/quantize.py measures both).
 # Set before anything loads torch, for every command (and for tests, which import this module).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -458,6 +459,7 @@ def clusters(ctx, map_name, as_json):
 
 
 def main() -> None:
-    # numba (UMAP, HDBSCAN) compiles for ~30 s per process unless its cache persists.
+    # numba (UMAP, HDBSCAN) compiles for ~30 s per process unless its cache persists (bench/map.py
+    # runs each map in a fresh process).
     os.environ.setdefault("NUMBA_CACHE_DIR", str(projection.numba_cache_dir()))
     cli(prog_name="curator")

@@ -103,7 +103,7 @@ def near_pairs(
     found = []
     # Batches are searched in parallel, each with one BLAS thread: measured on 100k vectors on
     # a busy 2-core machine, BLAS's own two threads on these small products took 42 s (18 CPU-s)
-    # against 22 s (10 CPU-s) for one thread, as its threads wait on each other.
+    # against 22 s (10 CPU-s) for one thread, as its threads wait on each other (bench/dedup.py).
     with threadpool_limits(1, user_api="blas"):
         for batch, edges in zip(batches, (mapper or parallel.threaded)(search_cells, (vectors, threshold, k), batches)):
             found.append(edges)

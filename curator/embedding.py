@@ -5,7 +5,8 @@
   or local directory works the same way.
 - CPU, exact: the model's transformer exported once to ONNX (cached on disk) and run with
   onnxruntime; tokenization, pooling and normalization as the sentence-transformers model
-  defines them. Same vectors as sentence-transformers' torch path, ~2x faster on 2 cores.
+  defines them. Same vectors as sentence-transformers' torch path, ~2x faster on 2 cores
+  (bench/embed.py).
   (sentence-transformers' own ONNX backend needs optimum-onnx, which pins transformers<4.58
   and cannot be installed beside sentence-transformers 6.) Falls back to torch when the
   model's pooling is not one we reproduce or the export fails.
@@ -258,7 +259,8 @@ def _export(auto_model, tokenizer, directory: Path) -> None:
 
 
 class StaticEncoder:
-    """model2vec: token vectors distilled from the model, averaged. ~10k texts/s on 2 cores."""
+    """model2vec: token vectors distilled from the model, averaged. ~10k texts/s on 2 cores
+    (bench/embed.py --fast)."""
 
     backend = "model2vec"
 

@@ -314,7 +314,7 @@ def cluster(coords: np.ndarray, params: MapParams) -> np.ndarray:
 
     # One thread: more core-distance jobs only add a process pool's start-up (seconds; the
     # minimum spanning tree dominates). Leaves of 100 points instead of 40: ~30% faster in 2-D
-    # (300k points: 7.6 s instead of 10.7 s).
+    # (300k points: 7.6 s instead of 10.7 s; bench/map.py times the map).
     clusterer = hdbscan.HDBSCAN(
         min_cluster_size=size, min_samples=samples, algorithm="boruvka_kdtree", leaf_size=100, core_dist_n_jobs=1
     )

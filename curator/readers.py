@@ -34,6 +34,7 @@ DEFAULT_MAX_RECORD_BYTES = 1 << 20
 # batches took 13.7 s, 1.35 GB peak RSS and a 665 MB database; 128 MiB batches 14.4 s,
 # 1.85 GB and 1.18 GB (DuckDB writes batches above a row group straight to new blocks,
 # leaving the file larger); 20k-record batches 2.5x longer (a commit per batch through the WAL).
+# Measure again with bench/ingest.py (docs/benchmarks.md, "Ingest").
 BATCH_RECORDS = 131_072
 BATCH_BYTES = 64 << 20
 CONTAINERS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}

@@ -17,7 +17,7 @@ from jobs.runner import Job, Progress, no_progress
 from storage import quality as quality_rows
 from storage.db import Database
 
-CHUNK = 256  # pairs per commit: ~5-15 s of scoring on 2 cores with the bundled model
+CHUNK = 256  # pairs per commit: ~5-15 s of scoring on 2 cores with the bundled model (bench/quality.py)
 
 
 @dataclass

@@ -50,7 +50,8 @@ def map_points(con: duckdb.DuckDBPyConnection, map_id: int) -> pd.DataFrame:
     """Every point of a map with what jobs computed for it, one row per pair, ordered by id.
     Source and topic are categorical: a handful of values repeated a million times. Read
     through Arrow, whose dictionaries become the categories directly: DuckDB's .df() makes a
-    Python string of every value first (1.1 s of 1.3 s at 1M points). Columns with NULLs keep
+    Python string of every value first (1.1 s of 1.3 s at 1M points: bench/app.py's first
+    paint). Columns with NULLs keep
     pandas' nullable types (boolean, Int64), as .df() gives them."""
     concepts = "".join(f', v."{column}"' for column in concept_rows.columns(con))
     flags = ", ".join(f'v."{name}"' for name in signal_columns())

@@ -20,7 +20,7 @@ CREATE MACRO normalize_text(t) AS lower({_WHITESPACE_RUNS})
 # 6: the same normalize_text, run only where it changes something: the pattern can only match
 # a text holding one of \t\n\v\f\r or two spaces (RE2's \s is [\t\n\f\r ]), and
 # contains() finds those faster than the regex engine scans: 1M pairs (1 GB of text), all
-# hashes of an ingest, 4.4 -> 3.6 s on 2 cores.
+# hashes of an ingest, 4.4 -> 3.6 s on 2 cores (bench/ingest.py --floor).
 _NORMALIZE_FAST = f"""
 CREATE OR REPLACE MACRO normalize_text(t) AS lower(
     CASE WHEN contains(t, chr(10)) OR contains(t, '  ') OR contains(t, chr(9)) OR contains(t, chr(13))

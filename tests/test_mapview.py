@@ -140,15 +140,13 @@ def test_labels_sit_at_cluster_medians_fine_and_coarse():
     }
 
 
-def test_operations_marks_join_the_cached_points(monkeypatch):
+def test_operations_marks_join_the_cached_points():
     from ui import state
 
     points = pd.DataFrame({"id": np.arange(0, 20, 2, dtype=np.int64), "x": 0.0, "y": 0.0})
     deleted = np.array([4, 6], dtype=np.int64)
     tags = pd.DataFrame({"id": [2, 6, 7], "tag": ["b", "a", "not on this map"]})
-    monkeypatch.setattr(state, "_map_points", lambda *args: points)
-    monkeypatch.setattr(state, "_marks", lambda *args: (deleted, tags))
-    frame = state._marked_frame.__wrapped__("db", 1, (1,), 1)
+    frame = state.marked(points, deleted, tags)
     assert frame["tag"].tolist()[:5] == [state.UNTAGGED, "b", state.UNTAGGED, "a", state.UNTAGGED]
     assert frame["deleted"].tolist()[:5] == [False, False, True, True, False]
     assert "deleted" not in points.columns  # the cached points are left as they were

@@ -16,7 +16,7 @@ from storage import browse
 from ui import state
 
 # Each rerun reads through a fresh connection, and sampled ids lie in different compressed
-# blocks: at 1M pairs 200 rows took 0.4 s to read, 50 rows 0.17 s.
+# blocks: at 1M pairs 200 rows took 0.4 s to read, 50 rows 0.17 s (bench/app.py's database).
 SAMPLE_ROWS = 50
 SAMPLE_ORDERS = ["id", "ifd", "judge_score", "loss_base", "loss_tuned"]
 

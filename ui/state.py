@@ -126,18 +126,23 @@ def _marks(path: str, ops_token: int | None) -> tuple[np.ndarray, pd.DataFrame]:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _marked_frame(path: str, map_id: int, data_token: tuple, ops_token: int | None) -> pd.DataFrame:
-    points = _map_points(path, map_id, data_token)
-    deleted, tags = _marks(path, ops_token)
+    return marked(_map_points(path, map_id, data_token), *_marks(path, ops_token))
+
+
+def marked(points: pd.DataFrame, deleted: np.ndarray, tags: pd.DataFrame) -> pd.DataFrame:
+    """The map's points (ordered by id) with what operations decided joined on: `deleted` and
+    the first `tag` (UNTAGGED when none; tags of pairs not on the map are left out). The
+    points' frame itself is left as it is (it is cached)."""
     ids = points["id"].to_numpy()
     at = np.searchsorted(ids, tags["id"].to_numpy())
     found = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == tags["id"].to_numpy())
     # The first tag as a category: a million copies of "(untagged)" as Python strings cost
-    # 0.1 s after every operation, codes a millisecond.
+    # 0.1 s after every operation, codes a millisecond (bench/app.py, delete -> redrawn).
     names = tags["tag"].to_numpy()[found].astype(object)
     categories = np.unique(np.array([UNTAGGED, *names], dtype=object))
     codes = np.full(len(ids), np.searchsorted(categories, UNTAGGED), dtype=np.int32)
     codes[at[found]] = np.searchsorted(categories, names)
-    frame = points.copy(deep=False)  # the cached points stay as they are
+    frame = points.copy(deep=False)
     frame["deleted"] = on_map(ids, deleted)
     frame["tag"] = pd.Categorical.from_codes(codes, categories=categories)
     return frame

@@ -240,7 +240,7 @@ def layout_of(digest: str) -> Layout | None:
 
 # Bitmasks up to this size travel inside the component's arguments (base64) instead of being
 # fetched: a fetch right after a rerun waits for the browser to finish drawing the page
-# (0.5 s at 1M points on 2 cores), and 1M points are 125 KB.
+# (0.5 s at 1M points on 2 cores: bench/app.py), and 1M points are 125 KB.
 INLINE_BYTES = 256 * 1024
 
 
