@@ -102,7 +102,7 @@ def probe(browser, url: str, page_name: str) -> tuple[bool, float, str]:
             page.goto(url, wait_until="domcontentloaded")
             map_frame(page, timeout=30_000)
         else:
-            page.goto(f"{url}/clusters_page", wait_until="domcontentloaded")
+            page.goto(f"{url}/clusters", wait_until="domcontentloaded")
             page.locator(BLOB_TABLE).first.wait_for(timeout=30_000)
         return True, time.perf_counter() - started, ""
     except Exception:  # noqa: BLE001  (any failure to show data is what is counted)

@@ -256,7 +256,7 @@ def test_colour_change_sends_codes_not_positions(page, app_db):
 
 
 def test_keyword_search_highlights_hits(page, app_db, app_url):
-    page.goto(app_url + "/search_page")
+    page.goto(app_url + "/search")
     (prompt,) = query(app_db, "SELECT prompt FROM pairs ORDER BY id LIMIT 1")[0]
     word = max(re.findall(r"[A-Za-z]+", prompt), key=len)  # a word the data surely holds
     expected = query(
@@ -274,7 +274,7 @@ def test_keyword_search_highlights_hits(page, app_db, app_url):
 
 
 def test_export_writes_a_file(page, app_db, app_url, tmp_path):
-    page.goto(app_url + "/export_page")
+    page.goto(app_url + "/export")
     out = tmp_path / "export"
     page.get_by_label("Directory").fill(str(out))
     page.get_by_label("Directory").press("Enter")
@@ -326,3 +326,11 @@ def test_twin_view_shows_one_selection_on_both_maps(page, app_db, app_url):
         frame.wait_for_function(f"window.curatorMap.selectedCount === {count}")
     assert map_report(prompt_map)["fetched"][0] != map_report(response_map)["fetched"][0]  # two layouts
     _shot(page, "8-twin")
+
+
+def test_pages_have_addresses_that_read_and_a_title(page, app_url):
+    for path, title in [("/", "Map"), ("/clusters", "Clusters"), ("/versions", "Versions"), ("/jobs", "Jobs")]:
+        page.goto(app_url + path)
+        settle(page)
+        page.get_by_role("heading", name=title, exact=True).first.wait_for()
+        assert "Page not found" not in page.locator("body").inner_text()

@@ -26,7 +26,7 @@ def app_db(tmp_path_factory) -> Path:
 
 
 def test_two_models_answer_side_by_side(page, app_url):
-    page.goto(app_url + "/chat_page")
+    page.goto(app_url + "/chat")
     page.get_by_test_id("stChatInputTextArea").wait_for()
     assert page.get_by_label("Compare with a second model").is_checked()  # a tuned file found: beside the base
     page.get_by_test_id("stChatInputTextArea").fill("What is the capital of France?")
