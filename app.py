@@ -22,5 +22,5 @@ pages = [
     st.Page("ui/jobs_page.py", title="Jobs", url_path="jobs"),
 ]
 page = st.navigation(pages)
-st.subheader(page.title)  # every page says what it is (the browser tab says "PAGE · curator")
+st.header(page.title)  # every page says what it is, above its own sections (subheaders)
 page.run()
