@@ -6,7 +6,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -103,12 +103,16 @@ def connect_read_only(path: str | os.PathLike | None = None, wait: float = 0.0) 
     if not db_path.exists():
         raise FileNotFoundError(f"no database at {db_path} (run `curator ingest` or `curator demo` first)")
     config = {"enable_external_access": False, "lock_configuration": True}
-    con = _retrying(lambda: _open(db_path, read_only=True, config=config), wait)
+
+    def sandboxed() -> duckdb.DuckDBPyConnection:
+        return _retrying(lambda: _open(db_path, read_only=True, config=config), wait)
+
+    con = sandboxed()
     if schema_version(con) >= len(MIGRATIONS):
         return con  # the usual case: one open (each costs ~50 ms on a 1M-pair file)
     con.close()
     connect(db_path, wait=max(wait, LOCK_WAIT)).close()  # bring an older file up to date before reading it
-    return _retrying(lambda: _open(db_path, read_only=True, config=config), wait)
+    return sandboxed()
 
 
 class Database:
@@ -137,22 +141,13 @@ class Database:
         if not self._migrated:  # an older file is brought up to date by its first opening
             with self.writing():
                 pass
-        con = _retrying(lambda: _open(self.path, read_only=True, config={}), self.wait)
-        with self._held(con):
+        with self._held(_retrying(lambda: _open(self.path, read_only=True, config={}), self.wait)) as con:
             yield con
 
     @contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = connect(self.path, wait=self.wait)
-        self._migrated = True
-        with self._held(con):
-            con.begin()
-            try:
-                yield con
-            except BaseException:
-                con.rollback()
-                raise
-            con.commit()
+        with self._held(self._connect()) as con, _transaction(con):
+            yield con
 
     @contextmanager
     def batches(self, hold: float) -> Iterator[BatchWriter]:
@@ -168,16 +163,35 @@ class Database:
         """Whether a reading or writing block is open now (in this process)."""
         return self._open > 0
 
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """A writable connection, the file migrated by it (connect)."""
+        con = connect(self.path, wait=self.wait)
+        self._migrated = True
+        return con
+
     @contextmanager
-    def _held(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    def _held(self, con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        """con, closed when the block ends; the time it was open counts towards longest_hold."""
         started = time.monotonic()
         self._open += 1
         try:
-            yield
+            yield con
         finally:
             self._open -= 1
             con.close()
             self.longest_hold = max(self.longest_hold, time.monotonic() - started)
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction: committed when the block ends, rolled back on an error."""
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
 
 
 class BatchWriter:
@@ -188,33 +202,29 @@ class BatchWriter:
 
     def __init__(self, db: Database, hold: float):
         self.db, self.hold = db, hold
+        self._stack: ExitStack | None = None  # the database's hold on the open connection
         self._con: duckdb.DuckDBPyConnection | None = None
         self._opened = 0.0
 
     @contextmanager
     def batch(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if self._con is None:
-            self._con = connect(self.db.path, wait=self.db.wait)
-            self.db._migrated = True
-            self.db._open += 1
+        if self._stack is None:
+            self._stack = ExitStack()
+            self._con = self._stack.enter_context(self.db._held(self.db._connect()))
             self._opened = time.monotonic()
-        self._con.begin()
         try:
-            yield self._con
+            with _transaction(self._con):
+                yield self._con
         except BaseException:
-            self._con.rollback()
             self.close()
             raise
-        self._con.commit()
         if time.monotonic() - self._opened >= self.hold:
             self.close()
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
-            self.db._open -= 1
-            self.db.longest_hold = max(self.db.longest_hold, time.monotonic() - self._opened)
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = self._con = None
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:

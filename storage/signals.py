@@ -32,13 +32,11 @@ def ensure_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Add a column to `signals` for each registered flag (or detail) it lacks, and show it in
     pairs_view: a flag registered after the schema was made needs no migration. Returns the
     columns added. Column names are curator.signals' checked identifiers."""
-    have = {
-        row[0]
-        for row in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'signals'").fetchall()
-    }
-    added = [name for name in columns() if name not in have]
+    have = set(views.table_columns(con, "signals"))
+    wanted = columns()
+    added = [name for name in wanted if name not in have]
     for name in added:
-        kind = "VARCHAR" if columns()[name] == pa.string() else "BOOLEAN"
+        kind = "VARCHAR" if wanted[name] == pa.string() else "BOOLEAN"
         con.execute(f'ALTER TABLE signals ADD COLUMN "{name}" {kind}')
     if added:
         views.refresh_pairs_view(con)

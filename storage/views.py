@@ -19,7 +19,8 @@ CONCEPT_PREFIX = "concept_"
 _KEYS = ("pair_id", "run_id")
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """A table's or view's columns, in order."""
     return [
         row[0]
         for row in con.execute(
@@ -29,8 +30,8 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def refresh_pairs_view(con: duckdb.DuckDBPyConnection) -> None:
-    base = set(_columns(con, "pairs_view_base"))
-    extra = [name for name in _columns(con, "signals") if name not in base and name not in _KEYS]
+    base = set(table_columns(con, "pairs_view_base"))
+    extra = [name for name in table_columns(con, "signals") if name not in base and name not in _KEYS]
     selected, joins = ["b.*"], []
     if extra:
         selected += [f'sx."{name}"' for name in extra]
